@@ -1,0 +1,68 @@
+/**
+ * What every dataset of a delivery declares: how its records are validated and shaped, and where
+ * they land. The Effect Schema behind `decode` is the single source of truth; the table columns,
+ * the partner messages and the docs derive from it.
+ */
+
+/** Postgres type of a target column. Values arrive in `Row` already normalised for that type. */
+export type ColumnType = "text" | "bigint" | "integer" | "date" | "boolean" | "numeric" | "jsonb"
+
+export interface Column {
+  readonly name: string
+  readonly type: ColumnType
+  readonly nullable: boolean
+}
+
+/** A cell of a row: already normalised (cents as integers, ISO dates as strings, …). */
+export type Cell = string | number | boolean | null
+
+/** One target row, cells in the order of `Dataset.columns`. */
+export type Row = ReadonlyArray<Cell>
+
+/** A message in both languages a partner may read. */
+export interface Bilingual {
+  readonly en: string
+  readonly fr: string
+}
+
+/**
+ * Why one record was rejected, in a form a partner can act on. `rule` is a stable identifier
+ * (e.g. `iban.checksum`, `required`, `date.iso`) used to group errors in reports.
+ */
+export interface RecordIssue {
+  /** JSON path inside the record, e.g. `$.address.postal_code`, `$` for the record itself. */
+  readonly path: string
+  readonly rule: string
+  readonly message: Bilingual
+  /** The offending value, JSON-encoded and shortened; absent when the value is missing. */
+  readonly value?: string
+}
+
+export type Decoded =
+  | { readonly ok: true; readonly row: Row }
+  | { readonly ok: false; readonly issues: ReadonlyArray<RecordIssue> }
+
+export interface Dataset {
+  /** Stable name, used in manifests, reports and metrics (e.g. `transactions`). */
+  readonly name: string
+  /** Matches a file's base name (without `.gz`) when no manifest names the dataset. */
+  readonly filePattern: RegExp
+  /** Key of the records array when a file is an object wrapping it (`{"records": [...]}`). */
+  readonly recordsKey: string
+  /** Target table (unqualified; the sink owns the schema). */
+  readonly table: string
+  readonly columns: ReadonlyArray<Column>
+  /** Column names forming the natural key: re-loading a record upserts on it. */
+  readonly naturalKey: ReadonlyArray<string>
+  /**
+   * Validate one parsed JSON value and transform it to a row. Pure and synchronous: it runs in a
+   * tight loop over batches, never as one Effect per record.
+   */
+  readonly decode: (value: unknown) => Decoded
+  /**
+   * SQL run in the delivery's transaction after every dataset was upserted, to fill columns that
+   * come from other datasets (a transaction's property through its lease's IBAN). Tables are
+   * unqualified; `$1` is bound to the delivery id so only this delivery's rows are touched.
+   */
+  readonly enrichSql?: string
+}
