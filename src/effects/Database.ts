@@ -1,0 +1,195 @@
+import { PGlite } from "@electric-sql/pglite"
+import { Config, Context, Data, Effect, Layer, Option, Redacted, Scope, Semaphore } from "effect"
+import postgres from "postgres"
+
+/**
+ * A database call failed. `code` is the PostgreSQL SQLSTATE when the server answered (e.g.
+ * `40001` serialization failure), absent for connection faults.
+ */
+export class DatabaseError extends Data.TaggedError("DatabaseError")<{
+  readonly operation: string
+  readonly code?: string
+  readonly cause: unknown
+}> {
+  override get message(): string {
+    const detail = this.cause instanceof Error ? this.cause.message : String(this.cause)
+    return `database ${this.operation} failed${this.code ? ` (SQLSTATE ${this.code})` : ""}: ${detail}`
+  }
+}
+
+/** A value bound to a `$n` parameter. */
+export type SqlParam = string | number | boolean | null
+
+/** What can be done on one connection. */
+export interface SqlSession {
+  /** One statement, `$1…$n` bound to `params`; rows as plain objects. */
+  readonly query: <T = Record<string, unknown>>(
+    text: string,
+    params?: ReadonlyArray<SqlParam>
+  ) => Effect.Effect<ReadonlyArray<T>, DatabaseError>
+  /** One statement that returns no rows; answers how many rows it affected. */
+  readonly execute: (text: string, params?: ReadonlyArray<SqlParam>) => Effect.Effect<number, DatabaseError>
+  /** Several statements separated by `;`, no parameters (migrations, BEGIN/COMMIT). */
+  readonly exec: (text: string) => Effect.Effect<void, DatabaseError>
+  /**
+   * `COPY table (columns) FROM STDIN` with `data` in PostgreSQL's text format (tab-separated,
+   * `\N` for null, one row per line, see `copyText`).
+   */
+  readonly copyIn: (table: string, columns: ReadonlyArray<string>, data: string) => Effect.Effect<void, DatabaseError>
+}
+
+/**
+ * The PostgreSQL database everything lands in: production Postgres through postgres.js, or the
+ * embedded PGlite. Both speak the same SQL, so the sink, the ledger and the migrations are written
+ * once against this service.
+ */
+export class Database extends Context.Service<Database, SqlSession & {
+  readonly kind: "postgres" | "pglite"
+  /**
+   * A session on one connection held for the scope, for transactions. On PGlite (a single
+   * connection) this excludes every other query until the scope closes: never wait for another
+   * session's work while holding one.
+   */
+  readonly reserve: Effect.Effect<SqlSession, DatabaseError, Scope.Scope>
+}>()("loaders/Database") {
+  /** Postgres at `url` (a `postgres://` URL), through a pool of `max` connections. */
+  static readonly layerPostgres = (url: Redacted.Redacted<string>, options: { readonly max?: number } = {}) =>
+    Layer.effect(Database, makePostgres(url, options.max ?? 8))
+
+  /** PGlite persisted in `dataDir` (in memory when undefined). */
+  static readonly layerPGlite = (dataDir: string | undefined) => Layer.effect(Database, makePGlite(dataDir))
+
+  /**
+   * From the environment: `DATABASE_URL` selects Postgres; without it, PGlite in
+   * `LOADERS_PGLITE_DIR` (default `.loaders/pglite`).
+   */
+  static readonly layer = Layer.unwrap(
+    Effect.gen(function*() {
+      const url = yield* Config.option(Config.Redacted("DATABASE_URL"))
+      if (Option.isSome(url)) return Database.layerPostgres(url.value)
+      const dir = yield* Config.String("LOADERS_PGLITE_DIR").pipe(Config.withDefault(".loaders/pglite"))
+      return Database.layerPGlite(dir)
+    })
+  )
+}
+
+const sqlState = (cause: unknown): string | undefined => {
+  if (typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string") {
+    return /^[0-9A-Z]{5}$/.test(cause.code) ? cause.code : undefined
+  }
+  return undefined
+}
+
+const attempt = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, DatabaseError> =>
+  Effect.tryPromise({
+    try: run,
+    catch: (cause) => new DatabaseError({ operation, code: sqlState(cause), cause })
+  })
+
+const copyStatement = (table: string, columns: ReadonlyArray<string>, source: string): string =>
+  `COPY ${table} (${columns.map((c) => `"${c}"`).join(", ")}) FROM ${source}`
+
+const makePostgres = Effect.fnUntraced(function*(url: Redacted.Redacted<string>, max: number) {
+  const sql = yield* Effect.acquireRelease(
+    Effect.sync(() =>
+      postgres(Redacted.value(url), {
+        max,
+        onnotice: () => {},
+        // Dates and bigints stay strings: reports and tests compare exact values, not JS numbers.
+        types: {},
+        connection: { application_name: "loaders" }
+      })
+    ),
+    (sql) => Effect.promise(() => sql.end({ timeout: 5 }))
+  )
+  yield* attempt("connect", () => sql`select 1`)
+
+  type Conn = postgres.Sql | postgres.ReservedSql
+  const session = (conn: Conn): SqlSession => ({
+    query: <T>(text: string, params: ReadonlyArray<SqlParam> = []) =>
+      attempt("query", async () => Array.from(await conn.unsafe(text, [...params])) as Array<T>),
+    execute: (text, params = []) => attempt("execute", async () => (await conn.unsafe(text, [...params])).count),
+    exec: (text) => attempt("exec", () => conn.unsafe(text).simple()).pipe(Effect.asVoid),
+    copyIn: (table, columns, data) =>
+      attempt("copy", async () => {
+        const writable = await conn.unsafe(copyStatement(table, columns, "STDIN")).writable()
+        await new Promise<void>((resolve, reject) => {
+          writable.once("error", reject)
+          writable.once("finish", resolve)
+          writable.end(data)
+        })
+      })
+  })
+
+  return Database.of({
+    kind: "postgres",
+    ...session(sql),
+    reserve: Effect.acquireRelease(
+      attempt("reserve", () => sql.reserve()),
+      (reserved) => Effect.sync(() => reserved.release())
+    ).pipe(Effect.map(session))
+  })
+})
+
+const makePGlite = Effect.fnUntraced(function*(dataDir: string | undefined) {
+  const db = yield* Effect.acquireRelease(
+    attempt("open", async () => {
+      const db = new PGlite(dataDir)
+      await db.waitReady
+      return db
+    }),
+    (db) => Effect.promise(() => db.close())
+  )
+  // One connection: a reserved session must keep every other query out until it is released,
+  // or they would run inside its transaction.
+  const lock = yield* Semaphore.make(1)
+
+  const session: SqlSession = {
+    query: <T>(text: string, params: ReadonlyArray<SqlParam> = []) =>
+      attempt("query", async () => (await db.query<T>(text, [...params])).rows),
+    execute: (text, params = []) =>
+      attempt("execute", async () => (await db.query(text, [...params])).affectedRows ?? 0),
+    exec: (text) => attempt("exec", () => db.exec(text)).pipe(Effect.asVoid),
+    copyIn: (table, columns, data) =>
+      attempt("copy", () => db.query(copyStatement(table, columns, "'/dev/blob'"), [], { blob: new Blob([data]) }))
+        .pipe(Effect.asVoid)
+  }
+  const shared: SqlSession = {
+    query: (text, params) => lock.withPermit(session.query(text, params)),
+    execute: (text, params) => lock.withPermit(session.execute(text, params)),
+    exec: (text) => lock.withPermit(session.exec(text)),
+    copyIn: (table, columns, data) => lock.withPermit(session.copyIn(table, columns, data))
+  }
+
+  return Database.of({
+    kind: "pglite",
+    ...shared,
+    reserve: Effect.acquireRelease(lock.take(1), () => lock.release(1)).pipe(Effect.as(session))
+  })
+})
+
+/**
+ * Encodes rows for `COPY … FROM STDIN` in text format. Cells are written as they are; the caller
+ * passes values already normalised for each column's type.
+ */
+export const copyText = (rows: ReadonlyArray<ReadonlyArray<string | number | boolean | null>>): string => {
+  let out = ""
+  for (const row of rows) {
+    for (let i = 0; i < row.length; i++) {
+      if (i > 0) out += "\t"
+      const cell = row[i]
+      if (cell === null || cell === undefined) out += "\\N"
+      else if (typeof cell === "string") out += escapeCopy(cell)
+      else out += String(cell)
+    }
+    out += "\n"
+  }
+  return out
+}
+
+const needsEscape = /[\\\t\n\r]/
+
+const escapeCopy = (value: string): string =>
+  needsEscape.test(value)
+    ? value.replace(/[\\\t\n\r]/g, (c) => (c === "\\" ? "\\\\" : c === "\t" ? "\\t" : c === "\n" ? "\\n" : "\\r"))
+    : value

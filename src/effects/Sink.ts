@@ -1,0 +1,231 @@
+import { Context, Effect, Layer, Ref, Scope } from "effect"
+import type { Column, ColumnType, Dataset, Row } from "../../schemas/Dataset.ts"
+import { copyText, Database, type DatabaseError, type SqlSession } from "./Database.ts"
+
+/** PostgreSQL schema that holds the loaded tables and the ledger. */
+export const SCHEMA = "loaders"
+
+/** A valid record on its way to the database, with where it came from. */
+export interface StagedRecord {
+  readonly file: string
+  readonly index: number
+  readonly row: Row
+}
+
+/** A record whose natural key already appeared earlier in the same delivery (the first wins). */
+export interface Duplicate {
+  /** Position of the duplicate in the batch handed to `write`. */
+  readonly position: number
+  readonly firstFile: string
+  readonly firstIndex: number
+}
+
+export interface WriteResult {
+  /** Rows inserted or updated. */
+  readonly loaded: number
+  readonly duplicates: ReadonlyArray<Duplicate>
+}
+
+/**
+ * One delivery's open transaction. Every `write` is upserted inside it as it streams, so the
+ * database works while parsing goes on; nothing is visible to others until `commit`. Closing the
+ * scope without committing rolls everything back.
+ */
+export interface DeliveryLoad {
+  readonly write: (dataset: Dataset, batch: ReadonlyArray<StagedRecord>) => Effect.Effect<WriteResult, DatabaseError>
+  /**
+   * Fills cross-dataset columns (`enrichSql`), runs `fence` on the same transaction (it fails if
+   * this run lost its claim on the delivery meanwhile), then commits.
+   */
+  readonly commit: <E>(fence: (session: SqlSession) => Effect.Effect<void, E>) => Effect.Effect<void, DatabaseError | E>
+}
+
+/**
+ * Where validated rows land: one table per dataset in schema `loaders`, upserted on the natural
+ * key, each row carrying its lineage (`_delivery` run, `_file`, `_record`, `_loaded_at`).
+ */
+export class Sink extends Context.Service<Sink, {
+  /** Opens the delivery's transaction; `runId` tags its rows (`_delivery`). */
+  readonly begin: (runId: string) => Effect.Effect<DeliveryLoad, DatabaseError, Scope.Scope>
+}>()("loaders/Sink") {
+  /** The Postgres/PGlite sink for `datasets`, creating or extending their tables at start. */
+  static readonly layer = (datasets: ReadonlyArray<Dataset>) =>
+    Layer.effect(
+      Sink,
+      Effect.gen(function*() {
+        const db = yield* Database
+        yield* migrate(db, datasets)
+        return Sink.of({ begin: (runId) => begin(db, runId) })
+      })
+    )
+}
+
+const LINEAGE: ReadonlyArray<Column> = [
+  { name: "_delivery", type: "text", nullable: false },
+  { name: "_file", type: "text", nullable: false },
+  { name: "_record", type: "bigint", nullable: false }
+]
+
+const SQL_TYPES: Record<ColumnType, string> = {
+  text: "text",
+  bigint: "bigint",
+  integer: "integer",
+  date: "date",
+  boolean: "boolean",
+  numeric: "numeric",
+  jsonb: "jsonb"
+}
+
+const ident = (name: string): string => `"${name.replaceAll("\"", "\"\"")}"`
+const target = (dataset: Dataset): string => `${SCHEMA}.${ident(dataset.table)}`
+const stage = (dataset: Dataset): string => ident(`_stage_${dataset.table}`)
+const columnDef = (column: Column): string =>
+  `${ident(column.name)} ${SQL_TYPES[column.type]}${column.nullable ? "" : " NOT NULL"}`
+
+/** A column added to an existing table must accept the rows already there. */
+const addedColumnDef = (column: Column): string => `${ident(column.name)} ${SQL_TYPES[column.type]}`
+
+/**
+ * Creates the schema and each dataset's table, and adds columns a newer dataset version declares.
+ * Serialised with an advisory lock so several workers starting together do not race.
+ */
+const migrate = (db: Database["Service"], datasets: ReadonlyArray<Dataset>) =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const session = yield* db.reserve
+      yield* session.exec("BEGIN")
+      yield* session.query("SELECT pg_advisory_xact_lock(hashtext('loaders.migrate'))")
+      yield* session.exec(`CREATE SCHEMA IF NOT EXISTS ${SCHEMA}`)
+      for (const dataset of datasets) {
+        const columns = [...dataset.columns, ...LINEAGE]
+        yield* session.exec(
+          `CREATE TABLE IF NOT EXISTS ${target(dataset)} (
+            ${columns.map(columnDef).join(",\n            ")},
+            "_loaded_at" timestamptz NOT NULL DEFAULT now(),
+            PRIMARY KEY (${dataset.naturalKey.map(ident).join(", ")})
+          )`
+        )
+        for (const column of columns) {
+          yield* session.exec(`ALTER TABLE ${target(dataset)} ADD COLUMN IF NOT EXISTS ${addedColumnDef(column)}`)
+        }
+      }
+      yield* session.exec("COMMIT")
+    })
+  )
+
+interface DuplicateRow {
+  readonly _file: string
+  readonly _record: string | number
+  readonly first_file: string
+  readonly first_record: string | number
+}
+
+const begin = (db: Database["Service"], runId: string) =>
+  Effect.gen(function*() {
+    const session = yield* db.reserve
+    const committed = yield* Ref.make(false)
+    const staged = new Set<Dataset>()
+    yield* Effect.acquireRelease(
+      session.exec("BEGIN"),
+      () => Ref.get(committed).pipe(Effect.flatMap((done) => (done ? Effect.void : session.exec("ROLLBACK").pipe(Effect.ignore))))
+    )
+
+    const prepare = (dataset: Dataset) =>
+      staged.has(dataset)
+        ? Effect.void
+        : session
+          .exec(
+            `CREATE TEMP TABLE ${stage(dataset)} ON COMMIT DROP AS
+               SELECT ${[...dataset.columns, ...LINEAGE].map((c) => ident(c.name)).join(", ")}
+               FROM ${target(dataset)} WITH NO DATA`
+          )
+          .pipe(Effect.tap(() => Effect.sync(() => staged.add(dataset))))
+
+    const write = (dataset: Dataset, batch: ReadonlyArray<StagedRecord>) =>
+      Effect.gen(function*() {
+        const { unique, duplicates } = dedupe(dataset, batch)
+        if (unique.length === 0) return { loaded: 0, duplicates }
+        yield* prepare(dataset)
+        const columns = [...dataset.columns, ...LINEAGE].map((c) => c.name)
+        yield* session.copyIn(stage(dataset), columns, copyText(unique.map((r) => [...r.row, runId, r.file, r.index])))
+        const [result] = yield* session.query<{ loaded: number; duplicates: ReadonlyArray<DuplicateRow> }>(
+          upsertSql(dataset),
+          [runId]
+        )
+        yield* session.exec(`TRUNCATE ${stage(dataset)}`)
+        const earlier = result?.duplicates ?? []
+        if (earlier.length === 0) return { loaded: result?.loaded ?? 0, duplicates }
+        const positions = new Map(batch.map((r, position) => [`${r.file}\u0000${r.index}`, position]))
+        return {
+          loaded: result?.loaded ?? 0,
+          duplicates: [
+            ...duplicates,
+            ...earlier.map((d) => ({
+              position: positions.get(`${d._file}\u0000${Number(d._record)}`) ?? 0,
+              firstFile: d.first_file,
+              firstIndex: Number(d.first_record)
+            }))
+          ]
+        }
+      })
+
+    const commit = <E>(fence: (session: SqlSession) => Effect.Effect<void, E>) =>
+      Effect.gen(function*() {
+        for (const dataset of staged) {
+          if (dataset.enrichSql) yield* session.execute(dataset.enrichSql, [runId])
+        }
+        yield* fence(session)
+        yield* session.exec("COMMIT")
+        yield* Ref.set(committed, true)
+      })
+
+    return { write, commit } satisfies DeliveryLoad
+  })
+
+/**
+ * Keeps the first record of each natural key within the batch. Duplicates across batches are
+ * caught by the upsert, which never overwrites a row of the same run.
+ */
+const dedupe = (dataset: Dataset, batch: ReadonlyArray<StagedRecord>) => {
+  const keyPositions = dataset.naturalKey.map((name) => dataset.columns.findIndex((c) => c.name === name))
+  const seen = new Map<string, StagedRecord>()
+  const unique: Array<StagedRecord> = []
+  const duplicates: Array<Duplicate> = []
+  batch.forEach((record, position) => {
+    const key = keyPositions.map((i) => String(record.row[i])).join("\u0000")
+    const first = seen.get(key)
+    if (first) duplicates.push({ position, firstFile: first.file, firstIndex: first.index })
+    else {
+      seen.set(key, record)
+      unique.push(record)
+    }
+  })
+  return { unique, duplicates }
+}
+
+/**
+ * One round trip per batch: reports staged rows whose key this run already loaded (seen in the
+ * pre-insert snapshot), and upserts the rest. `WHERE … IS DISTINCT FROM` keeps the first row of
+ * the run and lets a later delivery replace an earlier one.
+ */
+const upsertSql = (dataset: Dataset): string => {
+  const names = [...dataset.columns, ...LINEAGE].map((c) => ident(c.name))
+  const keys = dataset.naturalKey.map(ident)
+  const updates = [...names.filter((n) => !keys.includes(n)), `"_loaded_at"`].map((n) =>
+    n === `"_loaded_at"` ? `"_loaded_at" = now()` : `${n} = excluded.${n}`
+  )
+  const on = keys.map((k) => `t.${k} = s.${k}`).join(" AND ")
+  return `WITH earlier AS (
+      SELECT s."_file", s."_record", t."_file" AS first_file, t."_record" AS first_record
+      FROM ${stage(dataset)} s JOIN ${target(dataset)} t ON ${on}
+      WHERE t."_delivery" = $1
+    ), written AS (
+      INSERT INTO ${target(dataset)} AS t (${names.join(", ")})
+      SELECT ${names.join(", ")} FROM ${stage(dataset)}
+      ON CONFLICT (${keys.join(", ")}) DO UPDATE SET ${updates.join(", ")}
+      WHERE t."_delivery" IS DISTINCT FROM excluded."_delivery"
+      RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM written)::int AS loaded,
+           (SELECT coalesce(json_agg(earlier), '[]'::json) FROM earlier) AS duplicates`
+}

@@ -1,0 +1,76 @@
+import { describe, expect } from "bun:test"
+import { Effect, Layer } from "effect"
+import type { Dataset } from "../../schemas/Dataset.ts"
+import { Database } from "../../src/effects/Database.ts"
+import { Sink, type StagedRecord } from "../../src/effects/Sink.ts"
+import { effectTest } from "../support/effect.ts"
+
+/** A two-column dataset: enough to exercise staging, upserts and duplicates without the real schemas. */
+const things: Dataset = {
+  name: "things",
+  filePattern: /^things\.json$/,
+  recordsKey: "records",
+  table: "things",
+  columns: [
+    { name: "id", type: "text", nullable: false },
+    { name: "label", type: "text", nullable: true },
+    { name: "amount_cents", type: "bigint", nullable: false }
+  ],
+  naturalKey: ["id"],
+  decode: () => ({ ok: false, issues: [] })
+}
+
+const record = (index: number, id: string, label: string | null, cents: number): StagedRecord => ({
+  file: "incoming/p/d/things.json",
+  index,
+  row: [id, label, cents]
+})
+
+const rows = Effect.gen(function*() {
+  const db = yield* Database
+  return yield* db.query<{ id: string; label: string | null; amount_cents: string; _delivery: string }>(
+    `SELECT id, label, amount_cents::text AS amount_cents, _delivery FROM loaders.things ORDER BY id`
+  )
+})
+
+const layer = () => Sink.layer([things]).pipe(Layer.provideMerge(Database.layerPGlite(undefined)))
+
+describe("Sink on PGlite", () => {
+  effectTest("a committed delivery upserts its rows; a rolled-back one leaves nothing", () =>
+    Effect.gen(function*() {
+      const sink = yield* Sink
+      yield* Effect.scoped(Effect.gen(function*() {
+        const load = yield* sink.begin("run-1")
+        const result = yield* load.write(things, [record(0, "a", "tab\there", 100), record(1, "b", null, -5)])
+        expect(result).toEqual({ loaded: 2, duplicates: [] })
+        yield* load.commit(() => Effect.void)
+      }))
+      yield* Effect.scoped(Effect.gen(function*() {
+        const load = yield* sink.begin("run-2")
+        yield* load.write(things, [record(0, "c", "never", 1)])
+      }))
+      expect(yield* rows).toEqual([
+        { id: "a", label: "tab\there", amount_cents: "100", _delivery: "run-1" },
+        { id: "b", label: null, amount_cents: "-5", _delivery: "run-1" }
+      ])
+    }), layer())
+
+  effectTest("a re-run replaces rows without duplicating them; repeats inside a run are reported", () =>
+    Effect.gen(function*() {
+      const sink = yield* Sink
+      for (const runId of ["run-1", "run-2"]) {
+        yield* Effect.scoped(Effect.gen(function*() {
+          const load = yield* sink.begin(runId)
+          const first = yield* load.write(things, [record(0, "a", runId, 1), record(1, "a", "dup", 2)])
+          expect(first).toEqual({ loaded: 1, duplicates: [{ position: 1, firstFile: "incoming/p/d/things.json", firstIndex: 0 }] })
+          const second = yield* load.write(things, [record(2, "b", runId, 3), record(3, "a", "dup again", 4)])
+          expect(second).toEqual({ loaded: 1, duplicates: [{ position: 1, firstFile: "incoming/p/d/things.json", firstIndex: 0 }] })
+          yield* load.commit(() => Effect.void)
+        }))
+      }
+      expect(yield* rows).toEqual([
+        { id: "a", label: "run-2", amount_cents: "1", _delivery: "run-2" },
+        { id: "b", label: "run-2", amount_cents: "3", _delivery: "run-2" }
+      ])
+    }), layer())
+})
