@@ -11,13 +11,25 @@ export interface DeliveryKey {
   readonly delivery: string
 }
 
+/** The objects of a delivery folder as a claim sees them: name inside the folder → ETag. */
+export interface FolderObjects {
+  readonly etags: Readonly<Record<string, string>>
+  /** Newest `LastModified` among them (ISO 8601). */
+  readonly newest: string
+}
+
 /** What `claim` answered. */
 export type Claim =
   | { readonly _tag: "Claimed"; readonly runId: string }
   /** Another worker holds an unexpired lease on it. */
   | { readonly _tag: "Busy"; readonly owner: string }
-  /** The same objects (same fingerprint) were already loaded successfully. */
-  | { readonly _tag: "AlreadyLoaded"; readonly runId: string; readonly finishedAt: string }
+  /** The same objects were deposited again after they were loaded successfully by `runId`. */
+  | { readonly _tag: "AlreadyLoaded"; readonly runId: string }
+  /**
+   * What is left of a finished run's folder (its archive move was interrupted while deleting):
+   * only the move needs finishing, to the archive of `state`.
+   */
+  | { readonly _tag: "Leftover"; readonly runId: string; readonly state: RunStatus }
 
 /** The run no longer owns its delivery (its lease expired and another worker took it over). */
 export class LeaseLost extends Data.TaggedError("LeaseLost")<{
@@ -39,12 +51,13 @@ export type RunStatus = "succeeded" | "failed"
  */
 export class Ledger extends Context.Service<Ledger, {
   /**
-   * Takes the delivery for a new run unless another run holds a live lease or the same objects
-   * (`fingerprint`) already succeeded. A failed delivery is always taken again.
+   * Takes the delivery for a new run, unless another run holds a live lease, or the objects are
+   * ones a finished run already saw (`Leftover`), or the same objects were loaded successfully
+   * before (`AlreadyLoaded`). A failed delivery deposited again is taken again.
    */
   readonly claim: (
     key: DeliveryKey,
-    fingerprint: string,
+    objects: FolderObjects,
     owner: string
   ) => Effect.Effect<Claim, DatabaseError>
   /** Extends the run's lease; fails with `LeaseLost` if another run took the delivery. */
@@ -61,6 +74,8 @@ export class Ledger extends Context.Service<Ledger, {
     status: RunStatus,
     report: unknown
   ) => Effect.Effect<void, DatabaseError>
+  /** Gives the delivery up after a fault, so the next trigger takes it again at once. */
+  readonly release: (key: DeliveryKey, runId: string) => Effect.Effect<void, DatabaseError>
   /** How long a claim lasts without renewal. */
   readonly lease: Duration.Duration
 }>()("loaders/Ledger") {
@@ -85,9 +100,10 @@ const MIGRATION = `
     partner text NOT NULL,
     delivery text NOT NULL,
     state text NOT NULL CHECK (state IN ('running', 'succeeded', 'failed')),
-    fingerprint text NOT NULL,
+    objects jsonb NOT NULL,
     run_id bigint NOT NULL,
     owner text NOT NULL,
+    started_at timestamptz NOT NULL,
     lease_until timestamptz NOT NULL,
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (bucket, prefix)
@@ -98,7 +114,7 @@ const MIGRATION = `
     prefix text NOT NULL,
     partner text NOT NULL,
     delivery text NOT NULL,
-    fingerprint text NOT NULL,
+    objects jsonb NOT NULL,
     owner text NOT NULL,
     status text NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
     started_at timestamptz NOT NULL DEFAULT now(),
@@ -110,40 +126,42 @@ const MIGRATION = `
 const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["Service"] => {
   const leaseInterval = `${Duration.toMillis(lease)} milliseconds`
 
-  const claim = Effect.fn("Ledger.claim")(function*(key: DeliveryKey, fingerprint: string, owner: string) {
-    // One statement so two workers racing for the same folder cannot both win.
+  const claim = Effect.fn("Ledger.claim")(function*(key: DeliveryKey, objects: FolderObjects, owner: string) {
+    // One statement, so two workers racing for the same folder cannot both win. A finished run's
+    // objects, all older than its start, are leftovers of its archive move, never a new deposit.
     const [claimed] = yield* db.query<{ run_id: string }>(
       `WITH claimed AS (
          INSERT INTO ${SCHEMA}.deliveries AS d
-           (bucket, prefix, partner, delivery, state, fingerprint, run_id, owner, lease_until)
-         VALUES ($1, $2, $3, $4, 'running', $5, nextval('${SCHEMA}.delivery_run_ids'), $6, now() + $7::interval)
+           (bucket, prefix, partner, delivery, state, objects, run_id, owner, started_at, lease_until)
+         VALUES ($1, $2, $3, $4, 'running', $5::jsonb, nextval('${SCHEMA}.delivery_run_ids'), $6, now(),
+                 now() + $7::interval)
          ON CONFLICT (bucket, prefix) DO UPDATE SET
            partner = excluded.partner, delivery = excluded.delivery, state = 'running',
-           fingerprint = excluded.fingerprint, run_id = excluded.run_id, owner = excluded.owner,
-           lease_until = excluded.lease_until, updated_at = now()
-         WHERE d.state = 'failed'
-            OR (d.state = 'succeeded' AND d.fingerprint <> excluded.fingerprint)
-            OR (d.state = 'running' AND d.lease_until < now())
-         RETURNING run_id, bucket, prefix, partner, delivery, fingerprint, owner
+           objects = excluded.objects, run_id = excluded.run_id, owner = excluded.owner,
+           started_at = excluded.started_at, lease_until = excluded.lease_until, updated_at = now()
+         WHERE (d.state = 'running' AND d.lease_until < now())
+            OR (d.state <> 'running' AND NOT (
+                 d.objects @> excluded.objects AND (d.state = 'succeeded' OR $8::timestamptz < d.started_at)))
+         RETURNING run_id, bucket, prefix, partner, delivery, objects, owner
        ), run AS (
-         INSERT INTO ${SCHEMA}.delivery_runs (id, bucket, prefix, partner, delivery, fingerprint, owner, status)
-         SELECT run_id, bucket, prefix, partner, delivery, fingerprint, owner, 'running' FROM claimed
+         INSERT INTO ${SCHEMA}.delivery_runs (id, bucket, prefix, partner, delivery, objects, owner, status)
+         SELECT run_id, bucket, prefix, partner, delivery, objects, owner, 'running' FROM claimed
          RETURNING id
        )
        SELECT id::text AS run_id FROM run`,
-      [key.bucket, key.prefix, key.partner, key.delivery, fingerprint, owner, leaseInterval]
+      [key.bucket, key.prefix, key.partner, key.delivery, JSON.stringify(objects.etags), owner, leaseInterval, objects.newest]
     )
     if (claimed) return { _tag: "Claimed", runId: claimed.run_id } as const
-    const [current] = yield* db.query<{ state: string; owner: string; run_id: string; updated_at: string }>(
-      `SELECT state, owner, run_id::text AS run_id, updated_at::text AS updated_at
+    const [current] = yield* db.query<{ state: RunStatus | "running"; owner: string; run_id: string; leftover: boolean }>(
+      `SELECT state, owner, run_id::text AS run_id, ($3::timestamptz < started_at) AS leftover
        FROM ${SCHEMA}.deliveries WHERE bucket = $1 AND prefix = $2`,
-      [key.bucket, key.prefix]
+      [key.bucket, key.prefix, objects.newest]
     )
-    // The row exists (the insert conflicted), so `current` is set unless it was deleted since.
-    if (current?.state === "succeeded") {
-      return { _tag: "AlreadyLoaded", runId: current.run_id, finishedAt: current.updated_at } as const
+    if (current === undefined || current.state === "running") {
+      return { _tag: "Busy", owner: current?.owner ?? "unknown" } as const
     }
-    return { _tag: "Busy", owner: current?.owner ?? "unknown" } as const
+    if (current.leftover) return { _tag: "Leftover", runId: current.run_id, state: current.state } as const
+    return { _tag: "AlreadyLoaded", runId: current.run_id } as const
   })
 
   const owned = (session: Pick<SqlSession, "execute">, sql: string, key: DeliveryKey, runId: string) =>
@@ -185,5 +203,17 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
     }
   )
 
-  return Ledger.of({ claim, renew, fence, finish, lease })
+  const release = Effect.fn("Ledger.release")(function*(key: DeliveryKey, runId: string) {
+    yield* db.execute(
+      `UPDATE ${SCHEMA}.deliveries SET lease_until = now() - interval '1 second', updated_at = now()
+       WHERE bucket = $1 AND prefix = $2 AND run_id = $3::bigint AND state = 'running'`,
+      [key.bucket, key.prefix, runId]
+    )
+    yield* db.execute(
+      `UPDATE ${SCHEMA}.delivery_runs SET status = 'failed', finished_at = now() WHERE id = $1::bigint AND status = 'running'`,
+      [runId]
+    )
+  })
+
+  return Ledger.of({ claim, renew, fence, finish, release, lease })
 }

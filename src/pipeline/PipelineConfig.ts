@@ -1,0 +1,55 @@
+import { Config, Context, Duration, Effect, Layer } from "effect"
+import { hostname } from "node:os"
+
+/** Where deliveries live and how runs behave; read once from the environment at start. */
+export interface PipelineSettings {
+  /** Folder deliveries are deposited under: `<incoming><partner>/<delivery>/<file>`. */
+  readonly incomingPrefix: string
+  readonly successPrefix: string
+  readonly failurePrefix: string
+  /** Records per sink batch: bounds memory and the size of one COPY. */
+  readonly batchSize: number
+  /** A folder without a manifest is processed once no object arrived for this long. */
+  readonly quietPeriod: Duration.Duration
+  /** How long a run's claim on a delivery lasts without renewal (a dead worker's runs wait this long). */
+  readonly lease: Duration.Duration
+  /** Names this process in the ledger (host and pid). */
+  readonly owner: string
+}
+
+const folder = (name: string, fallback: string) =>
+  Config.String(name).pipe(
+    Config.withDefault(fallback),
+    Config.map((prefix) => (prefix === "" || prefix.endsWith("/") ? prefix : `${prefix}/`))
+  )
+
+/** Pipeline settings, from `LOADERS_*` environment variables (see README and `.env.example`). */
+export class PipelineConfig extends Context.Service<PipelineConfig, PipelineSettings>()("loaders/PipelineConfig") {
+  static readonly layer = Layer.effect(
+    PipelineConfig,
+    Effect.gen(function*() {
+      return PipelineConfig.of({
+        incomingPrefix: yield* folder("LOADERS_INCOMING_PREFIX", "incoming/"),
+        successPrefix: yield* folder("LOADERS_SUCCESS_PREFIX", "success/"),
+        failurePrefix: yield* folder("LOADERS_FAILURE_PREFIX", "failure/"),
+        batchSize: yield* Config.Int("LOADERS_BATCH_SIZE").pipe(Config.withDefault(5000)),
+        quietPeriod: yield* Config.Duration("LOADERS_QUIET_PERIOD").pipe(Config.withDefault(Duration.minutes(5))),
+        lease: yield* Config.Duration("LOADERS_LEASE").pipe(Config.withDefault(Duration.minutes(2))),
+        owner: `${hostname()}:${process.pid}`
+      })
+    })
+  )
+
+  /** Explicit settings (tests, embedded default), with the same defaults as the environment. */
+  static readonly layerWith = (settings: Partial<PipelineSettings>) =>
+    Layer.succeed(PipelineConfig, {
+      incomingPrefix: "incoming/",
+      successPrefix: "success/",
+      failurePrefix: "failure/",
+      batchSize: 5000,
+      quietPeriod: Duration.minutes(5),
+      lease: Duration.minutes(2),
+      owner: `${hostname()}:${process.pid}`,
+      ...settings
+    })
+}

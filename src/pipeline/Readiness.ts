@@ -1,0 +1,58 @@
+import { Clock, Duration, Effect, Stream } from "effect"
+import { decodeManifest } from "../../schemas/Manifest.ts"
+import { ObjectStore } from "../effects/ObjectStore.ts"
+import { type DeliveryFolder, MANIFEST, nameInFolder } from "./DeliveryFolder.ts"
+
+/** Whether a delivery folder may be processed now, and if not, why. */
+export type Readiness =
+  | { readonly ready: true; readonly because: "manifest" | "quiet" }
+  | { readonly ready: false; readonly waitingFor: string }
+
+/**
+ * The rule: with a manifest, ready once every file it lists is present (a manifest we cannot read is
+ * ready too, so processing reports it); without one, ready once no object arrived for
+ * `quietPeriod`.
+ */
+export const readinessOf = (input: {
+  readonly present: ReadonlySet<string>
+  /** File names the manifest lists; `null` when there is a manifest we cannot read; absent without one. */
+  readonly listed?: ReadonlyArray<string> | null
+  readonly newest: Date
+  readonly now: Date
+  readonly quietPeriod: Duration.Duration
+}): Readiness => {
+  if (input.listed === null) return { ready: true, because: "manifest" }
+  if (input.listed) {
+    const missing = input.listed.filter((name) => !input.present.has(name))
+    return missing.length === 0
+      ? { ready: true, because: "manifest" }
+      : { ready: false, waitingFor: `files listed in ${MANIFEST}: ${missing.join(", ")}` }
+  }
+  const quietFor = input.now.getTime() - input.newest.getTime()
+  const left = Duration.toMillis(input.quietPeriod) - quietFor
+  return left <= 0
+    ? { ready: true, because: "quiet" }
+    : { ready: false, waitingFor: `${MANIFEST}, or ${Math.ceil(left / 1000)} s without a new object` }
+}
+
+const listedFiles = (value: unknown): ReadonlyArray<string> | null => {
+  const decoded = decodeManifest(value)
+  return decoded.ok ? decoded.manifest.files.map((file) => file.name) : null
+}
+
+/**
+ * Readiness of a listed folder: reads its manifest's file list when there is one.
+ */
+export const readiness = Effect.fn("readiness")(function*(folder: DeliveryFolder, quietPeriod: Duration.Duration) {
+  const store = yield* ObjectStore
+  const present = new Set(folder.objects.map((o) => nameInFolder(folder.key, o.key)))
+  const newest = folder.objects.reduce((max, o) => (o.lastModified > max ? o.lastModified : max), new Date(0))
+  const now = new Date(yield* Clock.currentTimeMillis)
+  const manifest = folder.objects.find((o) => nameInFolder(folder.key, o.key) === MANIFEST)
+  if (!manifest) return readinessOf({ present, newest, now, quietPeriod })
+  const bytes = yield* Stream.mkUint8Array(store.get(manifest.key))
+  const listed = yield* Effect.try(() => listedFiles(JSON.parse(new TextDecoder().decode(bytes)))).pipe(
+    Effect.orElseSucceed(() => null)
+  )
+  return readinessOf({ present, listed, newest, now, quietPeriod })
+})

@@ -1,0 +1,199 @@
+import type { Bilingual, RecordIssue } from "../../schemas/Dataset.ts"
+import { describePolicy, type ErrorPolicy } from "./Policy.ts"
+
+/** One problem with one record, pinpointed for the partner (a line of `_errors.ndjson`). */
+export interface Rejection extends RecordIssue {
+  readonly file: string
+  /** 0-based record index in the file. */
+  readonly index: number
+  readonly line: number
+  readonly offset: number
+}
+
+/** A problem with a whole file or the delivery (malformed JSON, unknown dataset, manifest mismatch). */
+export interface FileProblem {
+  readonly rule: string
+  readonly message: Bilingual
+  /** Where in the file, when it is about a position. */
+  readonly line?: number
+  readonly column?: number
+  readonly offset?: number
+}
+
+/** Counts for one file. Always `read = loaded + rejected`; `invalid` are the rejected with errors. */
+export interface FileReport {
+  readonly file: string
+  readonly dataset: string | null
+  readonly bytes: number
+  readonly read: number
+  readonly loaded: number
+  readonly rejected: number
+  readonly invalid: number
+  readonly problem?: FileProblem
+}
+
+export interface Counts {
+  readonly read: number
+  readonly loaded: number
+  readonly rejected: number
+  readonly invalid: number
+}
+
+export interface RuleGroup {
+  readonly rule: string
+  readonly count: number
+  readonly message: Bilingual
+  readonly examples: ReadonlyArray<Rejection>
+}
+
+export type DeliveryStatus = "succeeded" | "failed" | "duplicate"
+
+/** `_report.json`: what happened to a delivery, stored with its archive and sent to the partner. */
+export interface DeliveryReport {
+  readonly partner: string
+  readonly delivery: string
+  readonly runId: string | null
+  readonly status: DeliveryStatus
+  /** Why the delivery failed (or was a duplicate), in both languages. */
+  readonly reason: Bilingual | null
+  readonly policy: string
+  readonly dryRun: boolean
+  readonly startedAt: string
+  readonly finishedAt: string
+  readonly durationMs: number
+  readonly totals: Counts
+  readonly datasets: Readonly<Record<string, Counts>>
+  readonly files: ReadonlyArray<FileReport>
+  /** Rejections grouped by rule, most frequent first, with the first examples of each. */
+  readonly errors: ReadonlyArray<RuleGroup>
+  /** Where the delivery was archived (`success/…` or `failure/…`), null on a dry run. */
+  readonly archive: string | null
+}
+
+const EXAMPLES_PER_RULE = 5
+
+interface FileTally {
+  dataset: string | null
+  bytes: number
+  read: number
+  invalid: number
+  loaded: number
+  problem?: FileProblem
+}
+
+/**
+ * Accumulates a delivery's counts and errors while it streams. Mutable on purpose: it is fed from
+ * the per-record loop and must stay cheap; the report is built once at the end.
+ */
+export class ReportBuilder {
+  private readonly files = new Map<string, FileTally>()
+  private readonly rules = new Map<string, { count: number; message: Bilingual; examples: Array<Rejection> }>()
+
+  file(name: string, dataset: string | null): FileTally {
+    let tally = this.files.get(name)
+    if (!tally) {
+      tally = { dataset, bytes: 0, read: 0, invalid: 0, loaded: 0 }
+      this.files.set(name, tally)
+    }
+    return tally
+  }
+
+  /** Records an issue; `firstOfRecord` is true for the first issue of a record (counted once). */
+  reject(rejection: Rejection, firstOfRecord: boolean): void {
+    if (firstOfRecord) this.file(rejection.file, null).invalid++
+    let group = this.rules.get(rejection.rule)
+    if (!group) {
+      group = { count: 0, message: rejection.message, examples: [] }
+      this.rules.set(rejection.rule, group)
+    }
+    group.count++
+    if (group.examples.length < EXAMPLES_PER_RULE) group.examples.push(rejection)
+  }
+
+  /** A file-level problem: the file is failed, whatever was read of it. */
+  problem(file: string, dataset: string | null, problem: FileProblem): void {
+    const tally = this.file(file, dataset)
+    tally.problem ??= problem
+    const group = this.rules.get(problem.rule) ?? { count: 0, message: problem.message, examples: [] }
+    group.count++
+    this.rules.set(problem.rule, group)
+  }
+
+  get invalidRecords(): number {
+    let n = 0
+    for (const tally of this.files.values()) n += tally.invalid
+    return n
+  }
+
+  get readRecords(): number {
+    let n = 0
+    for (const tally of this.files.values()) n += tally.read
+    return n
+  }
+
+  get hasProblems(): boolean {
+    for (const tally of this.files.values()) if (tally.problem) return true
+    return false
+  }
+
+  /** The first file-level problem, which explains a failure best. */
+  get firstProblem(): { readonly file: string; readonly problem: FileProblem } | undefined {
+    for (const [file, tally] of this.files) if (tally.problem) return { file, problem: tally.problem }
+    return undefined
+  }
+
+  build(meta: {
+    readonly partner: string
+    readonly delivery: string
+    readonly runId: string | null
+    readonly status: DeliveryStatus
+    readonly reason: Bilingual | null
+    readonly policy: ErrorPolicy
+    readonly dryRun: boolean
+    readonly startedAt: Date
+    readonly finishedAt: Date
+    readonly committed: boolean
+    readonly archive: string | null
+  }): DeliveryReport {
+    const files: Array<FileReport> = []
+    const datasets: Record<string, { read: number; loaded: number; rejected: number; invalid: number }> = {}
+    const totals = { read: 0, loaded: 0, rejected: 0, invalid: 0 }
+    for (const [file, tally] of this.files) {
+      // Nothing is loaded unless the delivery committed: every record read is then rejected.
+      const loaded = meta.committed ? tally.loaded : 0
+      const counts = { read: tally.read, loaded, rejected: tally.read - loaded, invalid: tally.invalid }
+      files.push({
+        file,
+        dataset: tally.dataset,
+        bytes: tally.bytes,
+        ...counts,
+        ...(tally.problem ? { problem: tally.problem } : {})
+      })
+      for (const target of [totals, tally.dataset ? (datasets[tally.dataset] ??= { read: 0, loaded: 0, rejected: 0, invalid: 0 }) : undefined]) {
+        if (!target) continue
+        target.read += counts.read
+        target.loaded += counts.loaded
+        target.rejected += counts.rejected
+        target.invalid += counts.invalid
+      }
+    }
+    const errors = [...this.rules].map(([rule, group]) => ({ rule, ...group })).sort((a, b) => b.count - a.count)
+    return {
+      partner: meta.partner,
+      delivery: meta.delivery,
+      runId: meta.runId,
+      status: meta.status,
+      reason: meta.reason,
+      policy: describePolicy(meta.policy),
+      dryRun: meta.dryRun,
+      startedAt: meta.startedAt.toISOString(),
+      finishedAt: meta.finishedAt.toISOString(),
+      durationMs: meta.finishedAt.getTime() - meta.startedAt.getTime(),
+      totals,
+      datasets,
+      files,
+      errors,
+      archive: meta.archive
+    }
+  }
+}

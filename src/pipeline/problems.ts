@@ -1,0 +1,91 @@
+import type { DecompressError, JsonSyntaxError } from "../stream/RawRecord.ts"
+import type { FileProblem } from "./Report.ts"
+
+/**
+ * File- and delivery-level problems a partner can cause, with the message they read. Record-level
+ * messages come from the dataset schemas; these cover what happens around them.
+ */
+export const problems = {
+  malformedJson: (error: JsonSyntaxError): FileProblem => ({
+    rule: "json.syntax",
+    line: error.line,
+    column: error.column,
+    offset: error.offset,
+    message: {
+      en: `The file is not valid JSON at line ${error.line}, column ${error.column} (byte ${error.offset}): ${error.reason}. Records after this point were not read.`,
+      fr: `Le fichier n'est pas un JSON valide à la ligne ${error.line}, colonne ${error.column} (octet ${error.offset}) : ${error.reason}. Les enregistrements suivants n'ont pas été lus.`
+    }
+  }),
+  corruptGzip: (error: DecompressError): FileProblem => ({
+    rule: "gzip.corrupt",
+    message: {
+      en: `The file cannot be decompressed (gzip): ${error.reason}. Compress it again and re-deposit the delivery.`,
+      fr: `Le fichier ne peut pas être décompressé (gzip) : ${error.reason}. Compressez-le à nouveau et redéposez la livraison.`
+    }
+  }),
+  unknownDataset: (file: string, known: ReadonlyArray<string>): FileProblem => ({
+    rule: "file.unknown_dataset",
+    message: {
+      en: `No dataset matches the file "${file}". Name it after its dataset (${known.join(", ")}) or declare its dataset in _manifest.json.`,
+      fr: `Aucun jeu de données ne correspond au fichier « ${file} ». Nommez-le d'après son jeu de données (${known.join(", ")}) ou déclarez-le dans _manifest.json.`
+    }
+  }),
+  unknownFormat: (file: string): FileProblem => ({
+    rule: "file.unknown_format",
+    message: {
+      en: `The file "${file}" is not a data file we read: use .json, .ndjson or .jsonl, optionally gzipped (.gz).`,
+      fr: `Le fichier « ${file} » n'est pas un fichier de données lisible : utilisez .json, .ndjson ou .jsonl, éventuellement compressé (.gz).`
+    }
+  }),
+  missingFile: (file: string): FileProblem => ({
+    rule: "manifest.missing_file",
+    message: {
+      en: `_manifest.json lists "${file}" but the delivery does not contain it.`,
+      fr: `_manifest.json mentionne « ${file} » mais la livraison ne le contient pas.`
+    }
+  }),
+  sizeMismatch: (expected: number, actual: number): FileProblem => ({
+    rule: "manifest.size_mismatch",
+    message: {
+      en: `The file has ${actual} bytes but _manifest.json announces ${expected}: it may be truncated.`,
+      fr: `Le fichier fait ${actual} octets alors que _manifest.json en annonce ${expected} : il est peut-être tronqué.`
+    }
+  }),
+  checksumMismatch: (expected: string, actual: string): FileProblem => ({
+    rule: "manifest.checksum_mismatch",
+    message: {
+      en: `The file's SHA-256 is ${actual} but _manifest.json announces ${expected}: it was altered or truncated.`,
+      fr: `Le SHA-256 du fichier est ${actual} alors que _manifest.json annonce ${expected} : il a été modifié ou tronqué.`
+    }
+  }),
+  recordCountMismatch: (expected: number, actual: number): FileProblem => ({
+    rule: "manifest.record_count_mismatch",
+    message: {
+      en: `The file holds ${actual} records but _manifest.json announces ${expected}.`,
+      fr: `Le fichier contient ${actual} enregistrements alors que _manifest.json en annonce ${expected}.`
+    }
+  }),
+  invalidManifest: (details: string): FileProblem => ({
+    rule: "manifest.invalid",
+    message: {
+      en: `_manifest.json is not valid: ${details}`,
+      fr: `_manifest.json n'est pas valide : ${details}`
+    }
+  })
+} as const
+
+/** Why a delivery failed, for the report's headline. */
+export const reasons = {
+  policy: (invalid: number, read: number, policy: string) => ({
+    en: `${invalid} of ${read} records were rejected, which the "${policy}" error policy does not allow: nothing of this delivery was loaded.`,
+    fr: `${invalid} enregistrements sur ${read} ont été rejetés, ce que la règle d'erreur « ${policy} » n'autorise pas : rien de cette livraison n'a été chargé.`
+  }),
+  problem: (file: string, problem: FileProblem) => ({
+    en: `${file}: ${problem.message.en} Nothing of this delivery was loaded.`,
+    fr: `${file} : ${problem.message.fr} Rien de cette livraison n'a été chargé.`
+  }),
+  duplicate: (runId: string) => ({
+    en: `These files are identical to a delivery already loaded (run ${runId}): nothing was loaded again.`,
+    fr: `Ces fichiers sont identiques à une livraison déjà chargée (exécution ${runId}) : rien n'a été rechargé.`
+  })
+} as const
