@@ -22,6 +22,7 @@ import {
 } from "./DeliveryFolder.ts"
 import { type ErrorLog, makeErrorLog } from "./ErrorLog.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
+import { Progress } from "./Progress.ts"
 import { accepts, describePolicy, type ErrorPolicy, STRICT } from "./Policy.ts"
 import { problems, reasons } from "./problems.ts"
 import { type DeliveryReport, type Rejection, ReportBuilder } from "./Report.ts"
@@ -286,12 +287,14 @@ const loadFile = (
   Effect.gen(function*() {
     const store = yield* ObjectStore
     const config = yield* PipelineConfig
+    const progress = yield* Progress
     const tally = builder.file(file.name, file.dataset.name)
     const hash: Hash | undefined = file.expected?.sha256 ? createHash("sha256") : undefined
 
     const decodeBatch = (chunk: ReadonlyArray<RawRecord>): Array<Staged> => {
       const staged: Array<Staged> = []
       const rejected: Array<Rejection> = []
+      progress.records += chunk.length
       for (const record of chunk) {
         tally.read++
         const decoded = file.dataset.decode(record.value)
@@ -330,6 +333,7 @@ const loadFile = (
       Stream.mapArray((chunks) => {
         for (const chunk of chunks) {
           tally.bytes += chunk.length
+          progress.bytes += chunk.length
           hash?.update(chunk)
         }
         return chunks

@@ -1,0 +1,570 @@
+import { findJsonError } from "./jsonError.ts"
+import { JsonSyntaxError, type RawRecord } from "./RawRecord.ts"
+
+/** How the records are laid out in a file. */
+export type Layout = "json" | "ndjson"
+
+export interface SplitterOptions {
+  readonly file: string
+  /**
+   * `json`: a top-level array of records, or an object holding that array under `recordsKey`.
+   * `ndjson`: one record per line.
+   */
+  readonly layout: Layout
+  readonly recordsKey: string
+  /** Deepest nesting accepted, counting the enclosing array (and object). */
+  readonly maxDepth: number
+  /** Largest single record, in bytes: bounds the memory one record may take. */
+  readonly maxRecordBytes: number
+}
+
+export const DEFAULT_MAX_DEPTH = 64
+export const DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
+
+// States of the document-level scanner. Inside a record only brackets and strings are tracked;
+// `JSON.parse` checks the record itself.
+const enum S {
+  Start, // before the top-level value
+  ObjectKeyOrEnd, // after `{`: a key or `}`
+  ObjectKey, // after `,` in the wrapper: a key
+  Key, // inside a wrapper key string
+  Colon, // after a wrapper key
+  ObjectValue, // after `:`
+  ObjectCommaOrEnd, // after a wrapper value
+  ArrayFirst, // after `[`: a record or `]`
+  ArrayNext, // after `,`: a record
+  ArrayCommaOrEnd, // after a record
+  Value, // inside a record (captured) or a skipped wrapper value
+  Trailing, // after the document: whitespace only
+  Line // NDJSON: inside a line
+}
+
+const SPACE = 0x20
+const TAB = 0x09
+const LF = 0x0a
+const CR = 0x0d
+const QUOTE = 0x22
+const BACKSLASH = 0x5c
+const COMMA = 0x2c
+const COLON = 0x3a
+const LBRACE = 0x7b
+const RBRACE = 0x7d
+const LBRACKET = 0x5b
+const RBRACKET = 0x5d
+
+const BOM = [0xef, 0xbb, 0xbf]
+
+const isWs = (b: number) => b === SPACE || b === LF || b === CR || b === TAB
+
+const show = (b: number | undefined): string =>
+  b === undefined
+    ? "the end of the file"
+    : b < 0x20
+    ? `control character 0x${b.toString(16).padStart(2, "0")}`
+    : b >= 0x80
+    ? "a non-ASCII character"
+    : `"${String.fromCharCode(b)}"`
+
+/** Where a record's bytes start and how it is being scanned. */
+interface Open extends Position {
+  /** `true` for records, `false` for wrapper values that are skipped without keeping bytes. */
+  readonly capture: boolean
+  /** The value is a number or literal: it ends at the next delimiter rather than a bracket. */
+  scalar: boolean
+}
+
+/** Where a record starts: enough to place any error inside it. */
+interface Position {
+  readonly index: number
+  readonly line: number
+  readonly offset: number
+  /** Absolute offset of the first byte of the record's first line. */
+  readonly lineStart: number
+}
+
+/** A record whose bytes are complete, waiting to be parsed. */
+interface Pending extends Position {
+  readonly start: number
+  readonly end: number
+}
+
+/**
+ * Splits a JSON or NDJSON byte stream into records, incrementally: push chunks, get back the
+ * records completed so far, then `end()`. Memory holds at most one record's bytes across chunk
+ * boundaries. Each record carries its index, line and byte offset; every syntax error carries its
+ * exact position. Throws `JsonSyntaxError`.
+ */
+export class JsonSplitter {
+  private state: S
+  private offset = 0 // absolute byte offset of chunk[0]
+  private line = 1
+  private lineStart = 0 // absolute offset of the current line's first byte
+  private index = 0
+  private depth = 0 // open brackets inside the current value
+  private baseDepth = 0 // brackets of the document around the records
+  private inString = false
+  private escaped = false
+  private open: Open | undefined
+  private parts: Array<Uint8Array> = []
+  private partsBytes = 0
+  private keyParts: Array<Uint8Array> = []
+  private bomAt = 0
+  private wrapped = false
+  private foundKey = false
+  private readonly decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true })
+
+  constructor(private readonly options: SplitterOptions) {
+    this.state = options.layout === "ndjson" ? S.Line : S.Start
+  }
+
+  push(chunk: Uint8Array): Array<RawRecord> {
+    const out: Array<RawRecord> = []
+    const pending: Array<Pending> = []
+    let i = 0
+    // A UTF-8 byte-order mark (Windows exports) may open the file, possibly split across chunks.
+    while (this.bomAt < BOM.length && this.offset + i === this.bomAt && chunk[i] === BOM[this.bomAt]) {
+      i++
+      this.bomAt++
+    }
+    if (this.state === S.Line) this.scanLines(chunk, i, out)
+    else this.scanJson(chunk, i, pending, out)
+    if (pending.length > 0) this.parsePending(chunk, pending, out)
+    this.offset += chunk.length
+    return out
+  }
+
+  /** Checks the document is complete; returns a last NDJSON record without a final newline. */
+  end(): Array<RawRecord> {
+    const out: Array<RawRecord> = []
+    if (this.options.layout === "ndjson") {
+      if (this.open) this.finishLine(new Uint8Array(0), out)
+      return out
+    }
+    switch (this.state) {
+      case S.Trailing:
+        return out
+      case S.Start:
+        throw this.error(this.offset, this.offset === 0 ? "the file is empty" : "the file holds only whitespace")
+      case S.Value:
+        throw this.error(
+          this.offset,
+          `the file ends inside ${this.open?.capture ? `record ${this.open.index}` : "the document"} (truncated?)`
+        )
+      default:
+        throw this.error(this.offset, `the file ends before the document is complete (truncated?)`)
+    }
+  }
+
+  private error(at: number, reason: string, line = this.line, lineStart = this.lineStart): JsonSyntaxError {
+    return new JsonSyntaxError({ file: this.options.file, line, column: at - lineStart + 1, offset: at, reason })
+  }
+
+  private newline(absolute: number) {
+    this.line++
+    this.lineStart = absolute + 1
+  }
+
+  private startValue(chunk: Uint8Array, i: number, capture: boolean) {
+    const b = chunk[i]!
+    this.open = {
+      index: this.index,
+      line: this.line,
+      offset: this.offset + i,
+      lineStart: this.lineStart,
+      capture,
+      scalar: b !== LBRACE && b !== LBRACKET && b !== QUOTE
+    }
+    this.depth = 0
+    this.inString = false
+    this.escaped = false
+    this.parts = []
+    this.partsBytes = 0
+    this.state = S.Value
+  }
+
+  private scanJson(chunk: Uint8Array, from: number, pending: Array<Pending>, out: Array<RawRecord>) {
+    const n = chunk.length
+    const { maxDepth } = this.options
+    // Where the value (or wrapper key) being read started in this chunk; 0 when it began before.
+    let valueStart = this.state === S.Value || this.state === S.Key ? 0 : -1
+    for (let i = from; i < n; i++) {
+      const b = chunk[i]!
+      switch (this.state) {
+        case S.Value: {
+          const open = this.open!
+          if (this.inString) {
+            // Tight loop over string bytes: only a quote or a backslash matters.
+            for (; i < n; i++) {
+              const c = chunk[i]!
+              if (this.escaped) this.escaped = false
+              else if (c === BACKSLASH) this.escaped = true
+              else if (c === QUOTE) break
+            }
+            if (i === n) break
+            this.inString = false
+            if (this.depth === 0) {
+              this.closeValue(chunk, valueStart, i + 1, pending, out)
+              valueStart = -1
+            }
+            continue
+          }
+          if (b === QUOTE) {
+            this.inString = true
+            continue
+          }
+          if (b === LBRACE || b === LBRACKET) {
+            this.depth++
+            if (this.baseDepth + this.depth > maxDepth) {
+              throw this.error(this.offset + i, `nesting deeper than ${maxDepth} levels`)
+            }
+            continue
+          }
+          if (b === RBRACE || b === RBRACKET) {
+            if (open.scalar || this.depth === 0) {
+              // A bracket ends a number or literal: hand it back to the enclosing state.
+              this.closeValue(chunk, valueStart, i, pending, out)
+              valueStart = -1
+              i--
+              continue
+            }
+            this.depth--
+            if (this.depth === 0) {
+              this.closeValue(chunk, valueStart, i + 1, pending, out)
+              valueStart = -1
+            }
+            continue
+          }
+          if (open.scalar && (b === COMMA || isWs(b))) {
+            this.closeValue(chunk, valueStart, i, pending, out)
+            valueStart = -1
+            i--
+            continue
+          }
+          if (b === LF) this.newline(this.offset + i)
+          continue
+        }
+        case S.ArrayFirst:
+        case S.ArrayNext: {
+          if (isWs(b)) {
+            if (b === LF) this.newline(this.offset + i)
+            continue
+          }
+          if (b === RBRACKET) {
+            if (this.state === S.ArrayNext) throw this.error(this.offset + i, "expected a record after \",\", found \"]\" (trailing comma)")
+            this.endArray()
+            continue
+          }
+          if (b === COMMA) throw this.error(this.offset + i, "expected a record, found \",\"")
+          this.startValue(chunk, i, true)
+          valueStart = i
+          // A bracket or quote is read again in the Value state, which counts it.
+          if (!this.open!.scalar) i--
+          continue
+        }
+        case S.ArrayCommaOrEnd: {
+          if (isWs(b)) {
+            if (b === LF) this.newline(this.offset + i)
+            continue
+          }
+          if (b === COMMA) this.state = S.ArrayNext
+          else if (b === RBRACKET) this.endArray()
+          else throw this.error(this.offset + i, `expected "," or "]" after record ${this.index - 1}, found ${show(b)}`)
+          continue
+        }
+        case S.Start: {
+          if (isWs(b)) {
+            if (b === LF) this.newline(this.offset + i)
+            continue
+          }
+          if (b === LBRACKET) {
+            this.baseDepth = 1
+            this.state = S.ArrayFirst
+          } else if (b === LBRACE) {
+            this.baseDepth = 1
+            this.wrapped = true
+            this.state = S.ObjectKeyOrEnd
+          } else {
+            throw this.error(
+              this.offset + i,
+              `expected an array of records ("[") or an object holding one ("{"), found ${show(b)}`
+            )
+          }
+          continue
+        }
+        case S.ObjectKeyOrEnd:
+        case S.ObjectKey: {
+          if (isWs(b)) {
+            if (b === LF) this.newline(this.offset + i)
+            continue
+          }
+          if (b === QUOTE) {
+            this.keyParts = []
+            this.state = S.Key
+            this.escaped = false
+            // Key bytes are collected from the next byte on.
+            valueStart = i + 1
+            continue
+          }
+          if (b === RBRACE && this.state === S.ObjectKeyOrEnd) {
+            this.endWrapper(this.offset + i)
+            continue
+          }
+          throw this.error(this.offset + i, `expected a property name in double quotes, found ${show(b)}`)
+        }
+        case S.Key: {
+          for (; i < n; i++) {
+            const c = chunk[i]!
+            if (this.escaped) this.escaped = false
+            else if (c === BACKSLASH) this.escaped = true
+            else if (c === QUOTE) break
+          }
+          if (i === n) break
+          this.keyParts.push(chunk.slice(valueStart, i))
+          valueStart = -1
+          this.state = S.Colon
+          continue
+        }
+        case S.Colon: {
+          if (isWs(b)) {
+            if (b === LF) this.newline(this.offset + i)
+            continue
+          }
+          if (b !== COLON) throw this.error(this.offset + i, `expected ":" after the property name, found ${show(b)}`)
+          this.state = S.ObjectValue
+          continue
+        }
+        case S.ObjectValue: {
+          if (isWs(b)) {
+            if (b === LF) this.newline(this.offset + i)
+            continue
+          }
+          const key = this.decodeKey()
+          if (key === this.options.recordsKey) {
+            if (b !== LBRACKET) {
+              throw this.error(this.offset + i, `expected an array under "${key}", found ${show(b)}`)
+            }
+            this.foundKey = true
+            this.baseDepth = 2
+            this.state = S.ArrayFirst
+            continue
+          }
+          this.startValue(chunk, i, false)
+          if (!this.open!.scalar) i--
+          continue
+        }
+        case S.ObjectCommaOrEnd: {
+          if (isWs(b)) {
+            if (b === LF) this.newline(this.offset + i)
+            continue
+          }
+          if (b === COMMA) this.state = S.ObjectKey
+          else if (b === RBRACE) this.endWrapper(this.offset + i)
+          else throw this.error(this.offset + i, `expected "," or "}" in the top-level object, found ${show(b)}`)
+          continue
+        }
+        case S.Trailing: {
+          if (isWs(b)) {
+            if (b === LF) this.newline(this.offset + i)
+            continue
+          }
+          throw this.error(this.offset + i, `expected the end of the file after the document, found ${show(b)}`)
+        }
+        case S.Line:
+          throw new Error("unreachable: NDJSON is scanned by scanLines")
+      }
+    }
+    // Carry what this chunk holds of an unfinished value or key into the next chunk.
+    if (this.state === S.Value && this.open?.capture) this.keep(chunk.subarray(Math.max(valueStart, 0)))
+    else if (this.state === S.Key && valueStart >= 0) this.keyParts.push(chunk.slice(valueStart))
+  }
+
+  private keep(bytes: Uint8Array) {
+    if (bytes.length === 0) return
+    this.partsBytes += bytes.length
+    if (this.partsBytes > this.options.maxRecordBytes) {
+      throw this.error(
+        this.open!.offset,
+        `record ${this.open!.index} is larger than ${this.options.maxRecordBytes} bytes`,
+        this.open!.line,
+        this.open!.lineStart
+      )
+    }
+    this.parts.push(bytes.slice())
+  }
+
+  private decodeKey(): string {
+    const raw = this.decoder.decode(concat(this.keyParts, this.keyParts.reduce((s, p) => s + p.length, 0)))
+    return raw.includes("\\") ? (JSON.parse(`"${raw}"`) as string) : raw
+  }
+
+  private endArray() {
+    if (this.wrapped) {
+      this.baseDepth = 1
+      this.state = S.ObjectCommaOrEnd
+    } else {
+      this.state = S.Trailing
+    }
+  }
+
+  private endWrapper(at: number) {
+    if (!this.foundKey) {
+      throw this.error(at, `expected an array of records under "${this.options.recordsKey}", but the object has no such key`)
+    }
+    this.state = S.Trailing
+  }
+
+  /** A value ends at `end` (exclusive) in `chunk`; `start` is where it began in this chunk, or -1. */
+  private closeValue(chunk: Uint8Array, start: number, end: number, pending: Array<Pending>, out: Array<RawRecord>) {
+    const open = this.open!
+    this.open = undefined
+    if (!open.capture) {
+      this.state = S.ObjectCommaOrEnd
+      return
+    }
+    this.state = S.ArrayCommaOrEnd
+    this.index++
+    if (this.parts.length === 0 && start >= 0) {
+      if (end - start > this.options.maxRecordBytes) {
+        throw this.error(open.offset, `record ${open.index} is larger than ${this.options.maxRecordBytes} bytes`)
+      }
+      pending.push({ index: open.index, line: open.line, offset: open.offset, lineStart: open.lineStart, start, end })
+      return
+    }
+    // The record spans chunks: parse it on its own, before the records completed in this chunk.
+    this.keep(chunk.subarray(0, end))
+    const bytes = concat(this.parts, this.partsBytes)
+    this.parts = []
+    this.partsBytes = 0
+    out.push({ file: this.options.file, index: open.index, line: open.line, offset: open.offset, value: this.parseOne(bytes, open) })
+  }
+
+  /** Parses the records completed inside one chunk with one `JSON.parse` when they are all valid. */
+  private parsePending(chunk: Uint8Array, pending: Array<Pending>, out: Array<RawRecord>) {
+    const first = pending[0]!
+    const last = pending[pending.length - 1]!
+    let values: Array<unknown> | undefined
+    try {
+      // Between records only commas and whitespace, so the span is a valid array body.
+      values = JSON.parse(`[${this.decoder.decode(chunk.subarray(first.start, last.end))}]`) as Array<unknown>
+    } catch {
+      values = undefined
+    }
+    const { file } = this.options
+    if (values && values.length === pending.length) {
+      for (let k = 0; k < pending.length; k++) {
+        const p = pending[k]!
+        out.push({ file, index: p.index, line: p.line, offset: p.offset, value: values[k] })
+      }
+      return
+    }
+    for (const p of pending) {
+      out.push({ file, index: p.index, line: p.line, offset: p.offset, value: this.parseOne(chunk.subarray(p.start, p.end), p) })
+    }
+  }
+
+  private parseOne(bytes: Uint8Array, at: Position): unknown {
+    try {
+      return JSON.parse(this.decoder.decode(bytes))
+    } catch {
+      const found = findJsonError(bytes) ?? { offset: 0, reason: "invalid JSON" }
+      let line = at.line
+      let lineStart = at.lineStart
+      for (let k = 0; k < found.offset; k++) {
+        if (bytes[k] === LF) {
+          line++
+          lineStart = at.offset + k + 1
+        }
+      }
+      throw this.error(at.offset + found.offset, `in record ${at.index}: ${found.reason}`, line, lineStart)
+    }
+  }
+
+  private scanLines(chunk: Uint8Array, from: number, out: Array<RawRecord>) {
+    let i = from
+    const n = chunk.length
+    while (i < n) {
+      const nl = chunk.indexOf(LF, i)
+      const end = nl === -1 ? n : nl
+      if (!this.open) {
+        const offset = this.offset + i
+        this.open = { index: this.index, line: this.line, offset, lineStart: offset, capture: true, scalar: false }
+        this.parts = []
+        this.partsBytes = 0
+      }
+      if (nl === -1) {
+        this.keep(chunk.subarray(i, end))
+        return
+      }
+      this.finishLine(chunk.subarray(i, end), out)
+      this.newline(this.offset + end)
+      i = end + 1
+    }
+  }
+
+  private finishLine(tail: Uint8Array, out: Array<RawRecord>) {
+    const open = this.open!
+    this.open = undefined
+    let bytes = this.parts.length === 0 ? tail : concat([...this.parts, tail], this.partsBytes + tail.length)
+    this.parts = []
+    this.partsBytes = 0
+    if (bytes.length > this.options.maxRecordBytes) {
+      throw this.error(open.offset, `line ${open.line} is larger than ${this.options.maxRecordBytes} bytes`, open.line, open.offset)
+    }
+    if (bytes.length > 0 && bytes[bytes.length - 1] === CR) bytes = bytes.subarray(0, bytes.length - 1)
+    let blank = true
+    for (let k = 0; k < bytes.length; k++) {
+      if (!isWs(bytes[k]!)) {
+        blank = false
+        break
+      }
+    }
+    if (blank) return
+    const value = this.parseLine(bytes, open)
+    out.push({ file: this.options.file, index: open.index, line: open.line, offset: open.offset, value })
+    this.index++
+  }
+
+  private parseLine(bytes: Uint8Array, open: Open): unknown {
+    const depth = maxNesting(bytes)
+    if (depth.depth > this.options.maxDepth) {
+      throw this.error(open.offset + depth.at, `nesting deeper than ${this.options.maxDepth} levels`, open.line, open.offset)
+    }
+    return this.parseOne(bytes, open)
+  }
+}
+
+/** Deepest bracket nesting of one NDJSON line, and where it first goes past the previous maximum. */
+const maxNesting = (bytes: Uint8Array): { depth: number; at: number } => {
+  let depth = 0
+  let max = 0
+  let at = 0
+  let inString = false
+  let escaped = false
+  for (let k = 0; k < bytes.length; k++) {
+    const b = bytes[k]!
+    if (inString) {
+      if (escaped) escaped = false
+      else if (b === BACKSLASH) escaped = true
+      else if (b === QUOTE) inString = false
+    } else if (b === QUOTE) inString = true
+    else if (b === LBRACE || b === LBRACKET) {
+      depth++
+      if (depth > max) {
+        max = depth
+        at = k
+      }
+    } else if (b === RBRACE || b === RBRACKET) depth--
+  }
+  return { depth: max, at }
+}
+
+const concat = (parts: ReadonlyArray<Uint8Array>, total: number): Uint8Array => {
+  if (parts.length === 1) return parts[0]!
+  const out = new Uint8Array(total)
+  let at = 0
+  for (const part of parts) {
+    out.set(part, at)
+    at += part.length
+  }
+  return out
+}
