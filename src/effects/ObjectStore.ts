@@ -1,4 +1,15 @@
-import { Context, Data, Effect, Stream } from "effect"
+import {
+  CopyObjectCommand,
+  DeleteObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  ListObjectsV2Command,
+  PutObjectCommand,
+  S3Client
+} from "@aws-sdk/client-s3"
+import { Upload } from "@aws-sdk/lib-storage"
+import { Config, Context, Data, Effect, Layer, Option, Redacted, Schedule, Stream } from "effect"
+import { Readable } from "node:stream"
 
 /** Metadata of one stored object. */
 export interface ObjectInfo {
@@ -45,8 +56,6 @@ export class ObjectStore extends Context.Service<ObjectStore, {
   readonly bucket: string
   /** Every object under `prefix`, in key order, fetched page by page as the stream is pulled. */
   readonly list: (prefix: string) => Stream.Stream<ObjectInfo, ObjectStoreError>
-  /** The "folders" directly under `prefix` (keys up to the next `/`), each ending with `/`. */
-  readonly listPrefixes: (prefix: string) => Effect.Effect<ReadonlyArray<string>, ObjectStoreError>
   readonly head: (key: string) => Effect.Effect<ObjectInfo, ObjectStoreError>
   /**
    * The object's bytes, pulled as the consumer asks for them. A connection that breaks midway is
@@ -58,7 +67,214 @@ export class ObjectStore extends Context.Service<ObjectStore, {
     body: string | Uint8Array,
     options?: PutOptions
   ) => Effect.Effect<{ readonly etag: string }, ObjectStoreError>
+  /** Streams `body` into `key` (multipart for large bodies) without holding it in memory. */
+  readonly upload: <E>(
+    key: string,
+    body: Stream.Stream<Uint8Array, E>,
+    options?: PutOptions
+  ) => Effect.Effect<void, ObjectStoreError | E>
   /** Server-side copy inside the bucket. */
   readonly copy: (from: string, to: string) => Effect.Effect<{ readonly etag: string }, ObjectStoreError>
   readonly delete: (key: string) => Effect.Effect<void, ObjectStoreError>
-}>()("loaders/ObjectStore") {}
+}>()("loaders/ObjectStore") {
+  /** An object store over any S3-compatible endpoint, with explicit settings. */
+  static readonly layerWith = (settings: S3Settings) => Layer.effect(ObjectStore, make(settings))
+
+  /**
+   * From the environment: `LOADERS_S3_BUCKET` (required), `LOADERS_S3_ENDPOINT` (any
+   * S3-compatible store; AWS when unset), `AWS_REGION`, `LOADERS_S3_FORCE_PATH_STYLE`, and
+   * credentials from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or the SDK's default chain.
+   */
+  static readonly layer = Layer.unwrap(
+    Effect.gen(function*() {
+      const endpoint = yield* Config.option(Config.String("LOADERS_S3_ENDPOINT"))
+      const accessKeyId = yield* Config.option(Config.String("AWS_ACCESS_KEY_ID"))
+      const secretAccessKey = yield* Config.option(Config.Redacted("AWS_SECRET_ACCESS_KEY"))
+      return ObjectStore.layerWith({
+        bucket: yield* Config.String("LOADERS_S3_BUCKET"),
+        endpoint: Option.getOrUndefined(endpoint),
+        region: yield* Config.String("AWS_REGION").pipe(Config.withDefault("us-east-1")),
+        forcePathStyle: yield* Config.Boolean("LOADERS_S3_FORCE_PATH_STYLE").pipe(
+          Config.withDefault(Option.isSome(endpoint))
+        ),
+        credentials: Option.isSome(accessKeyId) && Option.isSome(secretAccessKey)
+          ? { accessKeyId: accessKeyId.value, secretAccessKey: Redacted.value(secretAccessKey.value) }
+          : undefined
+      })
+    })
+  )
+}
+
+/** How to reach the bucket. */
+export interface S3Settings {
+  readonly bucket: string
+  readonly endpoint?: string | undefined
+  readonly region?: string | undefined
+  readonly forcePathStyle?: boolean | undefined
+  /** Static credentials; the SDK's default provider chain when absent. */
+  readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string } | undefined
+}
+
+const stripQuotes = (etag: string | undefined): string => (etag ?? "").replaceAll("\"", "")
+
+const statusOf = (cause: unknown): number | undefined => {
+  if (typeof cause !== "object" || cause === null || !("$metadata" in cause)) return undefined
+  const metadata = cause.$metadata
+  return typeof metadata === "object" && metadata !== null && "httpStatusCode" in metadata &&
+      typeof metadata.httpStatusCode === "number"
+    ? metadata.httpStatusCode
+    : undefined
+}
+
+/** Maps an SDK or network failure to what a caller can act on. */
+const reasonOf = (cause: unknown): ObjectStoreError["reason"] => {
+  const status = statusOf(cause)
+  const name = cause instanceof Error ? cause.name : ""
+  if (status === 404 || name === "NoSuchKey" || name === "NotFound" || name === "NoSuchBucket") return "NotFound"
+  if (status === 412 || name === "PreconditionFailed") return "PreconditionFailed"
+  if (status === 403 || name === "AccessDenied") return "AccessDenied"
+  if (status === undefined || status >= 500 || status === 429 || name === "TimeoutError") return "Unavailable"
+  return "Unknown"
+}
+
+/** Transient faults are retried a few times with backoff; answers (404, 412, 403) are not. */
+const transient = Schedule.max([Schedule.exponential("100 millis", 2), Schedule.recurs(5)]).pipe(
+  Schedule.setInputType<ObjectStoreError>(),
+  Schedule.while(({ input }) => input.reason === "Unavailable")
+)
+
+/** Keys inside `CopySource` are URL-encoded, segment by segment (spaces, `+`, accents, `%`). */
+const copySource = (bucket: string, key: string): string =>
+  `${bucket}/${key.split("/").map(encodeURIComponent).join("/")}`
+
+const make = Effect.fnUntraced(function*(settings: S3Settings) {
+  const { bucket } = settings
+  const client = yield* Effect.acquireRelease(
+    Effect.sync(() =>
+      new S3Client({
+        region: settings.region ?? "us-east-1",
+        ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
+        forcePathStyle: settings.forcePathStyle ?? settings.endpoint !== undefined,
+        ...(settings.credentials ? { credentials: settings.credentials } : {}),
+        // The defaults send streamed bodies aws-chunked, which S3-compatible stores may store verbatim.
+        requestChecksumCalculation: "WHEN_REQUIRED",
+        responseChecksumValidation: "WHEN_REQUIRED"
+      })
+    ),
+    (client) => Effect.sync(() => client.destroy())
+  )
+
+  const call = <A>(operation: string, key: string, run: (signal: AbortSignal) => Promise<A>) =>
+    Effect.tryPromise({
+      try: run,
+      catch: (cause) => new ObjectStoreError({ operation, bucket, key, reason: reasonOf(cause), cause })
+    }).pipe(
+      Effect.retry(transient),
+      Effect.withSpan(`ObjectStore.${operation}`, { attributes: { "aws.s3.bucket": bucket, "aws.s3.key": key } })
+    )
+
+  const list = (prefix: string) =>
+    Stream.paginate(undefined as string | undefined, (token) =>
+      call("list", prefix, (abortSignal) =>
+        client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix, ContinuationToken: token }), { abortSignal })
+      ).pipe(
+        Effect.map((page) =>
+          [
+            (page.Contents ?? []).map((object): ObjectInfo => ({
+              key: object.Key ?? "",
+              size: object.Size ?? 0,
+              etag: stripQuotes(object.ETag),
+              lastModified: object.LastModified ?? new Date(0)
+            })),
+            page.IsTruncated && page.NextContinuationToken ? Option.some(page.NextContinuationToken) : Option.none()
+          ] as const
+        )
+      ))
+
+  const head = (key: string) =>
+    call("head", key, (abortSignal) => client.send(new HeadObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }))
+      .pipe(
+        Effect.map((object): ObjectInfo => ({
+          key,
+          size: object.ContentLength ?? 0,
+          etag: stripQuotes(object.ETag),
+          lastModified: object.LastModified ?? new Date(0)
+        }))
+      )
+
+  const get = (key: string, options: GetOptions = {}): Stream.Stream<Uint8Array, ObjectStoreError> =>
+    Stream.suspend(() => {
+      // Where the next attempt resumes, and the version it must still be reading.
+      let position = options.start ?? 0
+      let etag = options.ifMatch
+      const attempt = Stream.unwrap(
+        Effect.suspend(() =>
+          Effect.tryPromise({
+            try: (abortSignal) =>
+              client.send(
+                new GetObjectCommand({
+                  Bucket: bucket,
+                  Key: key,
+                  ...(position > 0 ? { Range: `bytes=${position}-` } : {}),
+                  ...(etag ? { IfMatch: `"${etag}"` } : {})
+                }),
+                { abortSignal }
+              ),
+            catch: (cause) => new ObjectStoreError({ operation: "get", bucket, key, reason: reasonOf(cause), cause })
+          })
+        ).pipe(
+          Effect.map((response) => {
+            etag ??= stripQuotes(response.ETag)
+            const body = response.Body as AsyncIterable<Uint8Array> | undefined
+            if (!body) return Stream.empty
+            return Stream.fromAsyncIterable(
+              body,
+              (cause) => new ObjectStoreError({ operation: "get", bucket, key, reason: "Unavailable", cause })
+            ).pipe(
+              Stream.mapArray((chunks) => {
+                for (const chunk of chunks) position += chunk.length
+                return chunks
+              })
+            )
+          })
+        )
+      )
+      return attempt.pipe(
+        Stream.retry(transient),
+        Stream.withSpan("ObjectStore.get", { attributes: { "aws.s3.bucket": bucket, "aws.s3.key": key } })
+      )
+    })
+
+  const put = (key: string, body: string | Uint8Array, options: PutOptions = {}) =>
+    call("put", key, (abortSignal) =>
+      client.send(
+        new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: options.contentType }),
+        { abortSignal }
+      )).pipe(Effect.map((result) => ({ etag: stripQuotes(result.ETag) })))
+
+  const upload = <E>(key: string, body: Stream.Stream<Uint8Array, E>, options: PutOptions = {}) =>
+    Effect.gen(function*() {
+      const readable = Readable.fromWeb(Stream.toReadableStream(body) as unknown as Parameters<typeof Readable.fromWeb>[0])
+      yield* Effect.tryPromise({
+        try: () =>
+          new Upload({
+            client,
+            params: { Bucket: bucket, Key: key, Body: readable, ContentType: options.contentType },
+            queueSize: 2,
+            partSize: 8 * 1024 * 1024
+          }).done(),
+        catch: (cause) => new ObjectStoreError({ operation: "upload", bucket, key, reason: reasonOf(cause), cause })
+      })
+    }).pipe(Effect.withSpan("ObjectStore.upload", { attributes: { "aws.s3.bucket": bucket, "aws.s3.key": key } }))
+
+  const copy = (from: string, to: string) =>
+    call("copy", from, (abortSignal) =>
+      client.send(new CopyObjectCommand({ Bucket: bucket, Key: to, CopySource: copySource(bucket, from) }), { abortSignal }))
+      .pipe(Effect.map((result) => ({ etag: stripQuotes(result.CopyObjectResult?.ETag) })))
+
+  const remove = (key: string) =>
+    call("delete", key, (abortSignal) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }))
+      .pipe(Effect.asVoid)
+
+  return ObjectStore.of({ bucket, list, head, get, put, upload, copy, delete: remove })
+})

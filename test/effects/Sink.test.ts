@@ -1,9 +1,10 @@
 import { describe, expect } from "bun:test"
-import { Effect, Layer } from "effect"
+import { Effect, Layer, Redacted } from "effect"
 import type { Dataset } from "../../schemas/Dataset.ts"
 import { Database } from "../../src/effects/Database.ts"
 import { Sink, type StagedRecord } from "../../src/effects/Sink.ts"
 import { effectTest } from "../support/effect.ts"
+import { freshDatabase } from "../support/postgres.ts"
 
 /** A two-column dataset: enough to exercise staging, upserts and duplicates without the real schemas. */
 const things: Dataset = {
@@ -33,9 +34,16 @@ const rows = Effect.gen(function*() {
   )
 })
 
-const layer = () => Sink.layer([things]).pipe(Layer.provideMerge(Database.layerPGlite(undefined)))
+const databases = {
+  PGlite: () => Database.layerPGlite(undefined),
+  PostgreSQL: () =>
+    Layer.unwrap(Effect.promise(freshDatabase).pipe(Effect.map((url) => Database.layerPostgres(Redacted.make(url)))))
+}
 
-describe("Sink on PGlite", () => {
+for (const [name, database] of Object.entries(databases)) {
+const layer = () => Sink.layer([things]).pipe(Layer.provideMerge(database()))
+
+describe(`Sink on ${name}`, () => {
   effectTest("a committed delivery upserts its rows; a rolled-back one leaves nothing", () =>
     Effect.gen(function*() {
       const sink = yield* Sink
@@ -74,3 +82,4 @@ describe("Sink on PGlite", () => {
       ])
     }), layer())
 })
+}

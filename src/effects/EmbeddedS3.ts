@@ -1,0 +1,85 @@
+import { Data, Effect } from "effect"
+import { spawn } from "node:child_process"
+import { mkdirSync } from "node:fs"
+import { createInterface } from "node:readline"
+import { fileURLToPath } from "node:url"
+
+/** The embedded S3 server could not start. */
+export class EmbeddedS3Error extends Data.TaggedError("EmbeddedS3Error")<{ readonly reason: string }> {
+  override get message(): string {
+    return `embedded S3 server: ${this.reason}`
+  }
+}
+
+/** An S3 event as s3rver reports it (the shape of one AWS `Records[]` entry). */
+export type S3rverEvent = Readonly<Record<string, unknown>>
+
+export interface EmbeddedS3 {
+  readonly endpoint: string
+  readonly port: number
+  /** Credentials s3rver accepts. */
+  readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string }
+  /** Registers a listener for every Put/Copy/Post event; returns a function that removes it. */
+  readonly onEvent: (listener: (event: S3rverEvent) => void) => () => void
+}
+
+const CHILD = fileURLToPath(new URL("./s3rver-child.cjs", import.meta.url))
+
+/**
+ * Starts s3rver over `directory` on a free loopback port, with `buckets` created, for the scope.
+ * It runs under Node (it cannot run inside Bun), as a child that exits with its parent.
+ */
+export const startEmbeddedS3 = (options: { readonly directory: string; readonly buckets: ReadonlyArray<string> }) =>
+  Effect.gen(function*() {
+    yield* Effect.try({
+      try: () => mkdirSync(options.directory, { recursive: true }),
+      catch: (error) => new EmbeddedS3Error({ reason: `cannot create ${options.directory}: ${String(error)}` })
+    })
+    const child = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        spawn(
+          "node",
+          ["--openssl-legacy-provider", CHILD, JSON.stringify({ directory: options.directory, buckets: options.buckets })],
+          { stdio: ["pipe", "pipe", "pipe"] }
+        )
+      ),
+      (child) =>
+        Effect.callback<void>((resume) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resume(Effect.void)
+          child.once("exit", () => resume(Effect.void))
+          child.stdin?.end()
+          child.kill("SIGTERM")
+        })
+    )
+    const listeners = new Set<(event: S3rverEvent) => void>()
+    let stderr = ""
+    child.stderr?.on("data", (data: Buffer) => {
+      stderr += data.toString()
+    })
+    const port = yield* Effect.callback<number, EmbeddedS3Error>((resume) => {
+      const lines = createInterface({ input: child.stdout! })
+      lines.on("line", (line) => {
+        const message = JSON.parse(line) as { ready?: { port: number }; event?: S3rverEvent }
+        if (message.ready) resume(Effect.succeed(message.ready.port))
+        else if (message.event) for (const listener of listeners) listener(message.event)
+      })
+      child.once("error", (error) => resume(Effect.fail(new EmbeddedS3Error({ reason: `cannot run node: ${error.message}` }))))
+      child.once("exit", (code) =>
+        resume(Effect.fail(new EmbeddedS3Error({ reason: `exited with code ${code}: ${stderr.trim()}` })))
+      )
+    }).pipe(
+      Effect.timeoutOrElse({
+        duration: "30 seconds",
+        orElse: () => Effect.fail(new EmbeddedS3Error({ reason: "did not start within 30 s" }))
+      })
+    )
+    return {
+      endpoint: `http://127.0.0.1:${port}`,
+      port,
+      credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+      onEvent: (listener) => {
+        listeners.add(listener)
+        return () => listeners.delete(listener)
+      }
+    } satisfies EmbeddedS3
+  })

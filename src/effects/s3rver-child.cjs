@@ -1,0 +1,60 @@
+// Runs s3rver in a Node child process (it cannot run inside Bun, and its list continuation tokens
+// need `node --openssl-legacy-provider`). Protocol on stdout, one JSON object per line:
+//   {"ready":{"port":N}} once listening, then {"event":{...}} for each S3 event s3rver reports.
+// Exits when its stdin closes, so it never outlives the process that started it.
+"use strict"
+const http = require("node:http")
+const S3rver = require("s3rver")
+
+const fail = (message) => {
+  process.stderr.write(`s3rver-child: ${message}\n`)
+  process.exit(1)
+}
+
+let config
+try {
+  config = JSON.parse(process.argv[2] ?? "")
+} catch {
+  fail("expected a JSON configuration as the first argument")
+}
+
+const server = new S3rver({
+  address: config.address ?? "127.0.0.1",
+  port: config.port ?? 0,
+  directory: config.directory,
+  silent: true,
+  configureBuckets: (config.buckets ?? []).map((name) => ({ name }))
+})
+
+server.on("event", (event) => {
+  process.stdout.write(JSON.stringify({ event }) + "\n")
+})
+
+// S3 URL-decodes x-amz-copy-source fully; s3rver uses decodeURI, which leaves %2B, %26, %3F… encoded.
+// Re-encode the header the way s3rver decodes it, so keys with + & ? round-trip as they do on S3.
+const handle = server.callback()
+const httpServer = http.createServer((req, res) => {
+  const source = req.headers["x-amz-copy-source"]
+  if (typeof source === "string") req.headers["x-amz-copy-source"] = encodeURI(decodeURIComponent(source))
+  handle(req, res)
+})
+
+server
+  .configureBuckets()
+  .then(
+    () =>
+      new Promise((resolve, reject) => {
+        httpServer.once("error", reject)
+        httpServer.listen(config.port ?? 0, config.address ?? "127.0.0.1", () => resolve(httpServer.address()))
+      })
+  )
+  .then(
+    (address) => {
+      process.stdout.write(JSON.stringify({ ready: { port: address.port } }) + "\n")
+    },
+    (error) => fail(`cannot start on ${config.directory}: ${error.message}`)
+  )
+
+process.stdin.on("end", () => process.exit(0))
+process.stdin.on("close", () => process.exit(0))
+process.stdin.resume()

@@ -1,0 +1,94 @@
+import { execFileSync, spawn } from "node:child_process"
+import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
+import { createServer } from "node:net"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import postgres from "postgres"
+import { onStop } from "./services.ts"
+
+/** Debian keeps the server binaries off PATH, under /usr/lib/postgresql/<version>/bin. */
+const binaries = (): string => {
+  const root = "/usr/lib/postgresql"
+  const versions = existsSync(root) ? readdirSync(root).filter((v) => /^\d+$/.test(v)).sort((a, b) => Number(b) - Number(a)) : []
+  const found = versions.map((v) => join(root, v, "bin")).find((dir) => existsSync(join(dir, "initdb")))
+  if (!found) throw new Error("PostgreSQL server binaries not found under /usr/lib/postgresql (apt-get install postgresql)")
+  return found
+}
+
+const freePort = () =>
+  new Promise<number>((resolve, reject) => {
+    const server = createServer()
+    server.once("error", reject)
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => (typeof address === "object" && address ? resolve(address.port) : reject(new Error("no port"))))
+    })
+  })
+
+/** initdb refuses to run as root: run the server tools as the `postgres` user then. */
+const asServerUser = (command: string, args: ReadonlyArray<string>): [string, Array<string>] =>
+  process.getuid?.() === 0 ? ["runuser", ["-u", "postgres", "--", command, ...args]] : [command, [...args]]
+
+let cluster: Promise<{ readonly port: number }> | undefined
+let databases = 0
+
+const startCluster = async () => {
+  const bin = binaries()
+  const dir = mkdtempSync(join(tmpdir(), "loaders-pg-"))
+  const data = join(dir, "data")
+  if (process.getuid?.() === 0) {
+    const { uid, gid } = userIds("postgres")
+    chownSync(dir, uid, gid)
+  }
+  chmodSync(dir, 0o700)
+  const port = await freePort()
+  const [initdb, initArgs] = asServerUser(join(bin, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
+  execFileSync(initdb, initArgs, { stdio: "pipe" })
+  const [server, serverArgs] = asServerUser(join(bin, "postgres"), [
+    "-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
+    "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200"
+  ])
+  const child = spawn(server, serverArgs, { stdio: ["ignore", "ignore", "pipe"] })
+  let log = ""
+  child.stderr?.on("data", (chunk: Buffer) => {
+    log += chunk.toString()
+  })
+  onStop(async () => {
+    if (child.exitCode === null) {
+      const exited = new Promise((resolve) => child.once("exit", resolve))
+      const [pgCtl, stopArgs] = asServerUser(join(bin, "pg_ctl"), ["stop", "-D", data, "-m", "immediate", "-w"])
+      execFileSync(pgCtl, stopArgs, { stdio: "pipe" })
+      await exited
+    }
+    rmSync(dir, { recursive: true, force: true })
+  })
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const sql = postgres({ host: "127.0.0.1", port, user: "postgres", database: "postgres", onnotice: () => {}, max: 1 })
+    const ready = await sql`select 1`.then(() => true, () => false)
+    await sql.end()
+    if (ready) return { port }
+    if (child.exitCode !== null) break
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error(`PostgreSQL did not start on port ${port}:\n${log}`)
+}
+
+const userIds = (name: string) => {
+  const uid = Number(execFileSync("id", ["-u", name]).toString().trim())
+  const gid = Number(execFileSync("id", ["-g", name]).toString().trim())
+  return { uid, gid }
+}
+
+/**
+ * A fresh database on the run's throwaway PostgreSQL cluster (started on first use on a free
+ * loopback port, stopped at the end of the run); returns its connection URL.
+ */
+export const freshDatabase = async (): Promise<string> => {
+  cluster ??= startCluster()
+  const { port } = await cluster
+  const name = `test_${process.pid}_${++databases}`
+  const admin = postgres({ host: "127.0.0.1", port, user: "postgres", database: "postgres", onnotice: () => {}, max: 1 })
+  await admin.unsafe(`CREATE DATABASE ${name}`)
+  await admin.end()
+  return `postgres://postgres@127.0.0.1:${port}/${name}`
+}
