@@ -54,6 +54,8 @@ export interface Dataset {
   readonly columns: ReadonlyArray<Column>
   /** Column names forming the natural key: re-loading a record upserts on it. */
   readonly naturalKey: ReadonlyArray<string>
+  /** Extra indexes (lists of columns; lineage columns such as `_delivery` allowed) for lookups. */
+  readonly indexes?: ReadonlyArray<ReadonlyArray<string>>
   /**
    * Validate one parsed JSON value and transform it to a row. Pure and synchronous: it runs in a
    * tight loop over batches, never as one Effect per record.

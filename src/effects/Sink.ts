@@ -108,6 +108,10 @@ const migrate = (db: Database["Service"], datasets: ReadonlyArray<Dataset>) =>
         for (const column of columns) {
           yield* session.exec(`ALTER TABLE ${target(dataset)} ADD COLUMN IF NOT EXISTS ${addedColumnDef(column)}`)
         }
+        for (const index of dataset.indexes ?? []) {
+          const name = ident(`${dataset.table}_${index.join("_")}_idx`)
+          yield* session.exec(`CREATE INDEX IF NOT EXISTS ${name} ON ${target(dataset)} (${index.map(ident).join(", ")})`)
+        }
       }
       yield* session.exec("COMMIT")
     })
@@ -126,7 +130,8 @@ const begin = (db: Database["Service"], runId: string) =>
     const committed = yield* Ref.make(false)
     const staged = new Set<Dataset>()
     yield* Effect.acquireRelease(
-      session.exec("BEGIN"),
+      // Datasets' enrichment SQL names tables without their schema.
+      session.exec(`BEGIN; SET LOCAL search_path TO ${SCHEMA}, public`),
       () => Ref.get(committed).pipe(Effect.flatMap((done) => (done ? Effect.void : session.exec("ROLLBACK").pipe(Effect.ignore))))
     )
 

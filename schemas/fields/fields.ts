@@ -1,0 +1,153 @@
+import { Schema } from "effect"
+import { COUNTRIES, CURRENCIES } from "./codes.ts"
+import { ibanProblem } from "./iban.ts"
+import { toCents } from "./money.ts"
+import { check, rule } from "./rules.ts"
+
+/** Non-empty text (after trimming) of at most `max` characters. */
+export const Text = (max: number) =>
+  Schema.String.check(
+    check<string>("text.empty", { en: "Must not be empty.", fr: "Ne doit pas être vide." }, (s) => s.trim().length > 0),
+    check<string>(
+      "text.too_long",
+      { en: `Must be at most ${max} characters long.`, fr: `Ne doit pas dépasser ${max} caractères.` },
+      (s) => s.length <= max
+    )
+  )
+
+const isCalendarDate = (s: string): boolean => {
+  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s)
+  if (!match) return false
+  const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])]
+  const date = new Date(Date.UTC(year, month - 1, day))
+  return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day
+}
+
+/** A calendar date written `YYYY-MM-DD` (2026-02-30 is refused). */
+export const IsoDate = Schema.String.check(
+  check<string>(
+    "date.iso",
+    {
+      en: "Must be a real calendar date written YYYY-MM-DD, e.g. 2026-01-31.",
+      fr: "Doit être une date réelle au format AAAA-MM-JJ, par exemple 2026-01-31."
+    },
+    isCalendarDate
+  )
+)
+
+/** An IBAN (spaces allowed, any case), with its country length and mod-97 check. */
+export const Iban = Schema.String.check(
+  check<string>(
+    "iban.format",
+    {
+      en: "Not an IBAN: expected 2 letters (country), 2 check digits, then letters and digits.",
+      fr: "Ce n'est pas un IBAN : 2 lettres (pays), 2 chiffres de contrôle, puis lettres et chiffres attendus."
+    },
+    (s) => ibanProblem(s) !== "format"
+  ),
+  check<string>(
+    "iban.length",
+    {
+      en: "The IBAN does not have the length its country requires (27 characters for France).",
+      fr: "L'IBAN n'a pas la longueur requise pour son pays (27 caractères pour la France)."
+    },
+    (s) => ibanProblem(s) !== "length"
+  ),
+  check<string>(
+    "iban.checksum",
+    {
+      en: "IBAN checksum is wrong (mod-97): check for a mistyped character.",
+      fr: "La clé de contrôle de l'IBAN est incorrecte (mod-97) : vérifiez qu'aucun caractère n'a été mal saisi."
+    },
+    (s) => ibanProblem(s) !== "checksum"
+  )
+)
+
+/**
+ * A French postal code: 5 digits, metropolitan 01000–95999 (Corsica is 20xxx), overseas
+ * 97100–97699, and 98000–98999 (Monaco, Pacific territories).
+ */
+export const isFrenchPostalCode = (s: string): boolean => {
+  const code = s.trim()
+  if (!/^\d{5}$/.test(code)) return false
+  const n = Number(code)
+  return (n >= 1000 && n <= 95999) || (n >= 97100 && n <= 97699) || (n >= 98000 && n <= 98999)
+}
+
+/** An ISO 3166-1 alpha-2 country code, any case. */
+export const Country = Schema.String.check(
+  check<string>(
+    "country.iso3166",
+    {
+      en: "Must be an ISO 3166-1 two-letter country code, e.g. FR.",
+      fr: "Doit être un code pays ISO 3166-1 à deux lettres, par exemple FR."
+    },
+    (s) => COUNTRIES.has(s.trim().toUpperCase())
+  )
+)
+
+/** An ISO 4217 currency code, any case. */
+export const Currency = Schema.String.check(
+  check<string>(
+    "currency.iso4217",
+    {
+      en: "Must be an ISO 4217 currency code, e.g. EUR.",
+      fr: "Doit être un code devise ISO 4217, par exemple EUR."
+    },
+    (s) => CURRENCIES.has(s.trim().toUpperCase())
+  )
+)
+
+const AMOUNT_FORMAT = {
+  en: "Must be an amount with at most 2 decimals: a number (1234.56) or text (\"1234.56\", \"1 234,56\").",
+  fr: "Doit être un montant d'au plus 2 décimales : un nombre (1234.56) ou un texte (« 1234.56 », « 1 234,56 »)."
+}
+
+/** An amount as a number or a decimal string (French notation accepted); `min` in cents. */
+export const Amount = (options: { readonly min?: number } = {}) =>
+  Schema.Union([Schema.String, Schema.Number])
+    .annotate(rule("amount.type", AMOUNT_FORMAT))
+    .check(
+      check<string | number>("amount.format", AMOUNT_FORMAT, (v) => toCents(v) !== undefined),
+      ...(options.min === undefined ? [] : [
+        check<string | number>(
+          "amount.negative",
+          { en: "Must not be negative.", fr: "Ne doit pas être négatif." },
+          (v) => (toCents(v) ?? 0) >= options.min!
+        )
+      ])
+    )
+
+/** A pragmatic e-mail check: something@domain.tld, no spaces. */
+export const Email = Schema.String.check(
+  check<string>(
+    "email.format",
+    { en: "Not a valid e-mail address.", fr: "Adresse e-mail invalide." },
+    (s) => /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(s.trim()) && s.length <= 254
+  )
+)
+
+/** One of `values`; the message lists them. */
+export const OneOf = <const V extends ReadonlyArray<string>>(values: V) =>
+  Schema.Literals(values).annotate(
+    rule("enum", {
+      en: `Must be one of: ${values.join(", ")}.`,
+      fr: `Doit être l'une des valeurs : ${values.join(", ")}.`
+    })
+  )
+
+/** A finite number strictly greater than zero. */
+export const PositiveNumber = Schema.Number.check(
+  check<number>("number.positive", { en: "Must be a number greater than 0.", fr: "Doit être un nombre supérieur à 0." }, (n) =>
+    Number.isFinite(n) && n > 0)
+)
+
+/** An integer in [min, max]. */
+export const IntBetween = (min: number, max: number) =>
+  Schema.Number.check(
+    check<number>(
+      "number.range",
+      { en: `Must be a whole number from ${min} to ${max}.`, fr: `Doit être un nombre entier de ${min} à ${max}.` },
+      (n) => Number.isInteger(n) && n >= min && n <= max
+    )
+  )

@@ -1,0 +1,30 @@
+/** IBAN lengths by country (SEPA and the other countries banks commonly send). */
+const LENGTHS: Readonly<Record<string, number>> = {
+  AD: 24, AT: 20, BE: 16, BG: 22, CH: 21, CY: 28, CZ: 24, DE: 22, DK: 18, EE: 20, ES: 24, FI: 18, FR: 27, GB: 22,
+  GI: 23, GR: 27, HR: 21, HU: 28, IE: 22, IS: 26, IT: 27, LI: 21, LT: 20, LU: 20, LV: 21, MC: 27, MT: 31, NL: 18,
+  NO: 15, PL: 28, PT: 25, RO: 24, SE: 24, SI: 19, SK: 24, SM: 27, VA: 22, MA: 28, TN: 24, SN: 28, CI: 28, RE: 27,
+  GP: 27, MQ: 27, GF: 27, YT: 27, NC: 27, PF: 27, PM: 27, WF: 27, BL: 27, MF: 27, TF: 27
+}
+
+/** An IBAN as written by a partner, without spaces and upper-cased. */
+export const normaliseIban = (value: string): string => value.replace(/[\s\u00a0]/g, "").toUpperCase()
+
+/** Why an IBAN is refused, or undefined when it is valid. */
+export const ibanProblem = (value: string): "format" | "length" | "checksum" | undefined => {
+  const iban = normaliseIban(value)
+  if (!/^[A-Z]{2}\d{2}[A-Z0-9]{8,30}$/.test(iban)) return "format"
+  const expected = LENGTHS[iban.slice(0, 2)]
+  if (expected !== undefined && iban.length !== expected) return "length"
+  return mod97(iban.slice(4) + iban.slice(0, 4)) === 1 ? undefined : "checksum"
+}
+
+/** Remainder mod 97 of the number formed by letters as 10–35, folded digit by digit. */
+const mod97 = (text: string): number => {
+  let remainder = 0
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i)
+    const digits = code >= 65 ? code - 55 : code - 48
+    remainder = digits >= 10 ? (remainder * 100 + digits) % 97 : (remainder * 10 + digits) % 97
+  }
+  return remainder
+}

@@ -1,0 +1,22 @@
+import type { Dataset } from "./Dataset.ts"
+import { leases } from "./leases.ts"
+import { properties } from "./properties.ts"
+import { transactions } from "./transactions.ts"
+
+/**
+ * Every dataset, in loading order: a delivery's files are loaded in this order, so the rows other
+ * datasets refer to come first.
+ */
+export const datasets: ReadonlyArray<Dataset> = [properties, leases, transactions]
+
+export const datasetByName = (name: string): Dataset | undefined => datasets.find((d) => d.name === name)
+
+/**
+ * The dataset of a file: the one its manifest entry names, else the first whose file pattern
+ * matches its name (without `.gz`). Undefined when none does.
+ */
+export const datasetForFile = (
+  baseName: string,
+  manifestEntry?: { readonly dataset: string } | undefined
+): Dataset | undefined =>
+  manifestEntry ? datasetByName(manifestEntry.dataset) : datasets.find((d) => d.filePattern.test(baseName))
