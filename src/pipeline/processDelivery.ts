@@ -203,7 +203,6 @@ const MANIFEST_MAX_BYTES = 1024 * 1024
 const readManifest = Effect.fnUntraced(function*(folder: DeliveryFolder, builder: ReportBuilder) {
   const object = folder.objects.find((o) => nameInFolder(folder.key, o.key) === MANIFEST)
   if (!object) return undefined
-  builder.file(MANIFEST, null)
   if (object.size > MANIFEST_MAX_BYTES) {
     builder.problem(MANIFEST, null, problems.invalidManifest(`it is larger than ${MANIFEST_MAX_BYTES} bytes`))
     return undefined

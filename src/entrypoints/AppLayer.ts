@@ -1,0 +1,107 @@
+import { Config, Context, Effect, Layer, Option, Stream } from "effect"
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs"
+import { join, relative, resolve } from "node:path"
+import { fileURLToPath } from "node:url"
+import { datasets } from "../../schemas/registry.ts"
+import { Database } from "../effects/Database.ts"
+import { startEmbeddedS3 } from "../effects/EmbeddedS3.ts"
+import { Ledger } from "../effects/Ledger.ts"
+import { ObjectStore } from "../effects/ObjectStore.ts"
+import { Sink } from "../effects/Sink.ts"
+import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
+
+/** Where this process reads and writes, in words, for the user. */
+export class Environment extends Context.Service<Environment, { readonly lines: ReadonlyArray<string> }>()(
+  "loaders/Environment"
+) {}
+
+const EXAMPLES = fileURLToPath(new URL("../../examples/", import.meta.url))
+const EMBEDDED_BUCKET = "loaders"
+
+const filesUnder = (dir: string): Array<string> =>
+  readdirSync(dir).flatMap((name) => {
+    const path = join(dir, name)
+    return statSync(path).isDirectory() ? filesUnder(path) : [path]
+  })
+
+/** Deposits the sample deliveries of `examples/` under the incoming prefix. */
+const seedExamples = Effect.gen(function*() {
+  const store = yield* ObjectStore
+  const config = yield* PipelineConfig
+  for (const path of filesUnder(EXAMPLES)) {
+    yield* store.put(`${config.incomingPrefix}${relative(EXAMPLES, path)}`, readFileSync(path))
+  }
+})
+
+/**
+ * The object store: S3 (or any S3-compatible endpoint) when `LOADERS_S3_BUCKET` is set; otherwise
+ * an embedded s3rver over `<LOADERS_EMBEDDED_DIR>/s3`, seeded with `examples/` when first created.
+ */
+const objectStore = Effect.fnUntraced(function*(lines: Array<string>) {
+  const bucket = yield* Config.option(Config.String("LOADERS_S3_BUCKET"))
+  if (Option.isSome(bucket)) {
+    const endpoint = yield* Config.option(Config.String("LOADERS_S3_ENDPOINT"))
+    lines.push(`Object store: s3://${bucket.value} at ${Option.getOrElse(endpoint, () => "AWS S3")}`)
+    return { layer: ObjectStore.layer, fresh: false }
+  }
+  const root = resolve(yield* Config.String("LOADERS_EMBEDDED_DIR").pipe(Config.withDefault(".loaders")))
+  const directory = join(root, "s3")
+  const fresh = !existsSync(directory)
+  const s3 = yield* startEmbeddedS3({ directory, buckets: [EMBEDDED_BUCKET] })
+  lines.push(
+    `Object store: embedded S3 at ${s3.endpoint}, bucket "${EMBEDDED_BUCKET}", kept in ${directory}` +
+      (fresh ? " (new: seeded with the sample deliveries of examples/)" : "")
+  )
+  const layer = ObjectStore.layerWith({ bucket: EMBEDDED_BUCKET, endpoint: s3.endpoint, credentials: s3.credentials })
+  return { layer, fresh }
+})
+
+const database = Effect.fnUntraced(function*(lines: Array<string>) {
+  const url = yield* Config.option(Config.String("DATABASE_URL"))
+  const dir = resolve(yield* Config.String("LOADERS_PGLITE_DIR").pipe(Config.withDefault(".loaders/pglite")))
+  lines.push(
+    Option.isSome(url)
+      ? `Database: PostgreSQL at ${url.value.replace(/\/\/[^@/]*@/, "//***@")} (schema "loaders")`
+      : `Database: embedded PGlite in ${dir} (schema "loaders")`
+  )
+  return Database.layer
+})
+
+/**
+ * Everything the pipeline needs, from the environment (see README and `.env.example`); the
+ * embedded S3 server, when used, lives as long as the layer.
+ */
+export const AppLayer = Layer.unwrap(
+  Effect.gen(function*() {
+    const lines: Array<string> = []
+    const settings = yield* Effect.provide(
+      Effect.gen(function*() {
+        return yield* PipelineConfig
+      }),
+      PipelineConfig.layer
+    )
+    const store = yield* objectStore(lines)
+    const base = Layer.mergeAll(
+      store.layer,
+      yield* database(lines),
+      Layer.succeed(PipelineConfig, settings),
+      Layer.succeed(Environment, { lines })
+    )
+    const seed = store.fresh ? Layer.effectDiscard(seedExamples) : Layer.empty
+    return Layer.mergeAll(Sink.layer(datasets), Ledger.layer({ lease: settings.lease }), seed).pipe(
+      Layer.provideMerge(base)
+    )
+  })
+)
+
+/** What the user should know about where things are, before a run. */
+export const describeEnvironment = Effect.gen(function*() {
+  const { lines } = yield* Environment
+  const store = yield* ObjectStore
+  const config = yield* PipelineConfig
+  const count = yield* Stream.runCount(store.list(config.incomingPrefix))
+  return [
+    ...lines,
+    `Deliveries: ${config.incomingPrefix} (${count} object${count === 1 ? "" : "s"} waiting) → ${config.successPrefix} or ${config.failurePrefix}`
+  ].join("\n")
+})
