@@ -91,8 +91,15 @@ export const recordIssues = (issue: SchemaIssue.Issue, input: unknown): Array<Re
       }
       case "InvalidType":
         return emit(path, annotated(node.ast.annotations) ?? TYPES[node.ast._tag] ?? INVALID)
-      case "AnyOf":
-        return emit(path, annotated(node.ast.annotations) ?? INVALID)
+      case "AnyOf": {
+        const found = annotated(node.ast.annotations)
+        if (found) return emit(path, found)
+        // For an optional field (`X | null`), report what is wrong with the X that was given.
+        const deeper = node.issues.filter((child) => child._tag !== "InvalidType")
+        if (deeper.length === 1) return walk(deeper[0]!, path)
+        const member = node.ast.types.find((type) => type._tag !== "Null")
+        return emit(path, (member && (annotated(member.annotations) ?? TYPES[member._tag])) ?? INVALID)
+      }
       case "InvalidValue": {
         const message = node.annotations?.message
         return emit(path, typeof message === "string" ? { rule: "invalid", message: { en: message, fr: message } } : INVALID)

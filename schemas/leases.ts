@@ -32,7 +32,7 @@ export const Lease = Schema.Struct({
 
 export const leases: Dataset = {
   name: "leases",
-  filePattern: /^leases?([-_.][^/]*)?\.(json|ndjson|jsonl)$/i,
+  filePattern: /^leases?([-_. ][^/]*)?\.(json|ndjson|jsonl)$/i,
   recordsKey: "records",
   table: "leases",
   columns: [

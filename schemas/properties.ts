@@ -40,7 +40,7 @@ export const Property = Schema.Struct({
 
 export const properties: Dataset = {
   name: "properties",
-  filePattern: /^propert(y|ies)([-_.][^/]*)?\.(json|ndjson|jsonl)$/i,
+  filePattern: /^propert(y|ies)([-_. ][^/]*)?\.(json|ndjson|jsonl)$/i,
   recordsKey: "records",
   table: "properties",
   columns: [

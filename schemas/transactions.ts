@@ -19,7 +19,7 @@ export const Transaction = Schema.Struct({
 
 export const transactions: Dataset = {
   name: "transactions",
-  filePattern: /^(transactions?|bank[-_]?lines?|releves?)([-_.][^/]*)?\.(json|ndjson|jsonl)$/i,
+  filePattern: /^(transactions?|bank[-_]?lines?|releves?)([-_. ][^/]*)?\.(json|ndjson|jsonl)$/i,
   recordsKey: "records",
   table: "transactions",
   columns: [

@@ -169,6 +169,23 @@ const makePGlite = Effect.fnUntraced(function*(dataDir: string | undefined) {
 })
 
 /**
+ * Applies idempotent DDL in one transaction under an advisory lock, so several workers (or the
+ * sink and the ledger of one process) starting together never race on `CREATE … IF NOT EXISTS`.
+ */
+export const migrate = (db: Database["Service"], statements: ReadonlyArray<string>) =>
+  Effect.scoped(
+    Effect.gen(function*() {
+      const session = yield* db.reserve
+      yield* Effect.gen(function*() {
+        yield* session.exec("BEGIN")
+        yield* session.query("SELECT pg_advisory_xact_lock(hashtext('loaders.migrate'))")
+        for (const statement of statements) yield* session.exec(statement)
+        yield* session.exec("COMMIT")
+      }).pipe(Effect.onError(() => session.exec("ROLLBACK").pipe(Effect.ignore)))
+    })
+  )
+
+/**
  * Encodes rows for `COPY … FROM STDIN` in text format. Cells are written as they are; the caller
  * passes values already normalised for each column's type.
  */

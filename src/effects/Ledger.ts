@@ -1,5 +1,5 @@
 import { Context, Data, Duration, Effect, Layer } from "effect"
-import { Database, type DatabaseError, type SqlSession } from "./Database.ts"
+import { Database, type DatabaseError, migrate, type SqlSession } from "./Database.ts"
 import { SCHEMA } from "./Sink.ts"
 
 /** A delivery folder in a bucket: the unit the ledger keeps state for. */
@@ -12,11 +12,7 @@ export interface DeliveryKey {
 }
 
 /** The objects of a delivery folder as a claim sees them: name inside the folder → ETag. */
-export interface FolderObjects {
-  readonly etags: Readonly<Record<string, string>>
-  /** Newest `LastModified` among them (ISO 8601). */
-  readonly newest: string
-}
+export type FolderObjects = Readonly<Record<string, string>>
 
 /** What `claim` answered. */
 export type Claim =
@@ -26,8 +22,8 @@ export type Claim =
   /** The same objects were deposited again after they were loaded successfully by `runId`. */
   | { readonly _tag: "AlreadyLoaded"; readonly runId: string }
   /**
-   * What is left of a finished run's folder (its archive move was interrupted while deleting):
-   * only the move needs finishing, to the archive of `state`.
+   * What is left of a finished run's folder (its archive move was interrupted while deleting the
+   * sources): only the move needs finishing, to the archive of `state`.
    */
   | { readonly _tag: "Leftover"; readonly runId: string; readonly state: RunStatus }
 
@@ -67,13 +63,15 @@ export class Ledger extends Context.Service<Ledger, {
    * so no takeover can happen before that transaction commits.
    */
   readonly fence: (session: SqlSession, key: DeliveryKey, runId: string) => Effect.Effect<void, DatabaseError | LeaseLost>
-  /** Records the run's outcome and its report; releases the lease. */
+  /** Records the run's outcome and its report, once its archive copy is complete; releases the lease. */
   readonly finish: (
     key: DeliveryKey,
     runId: string,
     status: RunStatus,
     report: unknown
   ) => Effect.Effect<void, DatabaseError>
+  /** Records that the run's sources are all deleted: the folder left `incoming/` for good. */
+  readonly archived: (key: DeliveryKey, runId: string) => Effect.Effect<void, DatabaseError>
   /** Gives the delivery up after a fault, so the next trigger takes it again at once. */
   readonly release: (key: DeliveryKey, runId: string) => Effect.Effect<void, DatabaseError>
   /** How long a claim lasts without renewal. */
@@ -85,14 +83,14 @@ export class Ledger extends Context.Service<Ledger, {
       Ledger,
       Effect.gen(function*() {
         const db = yield* Database
-        yield* db.exec(MIGRATION)
+        yield* migrate(db, MIGRATION)
         return makeLedger(db, Duration.fromInputUnsafe(options.lease))
       })
     )
 }
 
-const MIGRATION = `
-  CREATE SCHEMA IF NOT EXISTS ${SCHEMA};
+const MIGRATION = [
+`  CREATE SCHEMA IF NOT EXISTS ${SCHEMA};
   CREATE SEQUENCE IF NOT EXISTS ${SCHEMA}.delivery_run_ids;
   CREATE TABLE IF NOT EXISTS ${SCHEMA}.deliveries (
     bucket text NOT NULL,
@@ -105,6 +103,7 @@ const MIGRATION = `
     owner text NOT NULL,
     started_at timestamptz NOT NULL,
     lease_until timestamptz NOT NULL,
+    archived boolean NOT NULL DEFAULT false,
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (bucket, prefix)
   );
@@ -121,14 +120,14 @@ const MIGRATION = `
     finished_at timestamptz,
     report jsonb
   );
-`
+`]
 
 const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["Service"] => {
   const leaseInterval = `${Duration.toMillis(lease)} milliseconds`
 
   const claim = Effect.fn("Ledger.claim")(function*(key: DeliveryKey, objects: FolderObjects, owner: string) {
-    // One statement, so two workers racing for the same folder cannot both win. A finished run's
-    // objects, all older than its start, are leftovers of its archive move, never a new deposit.
+    // One statement, so two workers racing for the same folder cannot both win. Objects a finished
+    // run saw, before its sources were all deleted, are leftovers of its move, not a new deposit.
     const [claimed] = yield* db.query<{ run_id: string }>(
       `WITH claimed AS (
          INSERT INTO ${SCHEMA}.deliveries AS d
@@ -138,10 +137,10 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
          ON CONFLICT (bucket, prefix) DO UPDATE SET
            partner = excluded.partner, delivery = excluded.delivery, state = 'running',
            objects = excluded.objects, run_id = excluded.run_id, owner = excluded.owner,
-           started_at = excluded.started_at, lease_until = excluded.lease_until, updated_at = now()
+           started_at = excluded.started_at, lease_until = excluded.lease_until, archived = false,
+           updated_at = now()
          WHERE (d.state = 'running' AND d.lease_until < now())
-            OR (d.state <> 'running' AND NOT (
-                 d.objects @> excluded.objects AND (d.state = 'succeeded' OR $8::timestamptz < d.started_at)))
+            OR (d.state <> 'running' AND NOT (d.objects @> excluded.objects AND (d.state = 'succeeded' OR NOT d.archived)))
          RETURNING run_id, bucket, prefix, partner, delivery, objects, owner
        ), run AS (
          INSERT INTO ${SCHEMA}.delivery_runs (id, bucket, prefix, partner, delivery, objects, owner, status)
@@ -149,18 +148,17 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
          RETURNING id
        )
        SELECT id::text AS run_id FROM run`,
-      [key.bucket, key.prefix, key.partner, key.delivery, JSON.stringify(objects.etags), owner, leaseInterval, objects.newest]
+      [key.bucket, key.prefix, key.partner, key.delivery, JSON.stringify(objects), owner, leaseInterval]
     )
     if (claimed) return { _tag: "Claimed", runId: claimed.run_id } as const
-    const [current] = yield* db.query<{ state: RunStatus | "running"; owner: string; run_id: string; leftover: boolean }>(
-      `SELECT state, owner, run_id::text AS run_id, ($3::timestamptz < started_at) AS leftover
-       FROM ${SCHEMA}.deliveries WHERE bucket = $1 AND prefix = $2`,
-      [key.bucket, key.prefix, objects.newest]
+    const [current] = yield* db.query<{ state: RunStatus | "running"; owner: string; run_id: string; archived: boolean }>(
+      `SELECT state, owner, run_id::text AS run_id, archived FROM ${SCHEMA}.deliveries WHERE bucket = $1 AND prefix = $2`,
+      [key.bucket, key.prefix]
     )
     if (current === undefined || current.state === "running") {
       return { _tag: "Busy", owner: current?.owner ?? "unknown" } as const
     }
-    if (current.leftover) return { _tag: "Leftover", runId: current.run_id, state: current.state } as const
+    if (!current.archived) return { _tag: "Leftover", runId: current.run_id, state: current.state } as const
     return { _tag: "AlreadyLoaded", runId: current.run_id } as const
   })
 
@@ -215,5 +213,13 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
     )
   })
 
-  return Ledger.of({ claim, renew, fence, finish, release, lease })
+  const archived = Effect.fn("Ledger.archived")(function*(key: DeliveryKey, runId: string) {
+    yield* db.execute(
+      `UPDATE ${SCHEMA}.deliveries SET archived = true, updated_at = now()
+       WHERE bucket = $1 AND prefix = $2 AND run_id = $3::bigint`,
+      [key.bucket, key.prefix, runId]
+    )
+  })
+
+  return Ledger.of({ claim, renew, fence, finish, archived, release, lease })
 }

@@ -1,6 +1,6 @@
 import { Context, Effect, Layer, Ref, Scope } from "effect"
 import type { Column, ColumnType, Dataset, Row } from "../../schemas/Dataset.ts"
-import { copyText, Database, type DatabaseError, type SqlSession } from "./Database.ts"
+import { copyText, Database, type DatabaseError, migrate, type SqlSession } from "./Database.ts"
 
 /** PostgreSQL schema that holds the loaded tables and the ledger. */
 export const SCHEMA = "loaders"
@@ -54,7 +54,7 @@ export class Sink extends Context.Service<Sink, {
       Sink,
       Effect.gen(function*() {
         const db = yield* Database
-        yield* migrate(db, datasets)
+        yield* migrate(db, ddl(datasets))
         return Sink.of({ begin: (runId) => begin(db, runId) })
       })
     )
@@ -85,37 +85,26 @@ const columnDef = (column: Column): string =>
 /** A column added to an existing table must accept the rows already there. */
 const addedColumnDef = (column: Column): string => `${ident(column.name)} ${SQL_TYPES[column.type]}`
 
-/**
- * Creates the schema and each dataset's table, and adds columns a newer dataset version declares.
- * Serialised with an advisory lock so several workers starting together do not race.
- */
-const migrate = (db: Database["Service"], datasets: ReadonlyArray<Dataset>) =>
-  Effect.scoped(
-    Effect.gen(function*() {
-      const session = yield* db.reserve
-      yield* session.exec("BEGIN")
-      yield* session.query("SELECT pg_advisory_xact_lock(hashtext('loaders.migrate'))")
-      yield* session.exec(`CREATE SCHEMA IF NOT EXISTS ${SCHEMA}`)
-      for (const dataset of datasets) {
-        const columns = [...dataset.columns, ...LINEAGE]
-        yield* session.exec(
-          `CREATE TABLE IF NOT EXISTS ${target(dataset)} (
-            ${columns.map(columnDef).join(",\n            ")},
-            "_loaded_at" timestamptz NOT NULL DEFAULT now(),
-            PRIMARY KEY (${dataset.naturalKey.map(ident).join(", ")})
-          )`
-        )
-        for (const column of columns) {
-          yield* session.exec(`ALTER TABLE ${target(dataset)} ADD COLUMN IF NOT EXISTS ${addedColumnDef(column)}`)
-        }
-        for (const index of dataset.indexes ?? []) {
-          const name = ident(`${dataset.table}_${index.join("_")}_idx`)
-          yield* session.exec(`CREATE INDEX IF NOT EXISTS ${name} ON ${target(dataset)} (${index.map(ident).join(", ")})`)
-        }
-      }
-      yield* session.exec("COMMIT")
-    })
-  )
+/** The schema, each dataset's table and indexes, and the columns a newer dataset version adds. */
+const ddl = (datasets: ReadonlyArray<Dataset>): Array<string> => [
+  `CREATE SCHEMA IF NOT EXISTS ${SCHEMA}`,
+  ...datasets.flatMap((dataset) => {
+    const columns = [...dataset.columns, ...LINEAGE]
+    return [
+      `CREATE TABLE IF NOT EXISTS ${target(dataset)} (
+        ${columns.map(columnDef).join(",\n        ")},
+        "_loaded_at" timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (${dataset.naturalKey.map(ident).join(", ")})
+      )`,
+      ...columns.map((column) => `ALTER TABLE ${target(dataset)} ADD COLUMN IF NOT EXISTS ${addedColumnDef(column)}`),
+      ...(dataset.indexes ?? []).map((index) =>
+        `CREATE INDEX IF NOT EXISTS ${ident(`${dataset.table}_${index.join("_")}_idx`)} ON ${target(dataset)} (${
+          index.map(ident).join(", ")
+        })`
+      )
+    ]
+  })
+]
 
 interface DuplicateRow {
   readonly _file: string

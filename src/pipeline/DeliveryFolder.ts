@@ -37,15 +37,8 @@ export const deliveryOfObject = (bucket: string, objectKey: string, incomingPref
 export const nameInFolder = (key: DeliveryKey, objectKey: string): string => objectKey.slice(key.prefix.length)
 
 /** The folder's objects as the ledger compares them between runs. */
-export const folderObjects = (folder: DeliveryFolder): FolderObjects => {
-  const etags: Record<string, string> = {}
-  let newest = new Date(0)
-  for (const object of folder.objects) {
-    etags[nameInFolder(folder.key, object.key)] = object.etag
-    if (object.lastModified > newest) newest = object.lastModified
-  }
-  return { etags, newest: newest.toISOString() }
-}
+export const folderObjects = (folder: DeliveryFolder): FolderObjects =>
+  Object.fromEntries(folder.objects.map((object) => [nameInFolder(folder.key, object.key), object.etag]))
 
 /** Where a delivery's folder goes once it is done. */
 export const archivePrefix = (key: DeliveryKey, archiveRoot: string): string =>

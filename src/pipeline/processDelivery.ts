@@ -70,6 +70,7 @@ export const processDelivery = Effect.fn("processDelivery")(function*(key: Deliv
     case "Leftover": {
       yield* copyFolder(folder, archivePrefix(key, claim.state === "succeeded" ? config.successPrefix : config.failurePrefix))
       yield* deleteFolder(folder)
+      yield* ledger.archived(key, claim.runId)
       return { _tag: "Skipped", key, reason: "leftover" } as const
     }
     case "AlreadyLoaded": {
@@ -114,6 +115,7 @@ export const processDelivery = Effect.fn("processDelivery")(function*(key: Deliv
           }
           yield* ledger.finish(key, runId, status, report)
           yield* deleteFolder(folder)
+          yield* ledger.archived(key, runId)
           return { _tag: "Processed", key, report } as const
         }).pipe(Effect.onError(() => ledger.release(key, claim.runId).pipe(Effect.ignore)))
       )

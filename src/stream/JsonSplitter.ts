@@ -109,6 +109,7 @@ export class JsonSplitter {
   private partsBytes = 0
   private keyParts: Array<Uint8Array> = []
   private bomAt = 0
+  private failed: JsonSyntaxError | undefined
   private wrapped = false
   private foundKey = false
   private readonly decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true })
@@ -118,23 +119,40 @@ export class JsonSplitter {
   }
 
   push(chunk: Uint8Array): Array<RawRecord> {
+    if (this.failed) throw this.failed
     const out: Array<RawRecord> = []
     const pending: Array<Pending> = []
+    try {
+      this.scan(chunk, pending, out)
+    } catch (error) {
+      if (!(error instanceof JsonSyntaxError)) throw error
+      // Hand out the records that came before the error; the error follows on the next call.
+      this.failed = error
+      if (out.length === 0) throw error
+    }
+    return out
+  }
+
+  private scan(chunk: Uint8Array, pending: Array<Pending>, out: Array<RawRecord>) {
     let i = 0
     // A UTF-8 byte-order mark (Windows exports) may open the file, possibly split across chunks.
     while (this.bomAt < BOM.length && this.offset + i === this.bomAt && chunk[i] === BOM[this.bomAt]) {
       i++
       this.bomAt++
     }
-    if (this.state === S.Line) this.scanLines(chunk, i, out)
-    else this.scanJson(chunk, i, pending, out)
-    if (pending.length > 0) this.parsePending(chunk, pending, out)
+    try {
+      if (this.state === S.Line) this.scanLines(chunk, i, out)
+      else this.scanJson(chunk, i, pending, out)
+    } finally {
+      // Records completed before a structural error are still good.
+      if (pending.length > 0) this.parsePending(chunk, pending, out)
+    }
     this.offset += chunk.length
-    return out
   }
 
   /** Checks the document is complete; returns a last NDJSON record without a final newline. */
   end(): Array<RawRecord> {
+    if (this.failed) throw this.failed
     const out: Array<RawRecord> = []
     if (this.options.layout === "ndjson") {
       if (this.open) this.finishLine(new Uint8Array(0), out)

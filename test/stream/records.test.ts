@@ -187,3 +187,17 @@ describe("records: backpressure", () => {
     expect(pulled).toBeLessThan(chunk.length * 20)
   })
 })
+
+describe("records: what comes before an error", () => {
+  test("the records before a syntax error are delivered, then the error", async () => {
+    const seen: Array<number> = []
+    const exit = await Effect.runPromiseExit(
+      Stream.runForEach(
+        records(Stream.make(encoder.encode(`[{"a":0},{"a":1},{"a":2} {"a":3}]`)), options()),
+        (record) => Effect.sync(() => seen.push(record.index))
+      )
+    )
+    expect(seen).toEqual([0, 1, 2])
+    expect(Exit.isFailure(exit)).toBe(true)
+  })
+})

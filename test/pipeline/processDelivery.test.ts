@@ -1,0 +1,219 @@
+import { describe, expect, test } from "bun:test"
+import { Effect } from "effect"
+import { gzipSync } from "node:zlib"
+import { Database } from "../../src/effects/Database.ts"
+import type { DeliveryKey } from "../../src/effects/Ledger.ts"
+import { processDelivery } from "../../src/pipeline/processDelivery.ts"
+import { runTest } from "../support/effect.ts"
+import { jsonArray, lease, ndjson, property, transaction, wrapped } from "../support/fixtures.ts"
+import {
+  balanced,
+  countRows,
+  databases,
+  deposit,
+  keysUnder,
+  pipelineFixture,
+  readObject,
+  readReport
+} from "../support/pipeline.ts"
+
+const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => i + from)
+
+const delivery = (bucket: string, partner: string, name: string): DeliveryKey => ({
+  bucket,
+  prefix: `incoming/${partner}/${name}/`,
+  partner,
+  delivery: name
+})
+
+const run = (key: DeliveryKey) =>
+  processDelivery(key).pipe(
+    Effect.map((outcome) => {
+      if (outcome._tag !== "Processed") throw new Error(`expected a processed delivery, got ${outcome._tag} (${outcome.reason})`)
+      return outcome.report
+    })
+  )
+
+for (const [name, database] of Object.entries(databases)) {
+  describe(`processDelivery on s3rver and ${name}`, () => {
+    test("every layout (array, wrapped, NDJSON, gzip) loads, enriches, archives to success/ and reports", async () => {
+      const { client, bucket, layer } = await pipelineFixture(database())
+      const key = delivery(bucket, "acme", "2026-11-01")
+      await deposit(client, bucket, key.prefix, {
+        "properties.json": jsonArray(range(10).map(property)),
+        "leases.ndjson": ndjson(range(10).map(lease)),
+        "transactions.json": wrapped(range(25).map((i) => transaction(i))),
+        "transactions-2.ndjson.gz": gzipSync(ndjson(range(15, 25).map((i) => transaction(i)))),
+        "transactions-3.json.gz": gzipSync(jsonArray(range(15, 40).map((i) => transaction(i))))
+      })
+      const { report, rows, enriched } = await runTest(
+        Effect.gen(function*() {
+          const report = yield* run(key)
+          const db = yield* Database
+          const [enriched] = yield* db.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM loaders.transactions WHERE property_id IS NOT NULL`
+          )
+          const rows = {
+            properties: yield* countRows("properties"),
+            leases: yield* countRows("leases"),
+            transactions: yield* countRows("transactions")
+          }
+          return { report, rows, enriched: enriched?.n }
+        }),
+        layer
+      )
+      expect(report.status).toBe("succeeded")
+      expect(rows).toEqual({ properties: 10, leases: 10, transactions: 55 })
+      // Rent payments (every tenth line) find their property through the lease's tenant IBAN.
+      expect(enriched).toBe(6)
+      expect(report.totals).toEqual({ read: 75, loaded: 75, rejected: 0, invalid: 0 })
+      expect(report.datasets["transactions"]).toEqual({ read: 55, loaded: 55, rejected: 0, invalid: 0 })
+      expect(balanced(report)).toBe(true)
+      expect(await keysUnder(client, bucket, "incoming/")).toEqual([])
+      expect(await keysUnder(client, bucket, "success/acme/2026-11-01/")).toEqual([
+        "success/acme/2026-11-01/_report.json",
+        "success/acme/2026-11-01/leases.ndjson",
+        "success/acme/2026-11-01/properties.json",
+        "success/acme/2026-11-01/transactions-2.ndjson.gz",
+        "success/acme/2026-11-01/transactions-3.json.gz",
+        "success/acme/2026-11-01/transactions.json"
+      ])
+      expect(await readReport(client, bucket, "success/acme/2026-11-01/_report.json")).toEqual(report)
+    })
+  
+    test("strict: one invalid record fails the delivery, loads nothing, archives to failure/ with every error pinpointed", async () => {
+      const { client, bucket, layer } = await pipelineFixture(database())
+      const key = delivery(bucket, "acme", "strict")
+      const lines = range(20).map((i) => transaction(i))
+      lines[13] = { ...transaction(13), account_iban: "FR7630006000011234567890188", booking_date: "2026-02-30" }
+      await deposit(client, bucket, key.prefix, { "transactions.ndjson": ndjson(lines) })
+      const { report, rows } = await runTest(
+        Effect.gen(function*() {
+          return { report: yield* run(key), rows: yield* countRows("transactions") }
+        }),
+        layer
+      )
+      expect(report.status).toBe("failed")
+      expect(report.reason?.en).toContain("1 of 20 records were rejected")
+      expect(report.reason?.fr).toContain("rien de cette livraison n'a été chargé")
+      expect(rows).toBe(0)
+      expect(report.totals).toEqual({ read: 20, loaded: 0, rejected: 20, invalid: 1 })
+      expect(balanced(report)).toBe(true)
+      expect(report.errors.map((e) => `${e.rule}:${e.count}`).sort()).toEqual(["date.iso:1", "iban.checksum:1"])
+      const errors = (await readObject(client, bucket, "failure/acme/strict/_errors.ndjson")).trim().split("\n").map((l) => JSON.parse(l))
+      expect(errors.map((e) => [e.file, e.index, e.line, e.path, e.rule])).toEqual([
+        ["transactions.ndjson", 13, 14, "$.account_iban", "iban.checksum"],
+        ["transactions.ndjson", 13, 14, "$.booking_date", "date.iso"]
+      ])
+      expect(errors[0].value).toBe("\"FR7630006000011234567890188\"")
+      expect(await keysUnder(client, bucket, "incoming/")).toEqual([])
+      expect(await keysUnder(client, bucket, "failure/acme/strict/")).toEqual([
+        "failure/acme/strict/_errors.ndjson",
+        "failure/acme/strict/_report.json",
+        "failure/acme/strict/transactions.ndjson"
+      ])
+    })
+
+    test("lenient: the valid records are loaded, the rest reported, duplicates included", async () => {
+      const { client, bucket, layer } = await pipelineFixture(database())
+      const key = delivery(bucket, "acme", "lenient")
+      const records: Array<unknown> = range(30).map((i) => transaction(i))
+      records[4] = { ...transaction(4), amount: "12,345" }
+      records[25] = transaction(2)
+      await deposit(client, bucket, key.prefix, {
+        "_manifest.json": JSON.stringify({
+          partner: "acme",
+          delivery: "lenient",
+          policy: "lenient",
+          files: [{ name: "bank.json", dataset: "transactions", records: 30 }]
+        }),
+        "bank.json": jsonArray(records)
+      })
+      const { report, rows } = await runTest(
+        Effect.gen(function*() {
+          return { report: yield* run(key), rows: yield* countRows("transactions") }
+        }),
+        layer
+      )
+      expect(report.status).toBe("succeeded")
+      expect(rows).toBe(28)
+      expect(report.totals).toEqual({ read: 30, loaded: 28, rejected: 2, invalid: 2 })
+      expect(balanced(report)).toBe(true)
+      const errors = (await readObject(client, bucket, "success/acme/lenient/_errors.ndjson")).trim().split("\n").map((l) => JSON.parse(l))
+      expect(errors.map((e) => [e.index, e.rule])).toEqual([[4, "amount.format"], [25, "duplicate_key"]])
+      expect(errors[1].message.en).toContain("record 2 of bank.json")
+    })
+
+    test("malformed JSON fails the delivery with the file, line and column", async () => {
+      const { client, bucket, layer } = await pipelineFixture(database())
+      const key = delivery(bucket, "acme", "broken")
+      const text = jsonArray(range(10).map(property)).replace(`"id":"P-000007"`, `"id":"P-000007",,`)
+      await deposit(client, bucket, key.prefix, { "properties.json": text, "leases.ndjson": ndjson(range(3).map(lease)) })
+      const { report, rows } = await runTest(
+        Effect.gen(function*() {
+          return { report: yield* run(key), rows: yield* countRows("leases") }
+        }),
+        layer
+      )
+      expect(report.status).toBe("failed")
+      expect(rows).toBe(0)
+      const file = report.files.find((f) => f.file === "properties.json")
+      expect(file?.problem?.rule).toBe("json.syntax")
+      expect(file?.problem?.line).toBe(9)
+      expect(file?.problem?.offset).toBe(Buffer.byteLength(text.slice(0, text.indexOf(",,"))) + 1)
+      expect(file?.problem?.message.en).toContain("line 9, column")
+      expect(report.reason?.en).toStartWith("properties.json: The file is not valid JSON at line 9")
+      // The records before the error were read (and checked); the other files too.
+      expect(file?.read).toBe(7)
+      expect(report.totals.read).toBe(10)
+      expect(balanced(report)).toBe(true)
+    })
+
+    test("re-running a delivery never duplicates rows: an identical re-deposit is recognised, a changed one replaces", async () => {
+      const { client, bucket, layer } = await pipelineFixture(database())
+      const key = delivery(bucket, "acme", "again")
+      const files = { "properties.json": jsonArray(range(12).map(property)) }
+      const counts = await runTest(
+        Effect.gen(function*() {
+          const db = yield* Database
+          yield* Effect.promise(() => deposit(client, bucket, key.prefix, files))
+          const first = yield* run(key)
+          const afterFirst = yield* countRows("properties")
+          yield* Effect.promise(() => deposit(client, bucket, key.prefix, files))
+          const second = yield* run(key)
+          const afterSecond = yield* countRows("properties")
+          const changed = range(12).map(property)
+          changed[3] = { ...property(3), label: "Renamed" }
+          yield* Effect.promise(() => deposit(client, bucket, key.prefix, { "properties.json": jsonArray(changed) }))
+          const third = yield* run(key)
+          const [label] = yield* db.query<{ label: string }>(`SELECT label FROM loaders.properties WHERE id = 'P-000003'`)
+          return {
+            statuses: [first.status, second.status, third.status],
+            rows: [afterFirst, afterSecond, yield* countRows("properties")],
+            label: label?.label,
+            duplicateReason: second.reason?.en
+          }
+        }),
+        layer
+      )
+      expect(counts.statuses).toEqual(["succeeded", "duplicate", "succeeded"])
+      expect(counts.rows).toEqual([12, 12, 12])
+      expect(counts.label).toBe("Renamed")
+      expect(counts.duplicateReason).toContain("identical to a delivery already loaded")
+      expect(await keysUnder(client, bucket, "incoming/")).toEqual([])
+    })
+
+    test("keys with spaces, accents and + survive the archive move", async () => {
+      const { client, bucket, layer } = await pipelineFixture(database())
+      const key = delivery(bucket, "agence côte d'azur", "relevé 1+1 novembre")
+      await deposit(client, bucket, key.prefix, { "transactions été+hiver.json": jsonArray(range(3).map((i) => transaction(i))) })
+      const report = await runTest(run(key), layer)
+      expect(report.status).toBe("succeeded")
+      expect(await keysUnder(client, bucket, "success/")).toEqual([
+        "success/agence côte d'azur/relevé 1+1 novembre/_report.json",
+        "success/agence côte d'azur/relevé 1+1 novembre/transactions été+hiver.json"
+      ])
+      expect(await keysUnder(client, bucket, "incoming/")).toEqual([])
+    })
+  })
+}

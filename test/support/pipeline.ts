@@ -1,0 +1,67 @@
+import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3"
+import { Duration, Effect, Layer, Redacted } from "effect"
+import { datasets } from "../../schemas/registry.ts"
+import { Database } from "../../src/effects/Database.ts"
+import { Ledger } from "../../src/effects/Ledger.ts"
+import { Sink } from "../../src/effects/Sink.ts"
+import { PipelineConfig } from "../../src/pipeline/PipelineConfig.ts"
+import type { DeliveryReport } from "../../src/pipeline/Report.ts"
+import { freshDatabase } from "./postgres.ts"
+import { freshBucket } from "./s3.ts"
+
+/** The two databases every pipeline test runs against. */
+export const databases = {
+  PostgreSQL: () =>
+    Layer.unwrap(Effect.promise(freshDatabase).pipe(Effect.map((url) => Database.layerPostgres(Redacted.make(url))))),
+  PGlite: () => Database.layerPGlite(undefined)
+} as const
+
+/**
+ * A fresh bucket on the shared s3rver plus everything `processDelivery` needs on `database`,
+ * with small batches so several batches run even on small deliveries.
+ */
+export const pipelineFixture = async <E>(database: Layer.Layer<Database, E>, settings: Partial<PipelineConfig["Service"]> = {}) => {
+  const bucket = await freshBucket()
+  const layer = Layer.mergeAll(Sink.layer(datasets), Ledger.layer({ lease: Duration.seconds(30) })).pipe(
+    Layer.provideMerge(
+      Layer.mergeAll(bucket.layer, database, PipelineConfig.layerWith({ quietPeriod: Duration.zero, batchSize: 7, ...settings }))
+    )
+  )
+  return { ...bucket, layer }
+}
+
+/** Uploads files of a delivery with the plain SDK, as a partner would. */
+export const deposit = async (
+  client: S3Client,
+  bucket: string,
+  prefix: string,
+  files: Readonly<Record<string, string | Uint8Array>>
+) => {
+  for (const [name, body] of Object.entries(files)) {
+    await client.send(new PutObjectCommand({ Bucket: bucket, Key: `${prefix}${name}`, Body: body }))
+  }
+}
+
+export const keysUnder = async (client: S3Client, bucket: string, prefix: string): Promise<Array<string>> => {
+  const listed = await client.send(new ListObjectsV2Command({ Bucket: bucket, Prefix: prefix }))
+  return (listed.Contents ?? []).map((o) => o.Key ?? "").sort()
+}
+
+export const readObject = async (client: S3Client, bucket: string, key: string): Promise<string> => {
+  const object = await client.send(new GetObjectCommand({ Bucket: bucket, Key: key }))
+  return (await object.Body?.transformToString("utf-8")) ?? ""
+}
+
+export const readReport = async (client: S3Client, bucket: string, key: string): Promise<DeliveryReport> =>
+  JSON.parse(await readObject(client, bucket, key)) as DeliveryReport
+
+/** Every count in a report keeps `read = loaded + rejected`. */
+export const balanced = (report: DeliveryReport): boolean =>
+  [report.totals, ...Object.values(report.datasets), ...report.files].every((c) => c.read === c.loaded + c.rejected)
+
+export const countRows = (table: string) =>
+  Effect.gen(function*() {
+    const db = yield* Database
+    const [row] = yield* db.query<{ n: number }>(`SELECT count(*)::int AS n FROM loaders.${table}`)
+    return row?.n ?? 0
+  })
