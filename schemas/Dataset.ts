@@ -62,9 +62,9 @@ export interface Dataset {
    */
   readonly decode: (value: unknown) => Decoded
   /**
-   * SQL run in the delivery's transaction after every dataset was upserted, to fill columns that
-   * come from other datasets (a transaction's property through its lease's IBAN). Tables are
-   * unqualified; `$1` is bound to the delivery id so only this delivery's rows are touched.
+   * Columns computed from other datasets as the rows are written: column name → SQL expression over
+   * the staged row `s` (tables unqualified). Datasets load in registry order, so what a delivery
+   * brings of the other dataset is already there, alongside what earlier deliveries loaded.
    */
-  readonly enrichSql?: string
+  readonly enrich?: Readonly<Record<string, string>>
 }

@@ -32,11 +32,10 @@ export const transactions: Dataset = {
     { name: "label", type: "text", nullable: false },
     { name: "counterparty_name", type: "text", nullable: true },
     { name: "counterparty_iban", type: "text", nullable: true },
-    // Filled after loading by `enrichSql`, from the lease whose tenant pays from this IBAN.
+    // Filled as rows are written (`enrich`), from the lease whose tenant pays from this IBAN.
     { name: "property_id", type: "text", nullable: true }
   ],
   naturalKey: ["id"],
-  indexes: [["_delivery"]],
   decode: decoder(Transaction, (t) => [
     t.id.trim(),
     normaliseIban(t.account_iban),
@@ -50,12 +49,12 @@ export const transactions: Dataset = {
     null
   ]),
   // The lease in force on the booking date wins; otherwise the most recent one.
-  enrichSql: `
-    UPDATE transactions t SET property_id = (
+  enrich: {
+    property_id: `CASE WHEN s.counterparty_iban IS NULL THEN NULL ELSE (
       SELECT l.property_id FROM leases l
-      WHERE l.tenant_iban = t.counterparty_iban
-      ORDER BY (t.booking_date >= l.start_date AND t.booking_date <= coalesce(l.end_date, 'infinity'::date)) DESC,
+      WHERE l.tenant_iban = s.counterparty_iban
+      ORDER BY (s.booking_date >= l.start_date AND s.booking_date <= coalesce(l.end_date, 'infinity'::date)) DESC,
                l.start_date DESC
-      LIMIT 1)
-    WHERE t._delivery = $1 AND t.counterparty_iban IS NOT NULL`
+      LIMIT 1) END`
+  }
 }

@@ -34,8 +34,8 @@ export interface WriteResult {
 export interface DeliveryLoad {
   readonly write: (dataset: Dataset, batch: ReadonlyArray<StagedRecord>) => Effect.Effect<WriteResult, DatabaseError>
   /**
-   * Fills cross-dataset columns (`enrichSql`), runs `fence` on the same transaction (it fails if
-   * this run lost its claim on the delivery meanwhile), then commits.
+   * Runs `fence` on the same transaction (it fails if this run lost its claim on the delivery
+   * meanwhile), then commits.
    */
   readonly commit: <E>(fence: (session: SqlSession) => Effect.Effect<void, E>) => Effect.Effect<void, DatabaseError | E>
 }
@@ -119,7 +119,7 @@ const begin = (db: Database["Service"], runId: string) =>
     const committed = yield* Ref.make(false)
     const staged = new Set<Dataset>()
     yield* Effect.acquireRelease(
-      // Datasets' enrichment SQL names tables without their schema.
+      // Datasets' enrichment expressions name tables without their schema.
       session.exec(`BEGIN; SET LOCAL search_path TO ${SCHEMA}, public`),
       () => Ref.get(committed).pipe(Effect.flatMap((done) => (done ? Effect.void : session.exec("ROLLBACK").pipe(Effect.ignore))))
     )
@@ -142,16 +142,16 @@ const begin = (db: Database["Service"], runId: string) =>
         yield* prepare(dataset)
         const columns = [...dataset.columns, ...LINEAGE].map((c) => c.name)
         yield* session.copyIn(stage(dataset), columns, copyText(unique.map((r) => [...r.row, runId, r.file, r.index])))
-        const [result] = yield* session.query<{ loaded: number; duplicates: ReadonlyArray<DuplicateRow> }>(
-          upsertSql(dataset),
-          [runId]
-        )
+        const loaded = yield* session.execute(upsertSql(dataset), [])
+        // Rows the upsert skipped repeat a key this run loaded in an earlier batch: find which.
+        const earlier = loaded === unique.length
+          ? []
+          : yield* session.query<DuplicateRow>(earlierSql(dataset), [runId])
         yield* session.exec(`TRUNCATE ${stage(dataset)}`)
-        const earlier = result?.duplicates ?? []
-        if (earlier.length === 0) return { loaded: result?.loaded ?? 0, duplicates }
+        if (earlier.length === 0) return { loaded, duplicates }
         const positions = new Map(batch.map((r, position) => [`${r.file}\u0000${r.index}`, position]))
         return {
-          loaded: result?.loaded ?? 0,
+          loaded,
           duplicates: [
             ...duplicates,
             ...earlier.map((d) => ({
@@ -165,9 +165,6 @@ const begin = (db: Database["Service"], runId: string) =>
 
     const commit = <E>(fence: (session: SqlSession) => Effect.Effect<void, E>) =>
       Effect.gen(function*() {
-        for (const dataset of staged) {
-          if (dataset.enrichSql) yield* session.execute(dataset.enrichSql, [runId])
-        }
         yield* fence(session)
         yield* session.exec("COMMIT")
         yield* Ref.set(committed, true)
@@ -198,28 +195,26 @@ const dedupe = (dataset: Dataset, batch: ReadonlyArray<StagedRecord>) => {
 }
 
 /**
- * One round trip per batch: reports staged rows whose key this run already loaded (seen in the
- * pre-insert snapshot), and upserts the rest. `WHERE … IS DISTINCT FROM` keeps the first row of
- * the run and lets a later delivery replace an earlier one.
+ * Upserts the staged batch. `WHERE … IS DISTINCT FROM` keeps the first row of this run when a key
+ * repeats across batches, and lets a later delivery replace an earlier one.
  */
 const upsertSql = (dataset: Dataset): string => {
   const names = [...dataset.columns, ...LINEAGE].map((c) => ident(c.name))
   const keys = dataset.naturalKey.map(ident)
-  const updates = [...names.filter((n) => !keys.includes(n)), `"_loaded_at"`].map((n) =>
-    n === `"_loaded_at"` ? `"_loaded_at" = now()` : `${n} = excluded.${n}`
+  const updates = [...names.filter((n) => !keys.includes(n)).map((n) => `${n} = excluded.${n}`), `"_loaded_at" = now()`]
+  const values = [...dataset.columns, ...LINEAGE].map((c) =>
+    dataset.enrich?.[c.name] ? `(${dataset.enrich[c.name]}) AS ${ident(c.name)}` : `s.${ident(c.name)}`
   )
-  const on = keys.map((k) => `t.${k} = s.${k}`).join(" AND ")
-  return `WITH earlier AS (
-      SELECT s."_file", s."_record", t."_file" AS first_file, t."_record" AS first_record
-      FROM ${stage(dataset)} s JOIN ${target(dataset)} t ON ${on}
-      WHERE t."_delivery" = $1
-    ), written AS (
-      INSERT INTO ${target(dataset)} AS t (${names.join(", ")})
-      SELECT ${names.join(", ")} FROM ${stage(dataset)}
-      ON CONFLICT (${keys.join(", ")}) DO UPDATE SET ${updates.join(", ")}
-      WHERE t."_delivery" IS DISTINCT FROM excluded."_delivery"
-      RETURNING 1
-    )
-    SELECT (SELECT count(*) FROM written)::int AS loaded,
-           (SELECT coalesce(json_agg(earlier), '[]'::json) FROM earlier) AS duplicates`
+  return `INSERT INTO ${target(dataset)} AS t (${names.join(", ")})
+    SELECT ${values.join(", ")} FROM ${stage(dataset)} s
+    ON CONFLICT (${keys.join(", ")}) DO UPDATE SET ${updates.join(", ")}
+    WHERE t."_delivery" IS DISTINCT FROM excluded."_delivery"`
+}
+
+/** Staged rows whose key this run loaded from another record (the upsert skipped them). */
+const earlierSql = (dataset: Dataset): string => {
+  const on = dataset.naturalKey.map(ident).map((k) => `t.${k} = s.${k}`).join(" AND ")
+  return `SELECT s."_file", s."_record", t."_file" AS first_file, t."_record" AS first_record
+    FROM ${stage(dataset)} s JOIN ${target(dataset)} t ON ${on}
+    WHERE t."_delivery" = $1 AND (t."_file", t."_record") IS DISTINCT FROM (s."_file", s."_record")`
 }
