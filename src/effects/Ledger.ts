@@ -132,7 +132,7 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
       `WITH claimed AS (
          INSERT INTO ${SCHEMA}.deliveries AS d
            (bucket, prefix, partner, delivery, state, objects, run_id, owner, started_at, lease_until)
-         VALUES ($1, $2, $3, $4, 'running', $5::jsonb, nextval('${SCHEMA}.delivery_run_ids'), $6, now(),
+         VALUES ($1, $2, $3, $4, 'running', $5::text::jsonb, nextval('${SCHEMA}.delivery_run_ids'), $6, now(),
                  now() + $7::interval)
          ON CONFLICT (bucket, prefix) DO UPDATE SET
            partner = excluded.partner, delivery = excluded.delivery, state = 'running',
@@ -195,7 +195,7 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
         [key.bucket, key.prefix, runId, status]
       )
       yield* db.execute(
-        `UPDATE ${SCHEMA}.delivery_runs SET status = $2, finished_at = now(), report = $3::jsonb WHERE id = $1::bigint`,
+        `UPDATE ${SCHEMA}.delivery_runs SET status = $2, finished_at = now(), report = $3::text::jsonb WHERE id = $1::bigint`,
         [runId, status, json]
       )
     }

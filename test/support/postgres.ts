@@ -57,7 +57,12 @@ const startCluster = async () => {
     if (child.exitCode === null) {
       const exited = new Promise((resolve) => child.once("exit", resolve))
       const [pgCtl, stopArgs] = asServerUser(join(bin, "pg_ctl"), ["stop", "-D", data, "-m", "immediate", "-w"])
-      execFileSync(pgCtl, stopArgs, { stdio: "pipe" })
+      try {
+        execFileSync(pgCtl, stopArgs, { stdio: "pipe" })
+      } catch {
+        // Already stopping or gone: make sure of it.
+        child.kill("SIGKILL")
+      }
       await exited
     }
     rmSync(dir, { recursive: true, force: true })
