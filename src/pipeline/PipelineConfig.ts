@@ -32,7 +32,7 @@ export class PipelineConfig extends Context.Service<PipelineConfig, PipelineSett
         incomingPrefix: yield* folder("LOADERS_INCOMING_PREFIX", "incoming/"),
         successPrefix: yield* folder("LOADERS_SUCCESS_PREFIX", "success/"),
         failurePrefix: yield* folder("LOADERS_FAILURE_PREFIX", "failure/"),
-        batchSize: yield* Config.Int("LOADERS_BATCH_SIZE").pipe(Config.withDefault(5000)),
+        batchSize: yield* Config.Int("LOADERS_BATCH_SIZE").pipe(Config.withDefault(2000)),
         quietPeriod: yield* Config.Duration("LOADERS_QUIET_PERIOD").pipe(Config.withDefault(Duration.minutes(5))),
         lease: yield* Config.Duration("LOADERS_LEASE").pipe(Config.withDefault(Duration.minutes(2))),
         owner: `${hostname()}:${process.pid}`
@@ -46,7 +46,7 @@ export class PipelineConfig extends Context.Service<PipelineConfig, PipelineSett
       incomingPrefix: "incoming/",
       successPrefix: "success/",
       failurePrefix: "failure/",
-      batchSize: 5000,
+      batchSize: 2000,
       quietPeriod: Duration.minutes(5),
       lease: Duration.minutes(2),
       owner: `${hostname()}:${process.pid}`,

@@ -1,0 +1,48 @@
+/**
+ * Runs one delivery through `processDelivery` in a process of its own, so the benchmark measures
+ * the pipeline's memory and nothing else, and prints a JSON line: report totals, seconds, peak RSS
+ * (VmHWM). Configured by environment: BENCH_S3_ENDPOINT, BENCH_BUCKET, BENCH_PREFIX, DATABASE_URL,
+ * LOADERS_BATCH_SIZE.
+ */
+import { Duration, Effect, Layer, Redacted } from "effect"
+import { readFileSync } from "node:fs"
+import { datasets } from "../schemas/registry.ts"
+import { Database } from "../src/effects/Database.ts"
+import { Ledger } from "../src/effects/Ledger.ts"
+import { ObjectStore } from "../src/effects/ObjectStore.ts"
+import { Sink } from "../src/effects/Sink.ts"
+import { deliveryKey } from "../src/pipeline/DeliveryFolder.ts"
+import { PipelineConfig } from "../src/pipeline/PipelineConfig.ts"
+import { processDelivery } from "../src/pipeline/processDelivery.ts"
+
+const env = (name: string): string => {
+  const value = process.env[name]
+  if (!value) throw new Error(`${name} is not set`)
+  return value
+}
+
+/** Peak resident set size of this process, in bytes (Linux). */
+export const peakRss = (): number => {
+  const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))
+  return match ? Number(match[1]) * 1024 : process.memoryUsage().rss
+}
+
+const bucket = env("BENCH_BUCKET")
+const key = deliveryKey(bucket, env("BENCH_PREFIX"), "incoming/")
+if (!key) throw new Error("BENCH_PREFIX must look like incoming/<partner>/<delivery>/")
+
+const layer = Layer.mergeAll(Sink.layer(datasets), Ledger.layer({ lease: Duration.minutes(2) })).pipe(
+  Layer.provideMerge(
+    Layer.mergeAll(
+      ObjectStore.layerWith({ bucket, endpoint: env("BENCH_S3_ENDPOINT"), credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } }),
+      Database.layerPostgres(Redacted.make(env("DATABASE_URL"))),
+      PipelineConfig.layerWith({ batchSize: Number(process.env.LOADERS_BATCH_SIZE ?? 2000) })
+    )
+  )
+)
+
+const started = performance.now()
+const outcome = await Effect.runPromise(Effect.scoped(processDelivery(key)).pipe(Effect.provide(layer)))
+const seconds = (performance.now() - started) / 1000
+if (outcome._tag !== "Processed") throw new Error(`delivery was ${outcome._tag}`)
+console.log(JSON.stringify({ status: outcome.report.status, totals: outcome.report.totals, seconds, peakRss: peakRss() }))

@@ -1,0 +1,82 @@
+import { afterAll, describe, expect, test } from "bun:test"
+import { spawnSync } from "node:child_process"
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath } from "node:url"
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url))
+const dirs: Array<string> = []
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+})
+
+/** Runs `bun run batch` as a user would, on the embedded defaults kept in a fresh directory. */
+const batch = (dir: string, ...args: Array<string>) => {
+  const env: Record<string, string> = {}
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value !== undefined && !name.startsWith("LOADERS_") && name !== "DATABASE_URL") env[name] = value
+  }
+  const result = spawnSync(process.execPath, [join(ROOT, "src/entrypoints/batch.ts"), ...args], {
+    cwd: ROOT,
+    env: { ...env, LOADERS_EMBEDDED_DIR: dir, LOADERS_PGLITE_DIR: join(dir, "pglite") },
+    encoding: "utf8",
+    timeout: 120_000
+  })
+  return { status: result.status, out: result.stdout, err: result.stderr }
+}
+
+const fresh = () => {
+  const dir = mkdtempSync(join(tmpdir(), "loaders-batch-"))
+  dirs.push(dir)
+  return dir
+}
+
+/** An object as s3rver keeps it on disk. */
+const stored = (dir: string, key: string) => join(dir, "s3", "loaders", `${key}._S3rver_object`)
+
+describe("bun run batch on the embedded defaults", () => {
+  test("loads the samples: one delivery to success/, one to failure/, with reports; a second run has nothing to do", () => {
+    const dir = fresh()
+    const first = batch(dir)
+    expect(first.err).toBe("")
+    expect(first.status).toBe(0)
+    expect(first.out).toContain("seeded with the sample deliveries of examples/")
+    expect(first.out).toContain("succeeded  acme-gestion/2026-11-01: read 12, loaded 12, rejected 0")
+    expect(first.out).toContain("failed     immo-sud/2026-11-02: read 5, loaded 0, rejected 5")
+    expect(first.out).toContain("1 succeeded, 1 failed")
+    const success = JSON.parse(readFileSync(stored(dir, "success/acme-gestion/2026-11-01/_report.json"), "utf8"))
+    expect(success.totals).toEqual({ read: 12, loaded: 12, rejected: 0, invalid: 0 })
+    const failure = JSON.parse(readFileSync(stored(dir, "failure/immo-sud/2026-11-02/_report.json"), "utf8"))
+    expect(failure.status).toBe("failed")
+    const errors = readFileSync(stored(dir, "failure/immo-sud/2026-11-02/_errors.ndjson"), "utf8").trim().split("\n")
+    expect(errors.map((line) => JSON.parse(line).rule)).toContain("iban.checksum")
+    const incoming = join(dir, "s3", "loaders", "incoming")
+    const left = existsSync(incoming) ? readdirSync(incoming, { recursive: true }).filter((f) => String(f).endsWith("_object")) : []
+    expect(left).toEqual([])
+
+    const second = batch(dir)
+    expect(second.status).toBe(0)
+    expect(second.out).toContain("0 deliveries ready")
+  }, 180_000)
+
+  test("--dry-run validates and reports without loading or moving anything", () => {
+    const dir = fresh()
+    const run = batch(dir, "--dry-run")
+    expect(run.status).toBe(0)
+    expect(run.out).toContain("(dry run)")
+    expect(run.out).toContain("succeeded  acme-gestion/2026-11-01: read 12, loaded 0, rejected 12")
+    expect(run.out).toContain("failed     immo-sud/2026-11-02")
+    expect(existsSync(join(dir, "s3", "loaders", "success"))).toBe(false)
+    expect(existsSync(stored(dir, "incoming/acme-gestion/2026-11-01/_manifest.json"))).toBe(true)
+  }, 180_000)
+
+  test("--help documents the options; bad usage exits 2 with a message", () => {
+    const help = batch(fresh(), "--help")
+    expect(help.status).toBe(0)
+    for (const option of ["--dry-run", "--concurrency", "--partner", "Exit status"]) expect(help.out).toContain(option)
+    const bad = batch(fresh(), "--concurrency", "zero")
+    expect(bad.status).toBe(2)
+    expect(bad.err).toContain("--concurrency expects a positive integer")
+  })
+})

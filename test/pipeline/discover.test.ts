@@ -1,0 +1,56 @@
+import { describe, expect, test } from "bun:test"
+import { Duration, Effect, Layer } from "effect"
+import { discover } from "../../src/pipeline/discover.ts"
+import { PipelineConfig } from "../../src/pipeline/PipelineConfig.ts"
+import { readinessOf } from "../../src/pipeline/Readiness.ts"
+import { runTest } from "../support/effect.ts"
+import { deposit } from "../support/pipeline.ts"
+import { freshBucket } from "../support/s3.ts"
+
+describe("readiness", () => {
+  const now = new Date("2026-11-25T10:00:00Z")
+  const quietPeriod = Duration.minutes(5)
+
+  test("with a manifest: ready once every listed file is present", () => {
+    const present = new Set(["_manifest.json", "a.json"])
+    expect(readinessOf({ present, listed: ["a.json", "b.json"], newest: now, now, quietPeriod })).toEqual({
+      ready: false,
+      waitingFor: "files listed in _manifest.json: b.json"
+    })
+    expect(readinessOf({ present: new Set([...present, "b.json"]), listed: ["a.json", "b.json"], newest: now, now, quietPeriod }).ready).toBe(true)
+    // An unreadable manifest is processed, so the partner hears about it.
+    expect(readinessOf({ present, listed: null, newest: now, now, quietPeriod }).ready).toBe(true)
+  })
+
+  test("without a manifest: ready after the quiet period", () => {
+    const present = new Set(["a.json"])
+    expect(readinessOf({ present, newest: new Date(now.getTime() - 60_000), now, quietPeriod })).toEqual({
+      ready: false,
+      waitingFor: "_manifest.json, or 240 s without a new object"
+    })
+    expect(readinessOf({ present, newest: new Date(now.getTime() - 300_000), now, quietPeriod }).ready).toBe(true)
+  })
+})
+
+describe("discover on s3rver", () => {
+  test("finds every delivery folder; a manifest that arrives before its files waits for them", async () => {
+    const { client, bucket, layer } = await freshBucket()
+    const config = PipelineConfig.layerWith({ quietPeriod: Duration.hours(1) })
+    const manifest = JSON.stringify({
+      partner: "acme",
+      delivery: "d1",
+      files: [{ name: "properties.json", dataset: "properties" }, { name: "leases.json", dataset: "leases" }]
+    })
+    await deposit(client, bucket, "incoming/acme/d1/", { "_manifest.json": manifest, "properties.json": "[]" })
+    await deposit(client, bucket, "incoming/acme/d2/", { "transactions.json": "[]" })
+    await deposit(client, bucket, "incoming/stray.json", { "": "[]" })
+    const summary = () =>
+      runTest(
+        discover().pipe(Effect.map((found) => found.map((d) => [d.folder.key.prefix, d.readiness.ready]))),
+        Layer.merge(layer, config)
+      )
+    expect(await summary()).toEqual([["incoming/acme/d1/", false], ["incoming/acme/d2/", false]])
+    await deposit(client, bucket, "incoming/acme/d1/", { "leases.json": "[]" })
+    expect(await summary()).toEqual([["incoming/acme/d1/", true], ["incoming/acme/d2/", false]])
+  })
+})
