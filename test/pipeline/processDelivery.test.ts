@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test"
-import { Effect } from "effect"
+import { Effect, Fiber } from "effect"
 import { gzipSync } from "node:zlib"
 import { Database } from "../../src/effects/Database.ts"
 import type { DeliveryKey } from "../../src/effects/Ledger.ts"
@@ -217,3 +217,26 @@ for (const [name, database] of Object.entries(databases)) {
     })
   })
 }
+
+describe("processDelivery interrupted", () => {
+  test("an interrupted run loads nothing and gives its claim back; the next run loads everything once", async () => {
+    const { client, bucket, layer } = await pipelineFixture(databases.PostgreSQL(), { batchSize: 500 })
+    const key = delivery(bucket, "acme", "interrupted")
+    await deposit(client, bucket, key.prefix, { "transactions.ndjson": ndjson(range(60_000).map((i) => transaction(i))) })
+    const result = await runTest(
+      Effect.gen(function*() {
+        const fiber = yield* Effect.forkChild(processDelivery(key))
+        // Let it load a few batches, then interrupt it as Ctrl-C would.
+        yield* Effect.sleep("400 millis")
+        yield* Fiber.interrupt(fiber)
+        const afterInterrupt = yield* countRows("transactions")
+        const report = yield* run(key)
+        return { afterInterrupt, report, rows: yield* countRows("transactions") }
+      }),
+      layer
+    )
+    expect(result.afterInterrupt).toBe(0)
+    expect(result.report.status).toBe("succeeded")
+    expect(result.rows).toBe(60_000)
+  }, 60_000)
+})
