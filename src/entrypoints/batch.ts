@@ -1,8 +1,9 @@
 import { NodeRuntime } from "@effect/platform-node"
-import { Cause, Console, Duration, Effect, Exit, Fiber, Layer, Schedule } from "effect"
+import { Cause, Clock, Console, Duration, Effect, Exit, Fiber, Layer, Schedule } from "effect"
 import { parseArgs } from "node:util"
 import { type Discovered, discover } from "../pipeline/discover.ts"
 import { type Outcome, processDelivery } from "../pipeline/processDelivery.ts"
+import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
 import { Progress, type ProgressCounters } from "../pipeline/Progress.ts"
 import { AppLayer, describeEnvironment } from "./AppLayer.ts"
 
@@ -65,8 +66,8 @@ const outcomeLine = (outcome: Outcome): string => {
 
 /** On a terminal, one line rewritten in place; elsewhere nothing (per-delivery lines suffice). */
 const progressLine = (counters: ProgressCounters, started: number, done: () => number, total: number) =>
-  Effect.sync(() => {
-    const seconds = Math.max((Date.now() - started) / 1000, 0.001)
+  Effect.gen(function*() {
+    const seconds = Math.max(((yield* Clock.currentTimeMillis) - started) / 1000, 0.001)
     process.stdout.write(
       `\r  ${done()}/${total} deliveries · ${counters.records.toLocaleString("en")} records · ${mb(counters.bytes)} MB · ${mb(counters.bytes / seconds)} MB/s   `
     )
@@ -82,13 +83,13 @@ const run = (options: Options) =>
         yield* Console.log(`  waiting    ${waiting.folder.key.partner}/${waiting.folder.key.delivery}: for ${waiting.readiness.waitingFor}`)
       }
     }
-    const concurrency = options.concurrency ?? Number(process.env.LOADERS_CONCURRENCY ?? 2)
+    const concurrency = options.concurrency ?? (yield* PipelineConfig).concurrency
     yield* Console.log(
       `${ready.length} deliver${ready.length === 1 ? "y" : "ies"} ready${options.dryRun ? " (dry run)" : ""}, ${concurrency} at a time`
     )
 
     const counters = yield* Progress
-    const started = Date.now()
+    const started = yield* Clock.currentTimeMillis
     let done = 0
     const tty = process.stdout.isTTY === true
     const ticker = tty
@@ -121,7 +122,7 @@ const run = (options: Options) =>
     const outcomes = exits.filter(Exit.isSuccess).map((e) => e.value)
     const count = (status: string) => outcomes.filter((o) => o._tag === "Processed" && o.report.status === status).length
     const faults = exits.length - outcomes.length
-    const seconds = (Date.now() - started) / 1000
+    const seconds = ((yield* Clock.currentTimeMillis) - started) / 1000
     yield* Console.log(
       `${clear}Done in ${seconds.toFixed(1)} s: ${count("succeeded")} succeeded, ${count("failed")} failed, ${count("duplicate")} duplicate, ` +
         `${outcomes.filter((o) => o._tag === "Skipped").length} skipped, ${faults} could not run · ` +

@@ -7,6 +7,8 @@ export interface PipelineSettings {
   readonly incomingPrefix: string
   readonly successPrefix: string
   readonly failurePrefix: string
+  /** Deliveries a backfill processes at once. */
+  readonly concurrency: number
   /** Records per sink batch: bounds memory and the size of one COPY. */
   readonly batchSize: number
   /** A folder without a manifest is processed once no object arrived for this long. */
@@ -32,6 +34,7 @@ export class PipelineConfig extends Context.Service<PipelineConfig, PipelineSett
         incomingPrefix: yield* folder("LOADERS_INCOMING_PREFIX", "incoming/"),
         successPrefix: yield* folder("LOADERS_SUCCESS_PREFIX", "success/"),
         failurePrefix: yield* folder("LOADERS_FAILURE_PREFIX", "failure/"),
+        concurrency: yield* Config.Int("LOADERS_CONCURRENCY").pipe(Config.withDefault(2)),
         batchSize: yield* Config.Int("LOADERS_BATCH_SIZE").pipe(Config.withDefault(2000)),
         quietPeriod: yield* Config.Duration("LOADERS_QUIET_PERIOD").pipe(Config.withDefault(Duration.minutes(5))),
         lease: yield* Config.Duration("LOADERS_LEASE").pipe(Config.withDefault(Duration.minutes(2))),
@@ -46,6 +49,7 @@ export class PipelineConfig extends Context.Service<PipelineConfig, PipelineSett
       incomingPrefix: "incoming/",
       successPrefix: "success/",
       failurePrefix: "failure/",
+      concurrency: 2,
       batchSize: 2000,
       quietPeriod: Duration.minutes(5),
       lease: Duration.minutes(2),

@@ -89,8 +89,7 @@ export const processDelivery = Effect.fn("processDelivery")(function*(key: Deliv
         committed: false,
         archive: destination
       })
-      yield* copyFolder(folder, destination)
-      yield* store.put(destination + REPORT, JSON.stringify(report, null, 2), { contentType: "application/json" })
+      yield* archive(folder, destination, report, undefined)
       yield* deleteFolder(folder)
       return { _tag: "Processed", key, report } as const
     }
@@ -108,17 +107,31 @@ export const processDelivery = Effect.fn("processDelivery")(function*(key: Deliv
           const status = run.committed ? "succeeded" : "failed"
           const destination = archivePrefix(key, run.committed ? config.successPrefix : config.failurePrefix)
           const report = yield* finalReport(folder, run, runId, destination, false)
-          yield* copyFolder(folder, destination)
-          yield* store.put(destination + REPORT, JSON.stringify(report, null, 2), { contentType: "application/json" })
-          if (run.errors.lines() > 0) {
-            yield* store.upload(destination + ERRORS, readFile(run.errors.path), { contentType: "application/x-ndjson" })
-          }
+          yield* archive(folder, destination, report, run.errors)
           yield* ledger.finish(key, runId, status, report)
           yield* deleteFolder(folder)
           yield* ledger.archived(key, runId)
           return { _tag: "Processed", key, report } as const
         }).pipe(Effect.onError(() => ledger.release(key, claim.runId).pipe(Effect.ignore)))
       )
+  }
+})
+
+/**
+ * Copies the folder to its archive and adds the report, and the rejections when there are any.
+ * The sources stay until the ledger has recorded the outcome.
+ */
+const archive = Effect.fnUntraced(function*(
+  folder: DeliveryFolder,
+  destination: string,
+  report: DeliveryReport,
+  errors: ErrorLog | undefined
+) {
+  const store = yield* ObjectStore
+  yield* copyFolder(folder, destination)
+  yield* store.put(destination + REPORT, JSON.stringify(report, null, 2), { contentType: "application/json" })
+  if (errors && errors.lines() > 0) {
+    yield* store.upload(destination + ERRORS, readFile(errors.path), { contentType: "application/x-ndjson" })
   }
 })
 

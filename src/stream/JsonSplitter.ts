@@ -207,6 +207,11 @@ export class JsonSplitter {
     let valueStart = this.state === S.Value || this.state === S.Key ? 0 : -1
     for (let i = from; i < n; i++) {
       const b = chunk[i]!
+      // Between tokens whitespace only counts lines; inside a value or key it is content.
+      if (this.state !== S.Value && this.state !== S.Key && isWs(b)) {
+        if (b === LF) this.newline(this.offset + i)
+        continue
+      }
       switch (this.state) {
         case S.Value: {
           const open = this.open!
@@ -263,10 +268,6 @@ export class JsonSplitter {
         }
         case S.ArrayFirst:
         case S.ArrayNext: {
-          if (isWs(b)) {
-            if (b === LF) this.newline(this.offset + i)
-            continue
-          }
           if (b === RBRACKET) {
             if (this.state === S.ArrayNext) throw this.error(this.offset + i, "expected a record after \",\", found \"]\" (trailing comma)")
             this.endArray()
@@ -280,20 +281,12 @@ export class JsonSplitter {
           continue
         }
         case S.ArrayCommaOrEnd: {
-          if (isWs(b)) {
-            if (b === LF) this.newline(this.offset + i)
-            continue
-          }
           if (b === COMMA) this.state = S.ArrayNext
           else if (b === RBRACKET) this.endArray()
           else throw this.error(this.offset + i, `expected "," or "]" after record ${this.index - 1}, found ${show(b)}`)
           continue
         }
         case S.Start: {
-          if (isWs(b)) {
-            if (b === LF) this.newline(this.offset + i)
-            continue
-          }
           if (b === LBRACKET) {
             this.baseDepth = 1
             this.state = S.ArrayFirst
@@ -311,10 +304,6 @@ export class JsonSplitter {
         }
         case S.ObjectKeyOrEnd:
         case S.ObjectKey: {
-          if (isWs(b)) {
-            if (b === LF) this.newline(this.offset + i)
-            continue
-          }
           if (b === QUOTE) {
             this.keyParts = []
             this.state = S.Key
@@ -343,19 +332,11 @@ export class JsonSplitter {
           continue
         }
         case S.Colon: {
-          if (isWs(b)) {
-            if (b === LF) this.newline(this.offset + i)
-            continue
-          }
           if (b !== COLON) throw this.error(this.offset + i, `expected ":" after the property name, found ${show(b)}`)
           this.state = S.ObjectValue
           continue
         }
         case S.ObjectValue: {
-          if (isWs(b)) {
-            if (b === LF) this.newline(this.offset + i)
-            continue
-          }
           const key = this.decodeKey()
           if (key === this.options.recordsKey) {
             if (b !== LBRACKET) {
@@ -371,20 +352,12 @@ export class JsonSplitter {
           continue
         }
         case S.ObjectCommaOrEnd: {
-          if (isWs(b)) {
-            if (b === LF) this.newline(this.offset + i)
-            continue
-          }
           if (b === COMMA) this.state = S.ObjectKey
           else if (b === RBRACE) this.endWrapper(this.offset + i)
           else throw this.error(this.offset + i, `expected "," or "}" in the top-level object, found ${show(b)}`)
           continue
         }
         case S.Trailing: {
-          if (isWs(b)) {
-            if (b === LF) this.newline(this.offset + i)
-            continue
-          }
           throw this.error(this.offset + i, `expected the end of the file after the document, found ${show(b)}`)
         }
         case S.Line:
