@@ -1,6 +1,7 @@
 import { Data, Effect } from "effect"
 import { spawn } from "node:child_process"
-import { mkdirSync } from "node:fs"
+import { accessSync, constants, mkdirSync } from "node:fs"
+import { delimiter, join } from "node:path"
 import { createInterface } from "node:readline"
 import { fileURLToPath } from "node:url"
 
@@ -26,6 +27,23 @@ export interface EmbeddedS3 {
 const CHILD = fileURLToPath(new URL("./s3rver-child.cjs", import.meta.url))
 
 /**
+ * Node's absolute path from PATH. Spawning plain `node` is not enough: Deno intercepts that name
+ * and runs the script itself, and s3rver needs the real Node.
+ */
+const nodeBinary = (): string | undefined =>
+  (process.env.PATH ?? "")
+    .split(delimiter)
+    .map((dir) => join(dir, "node"))
+    .find((candidate) => {
+      try {
+        accessSync(candidate, constants.X_OK)
+        return true
+      } catch {
+        return false
+      }
+    })
+
+/**
  * Starts s3rver over `directory` on a free loopback port, with `buckets` created, for the scope.
  * It runs under Node (it cannot run inside Bun), as a child that exits with its parent.
  */
@@ -35,10 +53,12 @@ export const startEmbeddedS3 = (options: { readonly directory: string; readonly 
       try: () => mkdirSync(options.directory, { recursive: true }),
       catch: (error) => new EmbeddedS3Error({ reason: `cannot create ${options.directory}: ${String(error)}` })
     })
+    const node = nodeBinary()
+    if (!node) return yield* new EmbeddedS3Error({ reason: "Node.js (node) is not on PATH; the embedded S3 server runs under it" })
     const child = yield* Effect.acquireRelease(
       Effect.sync(() =>
         spawn(
-          "node",
+          node,
           ["--openssl-legacy-provider", CHILD, JSON.stringify({ directory: options.directory, buckets: options.buckets })],
           { stdio: ["pipe", "pipe", "pipe"] }
         )

@@ -1,0 +1,66 @@
+import { Cause, Effect, Exit, type ManagedRuntime, Stream } from "effect"
+import { Hono } from "hono"
+import { Database } from "../effects/Database.ts"
+import { ObjectStore } from "../effects/ObjectStore.ts"
+import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
+import type { BadRequest, Forbidden, PayloadTooLarge, Unauthorized, UpstreamFailed } from "../webhook/errors.ts"
+import { Webhook } from "../webhook/Webhook.ts"
+
+/** What the HTTP app needs from the runtime that serves it. */
+export type HttpServices = Webhook | ObjectStore | Database | PipelineConfig
+
+const STATUS = {
+  BadRequest: 400,
+  Unauthorized: 401,
+  Forbidden: 403,
+  PayloadTooLarge: 413,
+  UpstreamFailed: 502
+} as const
+
+type WebhookError = BadRequest | Unauthorized | Forbidden | PayloadTooLarge | UpstreamFailed
+
+const isWebhookError = (error: unknown): error is WebhookError =>
+  typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string" && error._tag in STATUS
+
+/** S3 and the database answer within a couple of seconds, or the instance is not ready. */
+const readiness = Effect.gen(function*() {
+  const store = yield* ObjectStore
+  const db = yield* Database
+  const config = yield* PipelineConfig
+  yield* Stream.runHead(store.list(config.incomingPrefix))
+  yield* db.query("SELECT 1")
+}).pipe(Effect.timeout("3 seconds"))
+
+/**
+ * The HTTP app, on web-standard Request/Response only, so Bun and Deno serve it unchanged:
+ * `POST /webhooks/s3`, `GET /healthz` (the process answers), `GET /readyz` (S3 and database answer).
+ * Effects run on `runtime`; tagged errors become statuses here and nowhere else.
+ */
+export const makeApp = <E>(runtime: ManagedRuntime.ManagedRuntime<HttpServices, E>) => {
+  const app = new Hono()
+
+  app.get("/healthz", (c) => c.json({ status: "ok" }))
+
+  app.get("/readyz", async (c) => {
+    const exit = await runtime.runPromiseExit(readiness)
+    if (Exit.isSuccess(exit)) return c.json({ status: "ready" })
+    const error = Cause.squash(exit.cause)
+    return c.json({ status: "not ready", reason: error instanceof Error ? error.message : String(error) }, 503)
+  })
+
+  app.post("/webhooks/s3", async (c) => {
+    const exit = await runtime.runPromiseExit(
+      Webhook.use((webhook) => webhook.handle({ headers: c.req.raw.headers, body: c.req.raw.body }))
+    )
+    if (Exit.isSuccess(exit)) return c.json(exit.value, exit.value.kind === "events" ? 202 : 200)
+    const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
+    if (failure?._tag === "Fail" && isWebhookError(failure.error)) {
+      return c.json({ error: failure.error.message }, STATUS[failure.error._tag])
+    }
+    console.error(Cause.pretty(exit.cause))
+    return c.json({ error: "internal error" }, 500)
+  })
+
+  app.notFound((c) => c.json({ error: "not found" }, 404))
+  return app
+}

@@ -1,0 +1,25 @@
+// `bun run serve`: the HTTP app on Bun.serve.
+import { Effect, ManagedRuntime } from "effect"
+import { makeApp } from "./http.ts"
+import { ServerLayer } from "./ServerLayer.ts"
+
+const runtime = ManagedRuntime.make(ServerLayer)
+// Build the services now, so a bad configuration stops the process before it listens.
+await runtime.runPromise(Effect.void).catch((error: unknown) => {
+  console.error(`loaders serve could not start: ${error instanceof Error ? error.message : String(error)}`)
+  process.exit(2)
+})
+const server = Bun.serve({
+  port: Number(process.env.PORT ?? 8787),
+  hostname: process.env.HOST ?? "127.0.0.1",
+  fetch: makeApp(runtime).fetch
+})
+console.log(`loaders listening on http://${server.hostname}:${server.port} (Bun)`)
+
+const shutdown = async () => {
+  await server.stop()
+  await runtime.dispose()
+  process.exit(0)
+}
+process.once("SIGTERM", shutdown)
+process.once("SIGINT", shutdown)

@@ -1,0 +1,40 @@
+// `deno task serve`: the HTTP app on Deno.serve. `node:http` first: the OTel exporters need it
+// loaded before them under Deno, or metrics are silently dropped.
+import "node:http"
+import { Effect, ManagedRuntime } from "effect"
+import { makeApp } from "./http.ts"
+import { ServerLayer } from "./ServerLayer.ts"
+
+/** The part of the Deno namespace this launcher uses (its types are not in this project's tsconfig). */
+declare const Deno: {
+  serve(
+    options: { port: number; hostname: string; onListen?: (address: { hostname: string; port: number }) => void },
+    handler: (request: Request) => Response | Promise<Response>
+  ): { shutdown(): Promise<void> }
+  addSignalListener(signal: "SIGTERM" | "SIGINT", handler: () => void): void
+  exit(code: number): never
+  env: { get(name: string): string | undefined }
+}
+
+const runtime = ManagedRuntime.make(ServerLayer)
+await runtime.runPromise(Effect.void).catch((error: unknown) => {
+  console.error(`loaders serve could not start: ${error instanceof Error ? error.message : String(error)}`)
+  Deno.exit(2)
+})
+const app = makeApp(runtime)
+const server = Deno.serve(
+  {
+    port: Number(Deno.env.get("PORT") ?? 8787),
+    hostname: Deno.env.get("HOST") ?? "127.0.0.1",
+    onListen: ({ hostname, port }) => console.log(`loaders listening on http://${hostname}:${port} (Deno)`)
+  },
+  app.fetch
+)
+
+const shutdown = async () => {
+  await server.shutdown()
+  await runtime.dispose()
+  Deno.exit(0)
+}
+Deno.addSignalListener("SIGTERM", shutdown)
+Deno.addSignalListener("SIGINT", shutdown)

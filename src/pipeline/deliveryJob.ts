@@ -1,0 +1,52 @@
+import { Cause, Duration, Effect, Stream } from "effect"
+import type { DeliveryJob, JobQueue } from "../effects/JobQueue.ts"
+import { ObjectStore } from "../effects/ObjectStore.ts"
+import { deliveryKey } from "./DeliveryFolder.ts"
+import { PipelineConfig } from "./PipelineConfig.ts"
+import { processDelivery } from "./processDelivery.ts"
+import { readiness } from "./Readiness.ts"
+
+/** Faults (S3 or database down) are retried this many times, waiting longer each time. */
+const MAX_ATTEMPTS = 5
+
+/**
+ * What a worker does with a job: list the folder, and process it if it is ready. A folder waiting
+ * for its quiet period is looked at again when that period ends; one waiting for files listed in
+ * its manifest is looked at again when their events arrive. Whatever happens is logged; a fault
+ * puts the job back with a growing delay, and the ledger makes sure nothing runs twice.
+ */
+export const handleDeliveryJob = (job: DeliveryJob, queue: JobQueue["Service"]) =>
+  Effect.gen(function*() {
+    const store = yield* ObjectStore
+    const config = yield* PipelineConfig
+    const key = deliveryKey(job.bucket, job.prefix, config.incomingPrefix)
+    if (!key) return
+    const objects = yield* Stream.runCollect(store.list(key.prefix))
+    if (objects.length === 0) return
+    const ready = yield* readiness({ key, objects }, config.quietPeriod)
+    if (!ready.ready) {
+      yield* Effect.logDebug(`${key.prefix} waits for ${ready.waitingFor}`)
+      if (!objects.some((o) => o.key === `${key.prefix}_manifest.json`)) {
+        yield* queue.enqueue(job, { delay: config.quietPeriod })
+      }
+      return
+    }
+    const outcome = yield* processDelivery(key)
+    yield* Effect.logInfo(
+      outcome._tag === "Processed"
+        ? `${key.prefix}: ${outcome.report.status} (read ${outcome.report.totals.read}, loaded ${outcome.report.totals.loaded})`
+        : `${key.prefix}: skipped (${outcome.reason})`
+    )
+  }).pipe(
+    Effect.catchCause((cause) =>
+      Effect.gen(function*() {
+        if (Cause.hasInterruptsOnly(cause)) return yield* Effect.interrupt
+        const attempt = job.attempt + 1
+        yield* Effect.logError(`${job.prefix}: could not be processed (attempt ${attempt})`, cause)
+        if (attempt < MAX_ATTEMPTS) {
+          yield* queue.enqueue({ ...job, attempt }, { delay: Duration.seconds(2 ** attempt * 5) })
+        }
+      })
+    ),
+    Effect.withSpan("deliveryJob", { attributes: { "aws.s3.bucket": job.bucket, "loaders.prefix": job.prefix } })
+  )

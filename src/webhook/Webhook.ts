@@ -1,0 +1,137 @@
+import { Context, Effect, Layer, Result, Schema } from "effect"
+import { SnsMessage } from "../../schemas/events/S3Event.ts"
+import { JobQueue } from "../effects/JobQueue.ts"
+import { deliveryOfObject } from "../pipeline/DeliveryFolder.ts"
+import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
+import { authenticate } from "./auth.ts"
+import { BadRequest, type Forbidden, PayloadTooLarge, type Unauthorized, type UpstreamFailed } from "./errors.ts"
+import { newerSequencer, type ObjectCreated, type ObjectEvents, objectEvents } from "./events.ts"
+import { makeSnsVerifier } from "./sns.ts"
+import { WebhookConfig } from "./WebhookConfig.ts"
+
+/** A request as the webhook sees it: web-standard headers and body, whatever the runtime. */
+export interface WebhookRequest {
+  readonly headers: Headers
+  readonly body: ReadableStream<Uint8Array> | null
+}
+
+/** What the webhook did with a request. */
+export type WebhookResult =
+  | { readonly kind: "events"; readonly accepted: number; readonly ignored: number; readonly deliveries: ReadonlyArray<string> }
+  | { readonly kind: "subscription"; readonly topic: string; readonly confirmed: boolean }
+
+/** Remembered (key → newest sequencer) to drop repeated events; bounded, oldest forgotten first. */
+const SEQUENCERS_KEPT = 10_000
+
+const decodeSns = Schema.decodeUnknownResult(SnsMessage)
+
+/** Reads at most `limit` bytes of the body; more is `PayloadTooLarge`, before it is all read. */
+const readBody = (request: WebhookRequest, limit: number) =>
+  Effect.gen(function*() {
+    const declared = Number(request.headers.get("content-length") ?? "0")
+    if (declared > limit) return yield* new PayloadTooLarge({ limit })
+    if (!request.body) return ""
+    const reader = request.body.getReader()
+    const chunks: Array<Uint8Array> = []
+    let size = 0
+    for (;;) {
+      const { done, value } = yield* Effect.promise(() => reader.read())
+      if (done) break
+      size += value.length
+      if (size > limit) {
+        yield* Effect.promise(() => reader.cancel())
+        return yield* new PayloadTooLarge({ limit })
+      }
+      chunks.push(value)
+    }
+    return new TextDecoder().decode(Buffer.concat(chunks))
+  })
+
+const parseJson = (text: string, what: string) =>
+  Effect.try({
+    try: (): unknown => JSON.parse(text),
+    catch: (error) => new BadRequest({ reason: `${what} is not valid JSON: ${error instanceof Error ? error.message : String(error)}` })
+  })
+
+/**
+ * The `POST /webhooks/s3` logic, runtime-neutral: authenticates (SNS signature, or the shared
+ * secret), decodes the event, and hands each delivery folder it touches to the job queue. Events
+ * outside the incoming prefix — the loaders' own archive moves among them — are acknowledged and
+ * ignored, so archiving never triggers processing.
+ */
+export class Webhook extends Context.Service<Webhook, {
+  readonly handle: (
+    request: WebhookRequest
+  ) => Effect.Effect<WebhookResult, BadRequest | PayloadTooLarge | Unauthorized | Forbidden | UpstreamFailed>
+}>()("loaders/Webhook") {
+  static readonly layer = Layer.effect(
+    Webhook,
+    Effect.gen(function*() {
+      const settings = yield* WebhookConfig
+      const pipeline = yield* PipelineConfig
+      const queue = yield* JobQueue
+      const sns = makeSnsVerifier(settings)
+      const sequencers = new Map<string, string>()
+
+      /** False when a newer or equal event for the same key was already seen. */
+      const fresh = (event: ObjectCreated): boolean => {
+        if (!event.sequencer) return true
+        const id = `${event.bucket}\u0000${event.key}`
+        const seen = sequencers.get(id)
+        if (seen !== undefined && !newerSequencer(event.sequencer, seen)) return false
+        sequencers.delete(id)
+        sequencers.set(id, event.sequencer)
+        if (sequencers.size > SEQUENCERS_KEPT) sequencers.delete(sequencers.keys().next().value!)
+        return true
+      }
+
+      const dispatch = Effect.fnUntraced(function*(events: ObjectEvents) {
+        const deliveries = new Map<string, { bucket: string; prefix: string }>()
+        let accepted = 0
+        for (const event of events.created) {
+          const key = deliveryOfObject(event.bucket, event.key, pipeline.incomingPrefix)
+          if (!key || !fresh(event)) continue
+          accepted++
+          deliveries.set(`${key.bucket}\u0000${key.prefix}`, { bucket: key.bucket, prefix: key.prefix })
+        }
+        for (const delivery of deliveries.values()) yield* queue.enqueue({ ...delivery, attempt: 0 })
+        return {
+          kind: "events",
+          accepted,
+          ignored: events.ignored + events.created.length - accepted,
+          deliveries: [...deliveries.values()].map((d) => d.prefix)
+        } as const
+      })
+
+      const handle = Effect.fn("Webhook.handle")(function*(request: WebhookRequest) {
+        const text = yield* readBody(request, settings.maxBodyBytes)
+        const body = yield* parseJson(text, "the body")
+        const viaSns = request.headers.has("x-amz-sns-message-type") ||
+          (typeof body === "object" && body !== null && "TopicArn" in body && "Type" in body)
+        if (!viaSns) {
+          yield* authenticate(settings, request.headers, text)
+          const events = objectEvents(body)
+          if (Result.isFailure(events)) return yield* events.failure
+          return yield* dispatch(events.success)
+        }
+        const decoded = decodeSns(body)
+        if (Result.isFailure(decoded)) return yield* new BadRequest({ reason: "not a valid SNS message (Type, MessageId, TopicArn, Message, Signature… expected)" })
+        const message = decoded.success
+        yield* sns.verify(message)
+        if (message.Type === "SubscriptionConfirmation") {
+          yield* sns.confirm(message)
+          return { kind: "subscription", topic: message.TopicArn, confirmed: true } as const
+        }
+        if (message.Type === "UnsubscribeConfirmation") {
+          return { kind: "subscription", topic: message.TopicArn, confirmed: false } as const
+        }
+        const inner = yield* parseJson(message.Message, "the SNS Message")
+        const events = objectEvents(inner)
+        if (Result.isFailure(events)) return yield* events.failure
+        return yield* dispatch(events.success)
+      })
+
+      return Webhook.of({ handle })
+    })
+  )
+}
