@@ -54,7 +54,8 @@ export class JobQueue extends Context.Service<JobQueue, {
 
         const service = JobQueue.of({
           enqueue,
-          depth: Queue.size(queue),
+          // A job counts as waiting until a worker has started it (not merely taken it).
+          depth: Effect.sync(() => waiting.size),
           inFlight: Effect.sync(() => inFlight)
         })
 

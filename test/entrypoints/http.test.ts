@@ -1,0 +1,211 @@
+import { afterAll, describe, expect, test } from "bun:test"
+import { Duration, Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import { Database } from "../../src/effects/Database.ts"
+import { JobQueue } from "../../src/effects/JobQueue.ts"
+import { makeApp } from "../../src/entrypoints/http.ts"
+import { handleDeliveryJob } from "../../src/pipeline/deliveryJob.ts"
+import { signBody } from "../../src/webhook/auth.ts"
+import { Webhook } from "../../src/webhook/Webhook.ts"
+import { WebhookConfig, type WebhookSettings } from "../../src/webhook/WebhookConfig.ts"
+import { awsEvent, eventBridgeEvent, minioEvent, testEvent } from "../support/events.ts"
+import { jsonArray, property, transaction } from "../support/fixtures.ts"
+import { databases, deposit, keysUnder, pipelineFixture } from "../support/pipeline.ts"
+import { fakeSns } from "../support/sns.ts"
+
+const SECRET = "webhook-secret-for-tests"
+const disposers: Array<() => Promise<void>> = []
+afterAll(async () => {
+  for (const dispose of disposers) await dispose()
+})
+
+/** The HTTP app in-process, with in-process workers, on a fresh bucket and database. */
+const server = async (webhook: Partial<WebhookSettings> = {}, quietPeriod: Duration.Duration = Duration.zero) => {
+  const fixture = await pipelineFixture(databases.PostgreSQL(), { quietPeriod })
+  const layer = Webhook.layer.pipe(
+    Layer.provideMerge(JobQueue.layerInProcess({ workers: 2, handle: handleDeliveryJob })),
+    Layer.provideMerge(WebhookConfig.layerWith({ secret: Redacted.make(SECRET), ...webhook })),
+    Layer.provideMerge(fixture.layer)
+  )
+  const runtime = ManagedRuntime.make(layer)
+  disposers.push(() => runtime.dispose())
+  const app = makeApp(runtime)
+  const post = (body: unknown, headers: Record<string, string> = { authorization: `Bearer ${SECRET}` }) =>
+    Promise.resolve(app.request("/webhooks/s3", {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: typeof body === "string" ? body : JSON.stringify(body)
+    }))
+  const runs = (prefix: string) =>
+    runtime.runPromise(
+      Database.use((db) =>
+        db.query<{ n: number }>(`SELECT count(*)::int AS n FROM loaders.delivery_runs WHERE prefix = $1`, [prefix])
+      ).pipe(Effect.map((rows) => rows[0]?.n ?? 0))
+    )
+  /** Waits until the queue is idle (nothing waiting, nothing in flight). */
+  const settled = async () => {
+    for (let i = 0; i < 200; i++) {
+      const busy = await runtime.runPromise(JobQueue.use((q) => Effect.all([q.depth, q.inFlight])))
+      if (busy[0] === 0 && busy[1] === 0) return
+      await Bun.sleep(50)
+    }
+    throw new Error("the job queue did not settle")
+  }
+  return { ...fixture, app, post, runs, settled }
+}
+
+const delivery = (partner: string, name: string) => `incoming/${partner}/${name}/`
+const files = { "properties.json": jsonArray([0, 1, 2].map(property)) }
+
+describe("POST /webhooks/s3 (in-process app)", () => {
+  test("a missing or wrong secret is refused with 401 and changes nothing", async () => {
+    const s = await server()
+    const prefix = delivery("acme", "d1")
+    await deposit(s.client, s.bucket, prefix, files)
+    const event = awsEvent(s.bucket, [`${prefix}properties.json`])
+    const attempts: Array<Record<string, string>> = [{}, { authorization: "Bearer nope" }, { authorization: "Basic x" }]
+    for (const headers of attempts) {
+      const response = await s.post(event, headers)
+      expect(response.status).toBe(401)
+      const body = (await response.json()) as { error: string }
+      expect(body.error).not.toContain(SECRET)
+    }
+    await Bun.sleep(300)
+    await s.settled()
+    expect(await s.runs(prefix)).toBe(0)
+    expect(await keysUnder(s.client, s.bucket, prefix)).toEqual([`${prefix}properties.json`])
+  })
+
+  test("HMAC mode: a signed, timestamped body passes; stale or wrong signatures do not", async () => {
+    const s = await server({ auth: "hmac" })
+    const body = JSON.stringify(testEvent(s.bucket))
+    const now = Math.floor(Date.now() / 1000)
+    expect((await s.post(body, { "x-loaders-signature": signBody(SECRET, now, body) })).status).toBe(202)
+    expect((await s.post(body, { "x-loaders-signature": signBody(SECRET, now - 3600, body) })).status).toBe(401)
+    expect((await s.post(body, { "x-loaders-signature": signBody("other", now, body) })).status).toBe(401)
+    expect((await s.post(body, { authorization: `Bearer ${SECRET}` })).status).toBe(401)
+  })
+
+  test("malformed, unknown and oversized bodies get 400 and 413 with a reason", async () => {
+    const s = await server({ maxBodyBytes: 1000 })
+    const malformed = await s.post("{not json")
+    expect(malformed.status).toBe(400)
+    expect(((await malformed.json()) as { error: string }).error).toContain("not valid JSON")
+    expect((await s.post({ hello: "world" })).status).toBe(400)
+    expect((await s.post({ Records: ["x".repeat(2000)] })).status).toBe(413)
+  })
+
+  test("50 duplicate and shuffled events for one delivery make exactly one run", async () => {
+    const s = await server()
+    const prefix = delivery("acme", "burst")
+    await deposit(s.client, s.bucket, prefix, {
+      ...files,
+      "transactions.json": jsonArray([0, 1, 2, 3].map((i) => transaction(i))),
+      "_manifest.json": JSON.stringify({
+        partner: "acme",
+        delivery: "burst",
+        files: [{ name: "properties.json", dataset: "properties" }, { name: "transactions.json", dataset: "transactions" }]
+      })
+    })
+    const keys = ["properties.json", "transactions.json", "_manifest.json"].map((f) => `${prefix}${f}`)
+    const events = Array.from({ length: 50 }, (_, i) => awsEvent(s.bucket, [keys[i % 3]!]))
+    events.sort(() => Math.random() - 0.5)
+    const statuses = await Promise.all(events.map((event) => s.post(event).then((r) => r.status)))
+    expect(new Set(statuses)).toEqual(new Set([202]))
+    await s.settled()
+    expect(await s.runs(prefix)).toBe(1)
+    expect(await keysUnder(s.client, s.bucket, `success/acme/burst/`)).toContain("success/acme/burst/_report.json")
+  })
+
+  test("a manifest that arrives before its files waits for them", async () => {
+    const s = await server()
+    const prefix = delivery("acme", "early-manifest")
+    await deposit(s.client, s.bucket, prefix, {
+      "_manifest.json": JSON.stringify({ partner: "acme", delivery: "early-manifest", files: [{ name: "properties.json", dataset: "properties" }] })
+    })
+    expect((await s.post(awsEvent(s.bucket, [`${prefix}_manifest.json`]))).status).toBe(202)
+    await s.settled()
+    expect(await s.runs(prefix)).toBe(0)
+    await deposit(s.client, s.bucket, prefix, files)
+    expect((await s.post(awsEvent(s.bucket, [`${prefix}properties.json`]))).status).toBe(202)
+    await s.settled()
+    expect(await s.runs(prefix)).toBe(1)
+    expect(await keysUnder(s.client, s.bucket, "incoming/")).toEqual([])
+  })
+
+  test("a folder without manifest runs once no object arrived for the quiet period", async () => {
+    const s = await server({}, Duration.seconds(1))
+    const prefix = delivery("acme", "quiet")
+    await deposit(s.client, s.bucket, prefix, files)
+    expect((await s.post(awsEvent(s.bucket, [`${prefix}properties.json`]))).status).toBe(202)
+    await Bun.sleep(200)
+    expect(await s.runs(prefix)).toBe(0)
+    await Bun.sleep(1500)
+    await s.settled()
+    expect(await s.runs(prefix)).toBe(1)
+  })
+
+  test("keys with +, %2B, spaces and accents; MinIO and EventBridge shapes; archive events are ignored", async () => {
+    const s = await server()
+    const prefix = delivery("agence côte", "relevé 1+1 %2B")
+    await deposit(s.client, s.bucket, prefix, { "properties été.json": jsonArray([property(1)]) })
+    const minio = await s.post(minioEvent(s.bucket, `${prefix}properties été.json`))
+    expect(await minio.json()).toEqual({ kind: "events", accepted: 1, ignored: 0, deliveries: [prefix] })
+    await s.settled()
+    expect(await keysUnder(s.client, s.bucket, "success/")).toEqual([
+      "success/agence côte/relevé 1+1 %2B/_report.json",
+      "success/agence côte/relevé 1+1 %2B/properties été.json"
+    ])
+    const own = await s.post(eventBridgeEvent(s.bucket, "success/agence côte/relevé 1+1 %2B/_report.json"))
+    expect(await own.json()).toEqual({ kind: "events", accepted: 0, ignored: 1, deliveries: [] })
+    expect(await s.runs(prefix)).toBe(1)
+  })
+
+  test("SNS: signed notifications (text/plain, v1 and v2) pass; forged ones, other topics and hosts do not", async () => {
+    const sns = await fakeSns()
+    const s = await server({ snsTopics: [sns.topic], snsUrl: new RegExp(sns.urlPattern) })
+    const prefix = delivery("acme", "via-sns")
+    await deposit(s.client, s.bucket, prefix, files)
+    const snsPost = (message: unknown) =>
+      s.app.request("/webhooks/s3", {
+        method: "POST",
+        headers: { "content-type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": "Notification" },
+        body: JSON.stringify(message)
+      })
+    const forged = { ...sns.notification(awsEvent(s.bucket, [`${prefix}properties.json`])), Message: JSON.stringify(awsEvent(s.bucket, ["incoming/evil/x/a.json"])) }
+    expect((await snsPost(forged)).status).toBe(401)
+    const otherTopic = sns.sign({ Type: "Notification", Message: "{}", TopicArn: "arn:aws:sns:eu-west-3:1:other" })
+    expect((await snsPost(otherTopic)).status).toBe(403)
+    const otherHost = { ...sns.notification(testEvent(s.bucket)), SigningCertURL: "https://attacker.example/cert.pem" }
+    expect((await snsPost(otherHost)).status).toBe(401)
+    expect((await snsPost(sns.notification(testEvent(s.bucket), "1"))).status).toBe(202)
+    expect((await snsPost(sns.notification(awsEvent(s.bucket, [`${prefix}properties.json`])))).status).toBe(202)
+    await s.settled()
+    expect(await s.runs(prefix)).toBe(1)
+    expect(sns.certificateFetches()).toBe(1)
+  })
+
+  test("SNS: a subscription to an allowed topic is confirmed by visiting its SubscribeURL", async () => {
+    const sns = await fakeSns()
+    const s = await server({ snsTopics: [sns.topic], snsUrl: new RegExp(sns.urlPattern) })
+    const confirmation = sns.sign({
+      Type: "SubscriptionConfirmation",
+      Message: "You have chosen to subscribe…",
+      SubscribeURL: `${sns.base}/confirm?Action=ConfirmSubscription&Token=t0k`,
+      Token: "t0k"
+    })
+    const response = await s.app.request("/webhooks/s3", { method: "POST", body: JSON.stringify(confirmation) })
+    expect(response.status).toBe(200)
+    expect(await response.json()).toEqual({ kind: "subscription", topic: sns.topic, confirmed: true })
+    expect(sns.confirmations).toEqual(["/confirm?Action=ConfirmSubscription&Token=t0k"])
+  })
+})
+
+describe("health endpoints", () => {
+  test("/healthz answers; /readyz checks S3 and the database", async () => {
+    const s = await server()
+    expect((await s.app.request("/healthz")).status).toBe(200)
+    const ready = await s.app.request("/readyz")
+    expect(ready.status).toBe(200)
+    expect(await ready.json()).toEqual({ status: "ready" })
+  })
+})
