@@ -1,0 +1,115 @@
+import { afterAll, describe, expect, test } from "bun:test"
+import { type ChildProcess, spawn } from "node:child_process"
+import { createServer } from "node:net"
+import { fileURLToPath } from "node:url"
+import postgres from "postgres"
+import { awsEvent, eventBridgeEvent, minioEvent } from "../support/events.ts"
+import { jsonArray, property } from "../support/fixtures.ts"
+import { deposit, keysUnder } from "../support/pipeline.ts"
+import { freshDatabase } from "../support/postgres.ts"
+import { freshBucket } from "../support/s3.ts"
+import { fakeSns } from "../support/sns.ts"
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url))
+const SECRET = "serve-test-secret"
+const children: Array<ChildProcess> = []
+afterAll(() => {
+  for (const child of children) child.kill("SIGTERM")
+})
+
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0))
+    })
+  })
+
+/** The two launchers, as `bun run serve` and `deno task serve` start them. */
+const launchers = {
+  Bun: [process.execPath, ["src/entrypoints/serve.bun.ts"]],
+  Deno: [`${ROOT}node_modules/deno/deno`, ["run", "--allow-net", "--allow-env", "--allow-sys", "--allow-read", "--allow-write", "--allow-run", "--allow-ffi", "src/entrypoints/serve.deno.ts"]]
+} as const
+
+for (const [runtime, [command, args]] of Object.entries(launchers)) {
+  describe(`the HTTP app served by ${runtime}`, () => {
+    test("each event shape posted to a real server leads to one run per delivery, archived and loaded", async () => {
+      const { s3, client, bucket } = await freshBucket()
+      const url = await freshDatabase()
+      const sns = await fakeSns()
+      const port = await freePort()
+      let output = ""
+      const child = spawn(command, [...args], {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          PORT: String(port),
+          LOADERS_S3_BUCKET: bucket,
+          LOADERS_S3_ENDPOINT: s3.endpoint,
+          AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
+          AWS_REGION: "us-east-1",
+          DATABASE_URL: url,
+          LOADERS_WEBHOOK_SECRET: SECRET,
+          LOADERS_SNS_TOPICS: sns.topic,
+          LOADERS_SNS_URL_PATTERN: sns.urlPattern
+        },
+        stdio: ["ignore", "pipe", "pipe"]
+      })
+      children.push(child)
+      child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
+      child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
+      const base = `http://127.0.0.1:${port}`
+      for (let i = 0; ; i++) {
+        const up = await fetch(`${base}/healthz`).then((r) => r.ok, () => false)
+        if (up) break
+        if (i > 300 || child.exitCode !== null) throw new Error(`${runtime} server did not start:\n${output}`)
+        await Bun.sleep(100)
+      }
+      expect(output).toContain(`(${runtime})`)
+      expect((await fetch(`${base}/readyz`)).status).toBe(200)
+
+      const shapes = {
+        aws: (key: string) => ({ body: JSON.stringify(awsEvent(bucket, [key])), headers: { authorization: `Bearer ${SECRET}` } }),
+        minio: (key: string) => ({ body: JSON.stringify(minioEvent(bucket, key)), headers: { authorization: `Bearer ${SECRET}` } }),
+        eventbridge: (key: string) => ({ body: JSON.stringify(eventBridgeEvent(bucket, key)), headers: { authorization: `Bearer ${SECRET}` } }),
+        sns: (key: string) => ({
+          body: JSON.stringify(sns.notification(awsEvent(bucket, [key]))),
+          headers: { "content-type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": "Notification" }
+        })
+      }
+      let id = 0
+      for (const [shape, make] of Object.entries(shapes)) {
+        const prefix = `incoming/${shape}/d 1+é/`
+        const records = [0, 1].map((i) => property(id++ * 10 + i))
+        await deposit(client, bucket, prefix, {
+          "properties.json": jsonArray(records),
+          "_manifest.json": JSON.stringify({ partner: shape, delivery: "d 1+é", files: [{ name: "properties.json", dataset: "properties", records: 2 }] })
+        })
+        const { body, headers } = make(`${prefix}_manifest.json`)
+        const response = await fetch(`${base}/webhooks/s3`, { method: "POST", body, headers })
+        expect([shape, response.status]).toEqual([shape, 202])
+      }
+      const unauthenticated = await fetch(`${base}/webhooks/s3`, { method: "POST", body: JSON.stringify(awsEvent(bucket, ["incoming/x/y/z.json"])) })
+      expect(unauthenticated.status).toBe(401)
+
+      for (let i = 0; ; i++) {
+        const done = await keysUnder(client, bucket, "success/")
+        if (done.filter((k) => k.endsWith("_report.json")).length === 4) break
+        if (i > 300) throw new Error(`deliveries were not all processed: ${done.join(", ")}\n${output}`)
+        await Bun.sleep(100)
+      }
+      expect(await keysUnder(client, bucket, "incoming/")).toEqual([])
+      const sql = postgres(url, { max: 1, onnotice: () => {} })
+      const [rows] = await sql`SELECT count(*)::int AS n, count(DISTINCT _delivery)::int AS runs FROM loaders.properties`
+      await sql.end()
+      expect(rows).toEqual({ n: 8, runs: 4 })
+
+      // SIGTERM: the server stops and exits cleanly.
+      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
+      child.kill("SIGTERM")
+      expect(await exited).toBe(0)
+    }, 90_000)
+  })
+}
