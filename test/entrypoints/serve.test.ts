@@ -1,73 +1,34 @@
-import { afterAll, describe, expect, test } from "bun:test"
-import { type ChildProcess, spawn } from "node:child_process"
-import { createServer } from "node:net"
-import { fileURLToPath } from "node:url"
+import { describe, expect, test } from "bun:test"
 import postgres from "postgres"
 import { awsEvent, eventBridgeEvent, minioEvent } from "../support/events.ts"
 import { jsonArray, property } from "../support/fixtures.ts"
 import { deposit, keysUnder } from "../support/pipeline.ts"
 import { freshDatabase } from "../support/postgres.ts"
 import { freshBucket } from "../support/s3.ts"
+import { launchers, type Runtime, startServer } from "../support/server.ts"
 import { fakeSns } from "../support/sns.ts"
 
-const ROOT = fileURLToPath(new URL("../../", import.meta.url))
 const SECRET = "serve-test-secret"
-const children: Array<ChildProcess> = []
-afterAll(() => {
-  for (const child of children) child.kill("SIGTERM")
-})
 
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const server = createServer()
-    server.listen(0, "127.0.0.1", () => {
-      const address = server.address()
-      server.close(() => resolve(typeof address === "object" && address ? address.port : 0))
-    })
-  })
-
-/** The two launchers, as `bun run serve` and `deno task serve` start them. */
-const launchers = {
-  Bun: [process.execPath, ["src/entrypoints/serve.bun.ts"]],
-  Deno: [`${ROOT}node_modules/deno/deno`, ["run", "--allow-net", "--allow-env", "--allow-sys", "--allow-read", "--allow-write", "--allow-run", "--allow-ffi", "src/entrypoints/serve.deno.ts"]]
-} as const
-
-for (const [runtime, [command, args]] of Object.entries(launchers)) {
+for (const runtime of Object.keys(launchers) as Array<Runtime>) {
   describe(`the HTTP app served by ${runtime}`, () => {
     test("each event shape posted to a real server leads to one run per delivery, archived and loaded", async () => {
       const { s3, client, bucket } = await freshBucket()
       const url = await freshDatabase()
       const sns = await fakeSns()
-      const port = await freePort()
-      let output = ""
-      const child = spawn(command, [...args], {
-        cwd: ROOT,
-        env: {
-          ...process.env,
-          PORT: String(port),
-          LOADERS_S3_BUCKET: bucket,
-          LOADERS_S3_ENDPOINT: s3.endpoint,
-          AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
-          AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
-          AWS_REGION: "us-east-1",
-          DATABASE_URL: url,
-          LOADERS_WEBHOOK_SECRET: SECRET,
-          LOADERS_SNS_TOPICS: sns.topic,
-          LOADERS_SNS_URL_PATTERN: sns.urlPattern
-        },
-        stdio: ["ignore", "pipe", "pipe"]
+      const server = await startServer(runtime, {
+        LOADERS_S3_BUCKET: bucket,
+        LOADERS_S3_ENDPOINT: s3.endpoint,
+        AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
+        AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
+        AWS_REGION: "us-east-1",
+        DATABASE_URL: url,
+        LOADERS_WEBHOOK_SECRET: SECRET,
+        LOADERS_SNS_TOPICS: sns.topic,
+        LOADERS_SNS_URL_PATTERN: sns.urlPattern
       })
-      children.push(child)
-      child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
-      child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
-      const base = `http://127.0.0.1:${port}`
-      for (let i = 0; ; i++) {
-        const up = await fetch(`${base}/healthz`).then((r) => r.ok, () => false)
-        if (up) break
-        if (i > 300 || child.exitCode !== null) throw new Error(`${runtime} server did not start:\n${output}`)
-        await Bun.sleep(100)
-      }
-      expect(output).toContain(`(${runtime})`)
+      const { base } = server
+      expect(server.output()).toContain(`(${runtime})`)
       expect((await fetch(`${base}/readyz`)).status).toBe(200)
 
       const shapes = {
@@ -97,7 +58,7 @@ for (const [runtime, [command, args]] of Object.entries(launchers)) {
       for (let i = 0; ; i++) {
         const done = await keysUnder(client, bucket, "success/")
         if (done.filter((k) => k.endsWith("_report.json")).length === 4) break
-        if (i > 300) throw new Error(`deliveries were not all processed: ${done.join(", ")}\n${output}`)
+        if (i > 300) throw new Error(`deliveries were not all processed: ${done.join(", ")}\n${server.output()}`)
         await Bun.sleep(100)
       }
       expect(await keysUnder(client, bucket, "incoming/")).toEqual([])
@@ -107,9 +68,7 @@ for (const [runtime, [command, args]] of Object.entries(launchers)) {
       expect(rows).toEqual({ n: 8, runs: 4 })
 
       // SIGTERM: the server stops and exits cleanly.
-      const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)))
-      child.kill("SIGTERM")
-      expect(await exited).toBe(0)
+      expect(await server.stop()).toBe(0)
     }, 90_000)
   })
 }

@@ -1,0 +1,64 @@
+import { type ChildProcess, spawn } from "node:child_process"
+import { createServer } from "node:net"
+import { fileURLToPath } from "node:url"
+import { onStop } from "./services.ts"
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url))
+
+export const freePort = () =>
+  new Promise<number>((resolve) => {
+    const server = createServer()
+    server.listen(0, "127.0.0.1", () => {
+      const address = server.address()
+      server.close(() => resolve(typeof address === "object" && address ? address.port : 0))
+    })
+  })
+
+/** The two launchers, as `bun run serve` and `deno task serve` start them. */
+export const launchers = {
+  Bun: [process.execPath, ["src/entrypoints/serve.bun.ts"]],
+  Deno: [
+    `${ROOT}node_modules/deno/deno`,
+    ["run", "--allow-net", "--allow-env", "--allow-sys", "--allow-read", "--allow-write", "--allow-run", "--allow-ffi", "src/entrypoints/serve.deno.ts"]
+  ]
+} as const
+
+export type Runtime = keyof typeof launchers
+
+/**
+ * Starts the HTTP server on `runtime` as a subprocess on a free port with `env`, and waits until
+ * `/healthz` answers. Stopped at the end of the run if still alive.
+ */
+export const startServer = async (runtime: Runtime, env: Record<string, string>) => {
+  const [command, args] = launchers[runtime]
+  const port = await freePort()
+  let output = ""
+  const child: ChildProcess = spawn(command, [...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...env, PORT: String(port) },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  onStop(async () => {
+    if (child.exitCode === null) child.kill("SIGKILL")
+  })
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
+  const base = `http://127.0.0.1:${port}`
+  for (let i = 0; ; i++) {
+    if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) break
+    if (i > 300 || child.exitCode !== null) throw new Error(`${runtime} server did not start:\n${output}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return {
+    base,
+    child,
+    output: () => output,
+    /** Sends SIGTERM and resolves with the exit code. */
+    stop: () =>
+      new Promise<number | null>((resolve) => {
+        if (child.exitCode !== null) return resolve(child.exitCode)
+        child.once("exit", (code) => resolve(code))
+        child.kill("SIGTERM")
+      })
+  }
+}
