@@ -14,7 +14,7 @@ import { jsonArray, property } from "../test/support/fixtures.ts"
 import { deposit, keysUnder } from "../test/support/pipeline.ts"
 import { freshDatabase } from "../test/support/postgres.ts"
 import { freshBucket } from "../test/support/s3.ts"
-import { type Runtime, startServer } from "../test/support/server.ts"
+import { type Runtime, serverEnv, startServer } from "../test/support/server.ts"
 import { stopAll } from "../test/support/services.ts"
 
 const { values } = parseArgs({
@@ -50,12 +50,7 @@ try {
     )
   }
   const server = await startServer(runtime, {
-    LOADERS_S3_BUCKET: bucket,
-    LOADERS_S3_ENDPOINT: s3.endpoint,
-    AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
-    AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
-    AWS_REGION: "us-east-1",
-    DATABASE_URL: url,
+    ...serverEnv(s3, bucket, url),
     LOADERS_WEBHOOK_SECRET: SECRET
   })
   const bodies = Array.from({ length: events }, (_, i) => JSON.stringify(awsEvent(bucket, [`${prefixes[i % deliveries]}_manifest.json`])))

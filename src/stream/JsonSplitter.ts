@@ -216,13 +216,7 @@ export class JsonSplitter {
         case S.Value: {
           const open = this.open!
           if (this.inString) {
-            // Tight loop over string bytes: only a quote or a backslash matters.
-            for (; i < n; i++) {
-              const c = chunk[i]!
-              if (this.escaped) this.escaped = false
-              else if (c === BACKSLASH) this.escaped = true
-              else if (c === QUOTE) break
-            }
+            i = this.closingQuote(chunk, i)
             if (i === n) break
             this.inString = false
             if (this.depth === 0) {
@@ -319,12 +313,7 @@ export class JsonSplitter {
           throw this.error(this.offset + i, `expected a property name in double quotes, found ${show(b)}`)
         }
         case S.Key: {
-          for (; i < n; i++) {
-            const c = chunk[i]!
-            if (this.escaped) this.escaped = false
-            else if (c === BACKSLASH) this.escaped = true
-            else if (c === QUOTE) break
-          }
+          i = this.closingQuote(chunk, i)
           if (i === n) break
           this.keyParts.push(chunk.slice(valueStart, i))
           valueStart = -1
@@ -367,6 +356,25 @@ export class JsonSplitter {
     // Carry what this chunk holds of an unfinished value or key into the next chunk.
     if (this.state === S.Value && this.open?.capture) this.keep(chunk.subarray(Math.max(valueStart, 0)))
     else if (this.state === S.Key && valueStart >= 0) this.keyParts.push(chunk.slice(valueStart))
+  }
+
+  /**
+   * Index of the quote closing the string being read from `from`, or the chunk's length when it
+   * goes on in the next chunk (an escape pending at the end is remembered). The hot loop: only a
+   * quote or a backslash matters.
+   */
+  private closingQuote(chunk: Uint8Array, from: number): number {
+    const n = chunk.length
+    let escaped = this.escaped
+    let i = from
+    for (; i < n; i++) {
+      const c = chunk[i]!
+      if (escaped) escaped = false
+      else if (c === BACKSLASH) escaped = true
+      else if (c === QUOTE) break
+    }
+    this.escaped = escaped
+    return i
   }
 
   private keep(bytes: Uint8Array) {

@@ -5,7 +5,7 @@ import { jsonArray, property } from "../support/fixtures.ts"
 import { deposit, keysUnder } from "../support/pipeline.ts"
 import { freshDatabase } from "../support/postgres.ts"
 import { freshBucket } from "../support/s3.ts"
-import { launchers, type Runtime, startServer } from "../support/server.ts"
+import { launchers, type Runtime, serverEnv, startServer } from "../support/server.ts"
 import { fakeSns } from "../support/sns.ts"
 
 const SECRET = "serve-test-secret"
@@ -17,12 +17,7 @@ for (const runtime of Object.keys(launchers) as Array<Runtime>) {
       const url = await freshDatabase()
       const sns = await fakeSns()
       const server = await startServer(runtime, {
-        LOADERS_S3_BUCKET: bucket,
-        LOADERS_S3_ENDPOINT: s3.endpoint,
-        AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
-        AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
-        AWS_REGION: "us-east-1",
-        DATABASE_URL: url,
+        ...serverEnv(s3, bucket, url),
         LOADERS_WEBHOOK_SECRET: SECRET,
         LOADERS_SNS_TOPICS: sns.topic,
         LOADERS_SNS_URL_PATTERN: sns.urlPattern

@@ -25,6 +25,20 @@ export const launchers = {
 
 export type Runtime = keyof typeof launchers
 
+/** The environment that points a server at a test bucket and database. */
+export const serverEnv = (
+  s3: { readonly endpoint: string; readonly credentials: { readonly accessKeyId: string; readonly secretAccessKey: string } },
+  bucket: string,
+  databaseUrl: string
+): Record<string, string> => ({
+  LOADERS_S3_BUCKET: bucket,
+  LOADERS_S3_ENDPOINT: s3.endpoint,
+  AWS_ACCESS_KEY_ID: s3.credentials.accessKeyId,
+  AWS_SECRET_ACCESS_KEY: s3.credentials.secretAccessKey,
+  AWS_REGION: "us-east-1",
+  DATABASE_URL: databaseUrl
+})
+
 /**
  * Starts the HTTP server on `runtime` as a subprocess on a free port with `env`, and waits until
  * `/healthz` answers. Stopped at the end of the run if still alive.
