@@ -6,6 +6,7 @@ import { datasets } from "../../schemas/registry.ts"
 import { Database } from "../effects/Database.ts"
 import { startEmbeddedS3 } from "../effects/EmbeddedS3.ts"
 import { Ledger } from "../effects/Ledger.ts"
+import { Mailer } from "../effects/Mailer.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
 import { Sink } from "../effects/Sink.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
@@ -67,6 +68,17 @@ const database = Effect.fnUntraced(function*(lines: Array<string>) {
   return Database.layer
 })
 
+const mailer = Effect.fnUntraced(function*(lines: Array<string>) {
+  const resend = yield* Config.option(Config.Redacted("RESEND_API_KEY"))
+  const outbox = resolve(yield* Config.String("LOADERS_OUTBOX_DIR").pipe(Config.withDefault(".loaders/outbox")))
+  lines.push(
+    Option.isSome(resend)
+      ? `Report emails: Resend (kept in ${outbox} when sending keeps failing)`
+      : `Report emails: local outbox ${outbox} (set RESEND_API_KEY to send them)`
+  )
+  return Mailer.layer
+})
+
 /**
  * Everything the pipeline needs, from the environment (see README and `.env.example`); the
  * embedded S3 server, when used, lives as long as the layer.
@@ -83,6 +95,7 @@ export const AppLayer = Layer.unwrap(
     const store = yield* objectStore(lines)
     const base = Layer.mergeAll(
       store.layer,
+      yield* mailer(lines),
       yield* database(lines),
       Layer.succeed(PipelineConfig, settings),
       Layer.succeed(Environment, { lines })

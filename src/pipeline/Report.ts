@@ -1,4 +1,5 @@
 import type { Bilingual, RecordIssue } from "../../schemas/Dataset.ts"
+import type { Notification } from "./notify.ts"
 import { describePolicy, type ErrorPolicy } from "./Policy.ts"
 
 /** One problem with one record, pinpointed for the partner (a line of `_errors.ndjson`). */
@@ -68,6 +69,8 @@ export interface DeliveryReport {
   readonly errors: ReadonlyArray<RuleGroup>
   /** Where the delivery was archived (`success/…` or `failure/…`), null on a dry run. */
   readonly archive: string | null
+  /** What became of the report email (empty on a dry run). */
+  readonly notifications: ReadonlyArray<Notification>
 }
 
 const EXAMPLES_PER_RULE = 5
@@ -193,7 +196,8 @@ export class ReportBuilder {
       datasets,
       files,
       errors,
-      archive: meta.archive
+      archive: meta.archive,
+      notifications: []
     }
   }
 }

@@ -25,6 +25,7 @@ import { PipelineConfig } from "./PipelineConfig.ts"
 import { Progress } from "./Progress.ts"
 import { accepts, describePolicy, type ErrorPolicy, STRICT } from "./Policy.ts"
 import { problems, reasons } from "./problems.ts"
+import { notifyReport } from "./notify.ts"
 import { type DeliveryReport, type Rejection, ReportBuilder } from "./Report.ts"
 
 /** What became of a delivery folder handed to `processDelivery`. */
@@ -76,7 +77,8 @@ export const processDelivery = Effect.fn("processDelivery")(function*(key: Deliv
     case "AlreadyLoaded": {
       const destination = archivePrefix(key, config.successPrefix)
       const started = new Date(yield* Clock.currentTimeMillis)
-      const report = new ReportBuilder().build({
+      const manifest = yield* readManifest(folder, new ReportBuilder())
+      const built = new ReportBuilder().build({
         partner: key.partner,
         delivery: key.delivery,
         runId: claim.runId,
@@ -89,6 +91,7 @@ export const processDelivery = Effect.fn("processDelivery")(function*(key: Deliv
         committed: false,
         archive: destination
       })
+      const report = { ...built, notifications: [yield* notifyReport(built, manifest, undefined)] }
       yield* archive(folder, destination, report, undefined)
       yield* deleteFolder(folder)
       return { _tag: "Processed", key, report } as const
@@ -106,7 +109,8 @@ export const processDelivery = Effect.fn("processDelivery")(function*(key: Deliv
           const run = yield* validateAndLoad(folder, runId)
           const status = run.committed ? "succeeded" : "failed"
           const destination = archivePrefix(key, run.committed ? config.successPrefix : config.failurePrefix)
-          const report = yield* finalReport(folder, run, runId, destination, false)
+          const built = yield* finalReport(folder, run, runId, destination, false)
+          const report = { ...built, notifications: [yield* notifyReport(built, run.manifest, run.errors.path)] }
           yield* archive(folder, destination, report, run.errors)
           yield* ledger.finish(key, runId, status, report)
           yield* deleteFolder(folder)
@@ -140,6 +144,7 @@ const readFile = (path: string) =>
   Stream.fromAsyncIterable(createReadStream(path) as AsyncIterable<Uint8Array>, (cause) => cause).pipe(Stream.orDie)
 
 interface Run {
+  readonly manifest: Manifest | undefined
   readonly builder: ReportBuilder
   readonly errors: ErrorLog
   readonly policy: ErrorPolicy
@@ -209,7 +214,7 @@ const validateAndLoad = Effect.fnUntraced(function*(folder: DeliveryFolder, runI
       return true
     })
   )
-  return { builder, errors, policy, committed, startedAt } satisfies Run
+  return { manifest, builder, errors, policy, committed, startedAt } satisfies Run
 })
 
 const MANIFEST_MAX_BYTES = 1024 * 1024

@@ -19,7 +19,7 @@ const batch = (dir: string, ...args: Array<string>) => {
   }
   const result = spawnSync(process.execPath, [join(ROOT, "src/entrypoints/batch.ts"), ...args], {
     cwd: ROOT,
-    env: { ...env, LOADERS_EMBEDDED_DIR: dir, LOADERS_PGLITE_DIR: join(dir, "pglite") },
+    env: { ...env, LOADERS_EMBEDDED_DIR: dir, LOADERS_PGLITE_DIR: join(dir, "pglite"), LOADERS_OUTBOX_DIR: join(dir, "outbox") },
     encoding: "utf8",
     timeout: 120_000
   })
@@ -54,6 +54,13 @@ describe("bun run batch on the embedded defaults", () => {
     const incoming = join(dir, "s3", "loaders", "incoming")
     const left = existsSync(incoming) ? readdirSync(incoming, { recursive: true }).filter((f) => String(f).endsWith("_object")) : []
     expect(left).toEqual([])
+
+    // One report email per delivery in the outbox, the failed one with its errors attached.
+    const mails = readdirSync(join(dir, "outbox")).filter((f) => f.endsWith(".eml")).sort()
+    expect(mails.length).toBe(2)
+    expect(first.out).toContain(`local outbox ${join(dir, "outbox")}`)
+    const failed = readFileSync(join(dir, "outbox", mails.find((m) => m.includes("immo-sud"))!), "utf8")
+    expect(failed).toContain('filename="errors.csv"')
 
     const second = batch(dir)
     expect(second.status).toBe(0)

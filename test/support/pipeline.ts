@@ -1,8 +1,12 @@
 import { GetObjectCommand, ListObjectsV2Command, PutObjectCommand, type S3Client } from "@aws-sdk/client-s3"
 import { Duration, Effect, Layer, Redacted } from "effect"
+import { mkdtempSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import { datasets } from "../../schemas/registry.ts"
 import { Database } from "../../src/effects/Database.ts"
 import { Ledger } from "../../src/effects/Ledger.ts"
+import { Mailer } from "../../src/effects/Mailer.ts"
 import { Sink } from "../../src/effects/Sink.ts"
 import { PipelineConfig } from "../../src/pipeline/PipelineConfig.ts"
 import type { DeliveryReport } from "../../src/pipeline/Report.ts"
@@ -22,12 +26,18 @@ export const databases = {
  */
 export const pipelineFixture = async <E>(database: Layer.Layer<Database, E>, settings: Partial<PipelineConfig["Service"]> = {}) => {
   const bucket = await freshBucket()
+  const outbox = mkdtempSync(join(tmpdir(), "loaders-outbox-"))
   const layer = Layer.mergeAll(Sink.layer(datasets), Ledger.layer({ lease: Duration.seconds(30) })).pipe(
     Layer.provideMerge(
-      Layer.mergeAll(bucket.layer, database, PipelineConfig.layerWith({ quietPeriod: Duration.zero, batchSize: 7, ...settings }))
+      Layer.mergeAll(
+        bucket.layer,
+        database,
+        Mailer.layerOutbox(outbox),
+        PipelineConfig.layerWith({ quietPeriod: Duration.zero, batchSize: 7, ...settings })
+      )
     )
   )
-  return { ...bucket, layer }
+  return { ...bucket, layer, outbox }
 }
 
 /** Uploads files of a delivery with the plain SDK, as a partner would. */
