@@ -12,6 +12,7 @@ import { datasets } from "../schemas/registry.ts"
 import { Database } from "../src/effects/Database.ts"
 import { Ledger } from "../src/effects/Ledger.ts"
 import { Mailer } from "../src/effects/Mailer.ts"
+import { Partners } from "../src/effects/Partners.ts"
 import { ObjectStore } from "../src/effects/ObjectStore.ts"
 import { Sink } from "../src/effects/Sink.ts"
 import { deliveryKey } from "../src/pipeline/DeliveryFolder.ts"
@@ -40,6 +41,7 @@ const layer = Layer.mergeAll(Sink.layer(datasets), Ledger.layer({ lease: Duratio
       ObjectStore.layerWith({ bucket, endpoint: env("BENCH_S3_ENDPOINT"), credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } }),
       Database.layerPostgres(Redacted.make(env("DATABASE_URL"))),
       Mailer.layerOutbox(join(tmpdir(), "loaders-bench-outbox")),
+      Partners.layerWith({}),
       PipelineConfig.layerWith({ batchSize: Number(process.env.LOADERS_BATCH_SIZE ?? 2000) })
     )
   )

@@ -68,7 +68,8 @@ export interface Manifest {
   readonly files: ReadonlyArray<ManifestFile>
   readonly policy?: ErrorPolicy
   readonly notify: ReadonlyArray<string>
-  readonly language: "fr" | "en"
+  /** Language of the report; the partner's configured one, or French, when absent. */
+  readonly language?: "fr" | "en"
 }
 
 const toPolicy = (policy: typeof ManifestSchema.Type["policy"]): ErrorPolicy | undefined =>
@@ -102,7 +103,7 @@ export const decodeManifest = (
       })),
       ...(policy ? { policy } : {}),
       notify: m.notify ?? [],
-      language: m.language ?? "fr"
+      ...(m.language == null ? {} : { language: m.language })
     }
   }
 }

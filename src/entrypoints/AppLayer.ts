@@ -7,6 +7,7 @@ import { Database } from "../effects/Database.ts"
 import { startEmbeddedS3 } from "../effects/EmbeddedS3.ts"
 import { Ledger } from "../effects/Ledger.ts"
 import { Mailer } from "../effects/Mailer.ts"
+import { Partners } from "../effects/Partners.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
 import { Sink } from "../effects/Sink.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
@@ -96,6 +97,7 @@ export const AppLayer = Layer.unwrap(
     const base = Layer.mergeAll(
       store.layer,
       yield* mailer(lines),
+      Partners.layer,
       yield* database(lines),
       Layer.succeed(PipelineConfig, settings),
       Layer.succeed(Environment, { lines })

@@ -1,15 +1,79 @@
-import { Config, Effect } from "effect"
+import { Clock, Config, Context, Data, Effect, Schedule } from "effect"
 import { readFileSync } from "node:fs"
 import type { Manifest } from "../../schemas/Manifest.ts"
 import { Mailer } from "../effects/Mailer.ts"
+import { Partners } from "../effects/Partners.ts"
+import { signBody } from "../webhook/auth.ts"
 import type { DeliveryReport, Rejection } from "./Report.ts"
 import { errorsCsv, type Language, renderReportEmail } from "./reportEmail.ts"
 
-/** What became of the report email, recorded in the report itself. */
+/** What became of each notification of a delivery, recorded in its report. */
 export type Notification =
   | { readonly channel: "email"; readonly to: ReadonlyArray<string>; readonly via: "resend"; readonly id: string }
   | { readonly channel: "email"; readonly to: ReadonlyArray<string>; readonly via: "outbox"; readonly path: string; readonly reason?: string }
   | { readonly channel: "email"; readonly to: ReadonlyArray<string>; readonly via: "failed"; readonly reason: string }
+  | { readonly channel: "webhook"; readonly url: string; readonly status: "delivered" | "failed"; readonly reason?: string }
+
+/** How a partner webhook is retried: transient failures (5xx, 429, network) only. */
+export const WebhookRetry = Context.Reference<Schedule.Schedule<unknown, WebhookFailure>>("loaders/WebhookRetry", {
+  defaultValue: () => Schedule.max([Schedule.exponential("1 second", 2), Schedule.recurs(4)])
+})
+
+/** A partner webhook answered badly or could not be reached. */
+export class WebhookFailure extends Data.TaggedError("WebhookFailure")<{ readonly reason: string; readonly retryable: boolean }> {}
+
+/** The summary a partner webhook receives: the report without the error examples. */
+const summary = (report: DeliveryReport) => ({
+  partner: report.partner,
+  delivery: report.delivery,
+  runId: report.runId,
+  status: report.status,
+  reason: report.reason,
+  startedAt: report.startedAt,
+  finishedAt: report.finishedAt,
+  totals: report.totals,
+  datasets: report.datasets,
+  errors: report.errors.map((g) => ({ rule: g.rule, count: g.count, message: g.message })),
+  archive: report.archive
+})
+
+/**
+ * POSTs the report summary to a partner's webhook, signed like our own webhook expects:
+ * `X-Loaders-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, with an
+ * idempotency key; retried with backoff on transient failures.
+ */
+const postWebhook = (url: string, secret: string, report: DeliveryReport, idempotencyKey: string) =>
+  Effect.gen(function*() {
+    const retry = yield* WebhookRetry
+    const body = JSON.stringify(summary(report))
+    const attempt = Effect.gen(function*() {
+      const timestamp = Math.floor((yield* Clock.currentTimeMillis) / 1000)
+      const response = yield* Effect.tryPromise({
+        try: (signal) =>
+          fetch(url, {
+            method: "POST",
+            headers: { "content-type": "application/json", "x-loaders-signature": signBody(secret, timestamp, body), "idempotency-key": idempotencyKey },
+            body,
+            signal
+          }),
+        catch: (cause) => new WebhookFailure({ reason: cause instanceof Error ? cause.message : String(cause), retryable: true })
+      })
+      yield* Effect.promise(() => response.arrayBuffer())
+      if (!response.ok) {
+        return yield* new WebhookFailure({ reason: `HTTP ${response.status}`, retryable: response.status >= 500 || response.status === 429 })
+      }
+    })
+    return yield* attempt.pipe(
+      Effect.retry({ schedule: retry, while: (failure) => failure.retryable }),
+      Effect.as<Notification>({ channel: "webhook", url, status: "delivered" }),
+      Effect.catch((failure) =>
+        Effect.logWarning(`partner webhook ${url} failed: ${failure.reason}`).pipe(
+          Effect.as<Notification>({ channel: "webhook", url, status: "failed", reason: failure.reason })
+        )
+      ),
+      Effect.withSpan("notify.webhook", { attributes: { "url.full": url } })
+    )
+  })
 
 /** Rows of the attached CSV at most; the archive's `_errors.ndjson` always has them all. */
 const CSV_ROWS = 10_000
@@ -21,9 +85,11 @@ const rejectionsIn = (path: string, limit: number): Array<Rejection> =>
     .map((line) => JSON.parse(line) as Rejection)
 
 /**
- * Emails the delivery's report to the partner (the manifest's `notify` addresses, in its language,
- * French by default) with the operators (`LOADERS_OPERATORS_EMAIL`) in copy, and the rejections as a
- * CSV attachment. Never fails the delivery: what happened is returned, to go into the report.
+ * Tells the partner: the report by email (to the manifest's `notify` addresses and the partner's
+ * configured ones, in the manifest's language, else the partner's, else French; operators from
+ * `LOADERS_OPERATORS_EMAIL` in copy; the rejections as a CSV attachment), and the signed summary to
+ * the partner's webhook when one is configured. Never fails the delivery: what happened is
+ * returned, to go into the report.
  */
 export const notifyReport = Effect.fn("notifyReport")(function*(
   report: DeliveryReport,
@@ -31,19 +97,21 @@ export const notifyReport = Effect.fn("notifyReport")(function*(
   errorsPath: string | undefined
 ) {
   const mailer = yield* Mailer
+  const partner = (yield* Partners).get(report.partner)
   const operators = (yield* Config.String("LOADERS_OPERATORS_EMAIL").pipe(Config.withDefault(""), Effect.orElseSucceed(() => "")))
     .split(",")
     .map((address) => address.trim())
     .filter((address) => address.length > 0)
-  const language: Language = manifest?.language ?? "fr"
+  const language: Language = manifest?.language ?? partner?.language ?? "fr"
   const email = renderReportEmail(report, language)
-  const to = manifest?.notify.length ? [...manifest.notify] : operators
-  const cc = manifest?.notify.length ? operators : []
+  const partnerAddresses = [...new Set([...(manifest?.notify ?? []), ...(partner?.notify ?? [])])]
+  const to = partnerAddresses.length ? partnerAddresses : operators
+  const cc = partnerAddresses.length ? operators : []
   const attachments = errorsPath && report.totals.invalid + report.errors.length > 0
     ? [{ filename: "errors.csv", content: errorsCsv(rejectionsIn(errorsPath, CSV_ROWS), language), contentType: "text/csv; charset=utf-8" }]
     : []
   const idempotencyKey = `report-${report.partner}-${report.delivery}-${report.runId ?? report.startedAt}`
-  return yield* mailer.send({ to, cc, ...email, attachments, idempotencyKey }).pipe(
+  const mailed = yield* mailer.send({ to, cc, ...email, attachments, idempotencyKey }).pipe(
     Effect.map((sent): Notification => ({ channel: "email", to, ...sent })),
     Effect.catch((error) =>
       Effect.logError(`report email for ${report.partner}/${report.delivery} lost: ${error.message}`).pipe(
@@ -51,4 +119,6 @@ export const notifyReport = Effect.fn("notifyReport")(function*(
       )
     )
   )
+  if (!partner?.webhook) return [mailed]
+  return [mailed, yield* postWebhook(partner.webhook.url, partner.webhook.secret, report, idempotencyKey)]
 })

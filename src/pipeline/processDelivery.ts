@@ -91,7 +91,7 @@ export const processDelivery = Effect.fn("processDelivery")(function*(key: Deliv
         committed: false,
         archive: destination
       })
-      const report = { ...built, notifications: [yield* notifyReport(built, manifest, undefined)] }
+      const report = { ...built, notifications: yield* notifyReport(built, manifest, undefined) }
       yield* archive(folder, destination, report, undefined)
       yield* deleteFolder(folder)
       return { _tag: "Processed", key, report } as const
@@ -110,7 +110,7 @@ export const processDelivery = Effect.fn("processDelivery")(function*(key: Deliv
           const status = run.committed ? "succeeded" : "failed"
           const destination = archivePrefix(key, run.committed ? config.successPrefix : config.failurePrefix)
           const built = yield* finalReport(folder, run, runId, destination, false)
-          const report = { ...built, notifications: [yield* notifyReport(built, run.manifest, run.errors.path)] }
+          const report = { ...built, notifications: yield* notifyReport(built, run.manifest, run.errors.path) }
           yield* archive(folder, destination, report, run.errors)
           yield* ledger.finish(key, runId, status, report)
           yield* deleteFolder(folder)

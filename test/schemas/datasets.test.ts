@@ -98,8 +98,7 @@ describe("registry and manifest", () => {
         delivery: "d1",
         files: [{ name: "t.json", dataset: "transactions", records: 3, sha256: "a".repeat(64) }],
         policy: { mode: "threshold", maxRejectedRatio: 0.1 },
-        notify: ["ops@acme.example"],
-        language: "fr"
+        notify: ["ops@acme.example"]
       }
     })
     const refused = decodeManifest({ partner: "acme", files: [{ name: "t.json", dataset: "transactions", records: -1 }], policy: "loose" })

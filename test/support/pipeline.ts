@@ -7,6 +7,8 @@ import { datasets } from "../../schemas/registry.ts"
 import { Database } from "../../src/effects/Database.ts"
 import { Ledger } from "../../src/effects/Ledger.ts"
 import { Mailer } from "../../src/effects/Mailer.ts"
+import { Partners } from "../../src/effects/Partners.ts"
+import type { PartnerSettings } from "../../schemas/PartnerConfig.ts"
 import { Sink } from "../../src/effects/Sink.ts"
 import { PipelineConfig } from "../../src/pipeline/PipelineConfig.ts"
 import type { DeliveryReport } from "../../src/pipeline/Report.ts"
@@ -24,7 +26,11 @@ export const databases = {
  * A fresh bucket on the shared s3rver plus everything `processDelivery` needs on `database`,
  * with small batches so several batches run even on small deliveries.
  */
-export const pipelineFixture = async <E>(database: Layer.Layer<Database, E>, settings: Partial<PipelineConfig["Service"]> = {}) => {
+export const pipelineFixture = async <E>(
+  database: Layer.Layer<Database, E>,
+  settings: Partial<PipelineConfig["Service"]> = {},
+  partners: Readonly<Record<string, PartnerSettings>> = {}
+) => {
   const bucket = await freshBucket()
   const outbox = mkdtempSync(join(tmpdir(), "loaders-outbox-"))
   const layer = Layer.mergeAll(Sink.layer(datasets), Ledger.layer({ lease: Duration.seconds(30) })).pipe(
@@ -33,6 +39,7 @@ export const pipelineFixture = async <E>(database: Layer.Layer<Database, E>, set
         bucket.layer,
         database,
         Mailer.layerOutbox(outbox),
+        Partners.layerWith(partners),
         PipelineConfig.layerWith({ quietPeriod: Duration.zero, batchSize: 7, ...settings })
       )
     )

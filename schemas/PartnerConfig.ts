@@ -1,0 +1,18 @@
+import { Schema } from "effect"
+import { optional } from "./decoder.ts"
+import { Email, OneOf, Text } from "./fields/fields.ts"
+
+/** A partner's own settings, kept by operators (not by the partner's deliveries). */
+export const PartnerSettings = Schema.Struct({
+  /** Report recipients, added to the manifest's `notify`. */
+  notify: optional(Schema.Array(Email)),
+  /** Report language when the manifest does not say. */
+  language: optional(OneOf(["fr", "en"])),
+  /** Where to POST the signed report summary. */
+  webhook: optional(Schema.Struct({ url: Text(2000), secret: Text(500) }))
+})
+
+/** `LOADERS_PARTNERS_FILE`: partner name → settings. */
+export const PartnersFile = Schema.Record(Schema.String, PartnerSettings)
+
+export type PartnerSettings = typeof PartnerSettings.Type
