@@ -101,14 +101,15 @@ export const renderReportEmail = (report: DeliveryReport, language: Language): R
     `<tr><td style="${td}font-weight:bold;">${w.total}</td><td style="${num}font-weight:bold;">${t.read}</td>` +
     `<td style="${num}font-weight:bold;">${t.loaded}</td><td style="${num}font-weight:bold;">${t.rejected}</td></tr>`
 
-  const example = (r: Rejection) =>
-    `<li style="margin:0 0 6px;word-break:break-word;"><span style="color:#616e7c;">${escapeHtml(where(r, w))}</span><br>` +
-    `${escapeHtml(say(r.message, language))}` +
+  // An example repeats its message only when it says more than its group's.
+  const example = (g: RuleGroup) => (r: Rejection) =>
+    `<li style="margin:0 0 6px;word-break:break-word;"><span style="color:#616e7c;">${escapeHtml(where(r, w))}</span>` +
+    `${say(r.message, language) === say(g.message, language) ? "" : `<br>${escapeHtml(say(r.message, language))}`}` +
     `${r.value === undefined ? "" : ` <span style="color:#616e7c;">(${w.value} : <code style="font-family:monospace;background:#f4f5f7;">${escapeHtml(shorten(r.value))}</code>)</span>`}</li>`
   const group = (g: RuleGroup) =>
     `<tr><td style="${td}"><strong>${escapeHtml(say(g.message, language))}</strong>` +
     `<br><span style="color:#616e7c;font-size:12px;">${escapeHtml(g.rule)} · ${g.count} ${w.occurrences}</span>` +
-    `${g.examples.length ? `<ul style="margin:8px 0 0;padding-left:18px;font-size:13px;">${g.examples.map(example).join("")}</ul>` : ""}</td></tr>`
+    `${g.examples.length ? `<ul style="margin:8px 0 0;padding-left:18px;font-size:13px;">${g.examples.map(example(g)).join("")}</ul>` : ""}</td></tr>`
 
   const html = `<!doctype html>
 <html lang="${language}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${escapeHtml(subject)}</title></head>
