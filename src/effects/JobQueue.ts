@@ -1,4 +1,10 @@
-import { Context, Duration, Effect, Layer, Queue } from "effect"
+import { Context, Duration, Effect, Layer, Metric, Queue } from "effect"
+
+/** Jobs waiting for a worker, and jobs being worked on (`loaders.queue.*` gauges). */
+export const queueMetrics = {
+  depth: Metric.gauge("loaders.queue.depth", { description: "Delivery jobs waiting for a worker" }),
+  inFlight: Metric.gauge("loaders.queue.in_flight", { description: "Delivery jobs being processed" })
+} as const
 
 /** Work for a delivery folder: look at it, and process it if it is ready. */
 export interface DeliveryJob {
@@ -7,6 +13,8 @@ export interface DeliveryJob {
   readonly prefix: string
   /** Tries so far, for jobs put back after a fault. */
   readonly attempt: number
+  /** The span that asked for the job (the webhook request), to link the delivery's trace to it. */
+  readonly origin?: { readonly traceId: string; readonly spanId: string }
 }
 
 /**
@@ -40,11 +48,15 @@ export class JobQueue extends Context.Service<JobQueue, {
         const scope = yield* Effect.scope
         const keyOf = (job: DeliveryJob) => `${job.bucket}\u0000${job.prefix}`
 
+        const gauges = Effect.suspend(() =>
+          Effect.all([Metric.update(queueMetrics.depth, waiting.size), Metric.update(queueMetrics.inFlight, inFlight)])
+        )
+
         const offer = (job: DeliveryJob) =>
           Effect.suspend(() => {
             if (waiting.has(keyOf(job))) return Effect.void
             waiting.add(keyOf(job))
-            return Queue.offer(queue, job).pipe(Effect.asVoid)
+            return Queue.offer(queue, job).pipe(Effect.andThen(gauges), Effect.asVoid)
           })
 
         const enqueue = (job: DeliveryJob, enqueueOptions: { readonly delay?: Duration.Input } = {}) =>
@@ -64,7 +76,10 @@ export class JobQueue extends Context.Service<JobQueue, {
             const job = yield* Queue.take(queue)
             waiting.delete(keyOf(job))
             inFlight++
-            yield* options.handle(job, service).pipe(Effect.ensuring(Effect.sync(() => inFlight--)))
+            yield* gauges
+            yield* options.handle(job, service).pipe(
+              Effect.ensuring(Effect.sync(() => inFlight--).pipe(Effect.andThen(gauges)))
+            )
           }
         })
         for (let i = 0; i < options.workers; i++) yield* Effect.forkIn(worker, scope)

@@ -2,6 +2,7 @@ import { Config, Context, Effect, Layer, Option, Stream } from "effect"
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs"
 import { join, relative, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
+import { TelemetryLayer } from "../../otel/telemetry.ts"
 import { datasets } from "../../schemas/registry.ts"
 import { Database } from "../effects/Database.ts"
 import { startEmbeddedS3 } from "../effects/EmbeddedS3.ts"
@@ -104,7 +105,8 @@ export const AppLayer = Layer.unwrap(
     )
     const seed = store.fresh ? Layer.effectDiscard(seedExamples) : Layer.empty
     return Layer.mergeAll(Sink.layer(datasets), Ledger.layer({ lease: settings.lease }), seed).pipe(
-      Layer.provideMerge(base)
+      Layer.provideMerge(base),
+      Layer.provideMerge(TelemetryLayer)
     )
   })
 )

@@ -1,6 +1,5 @@
-// `deno task serve`: the HTTP app on Deno.serve. `node:http` first: the OTel exporters need it
-// loaded before them under Deno, or metrics are silently dropped.
-import "node:http"
+// `deno task serve`: the HTTP app on Deno.serve. The telemetry bootstrap first, as Bun preloads it.
+import "../../otel/bootstrap.ts"
 import { Effect, ManagedRuntime } from "effect"
 import { makeApp } from "./http.ts"
 import { ServerLayer } from "./ServerLayer.ts"

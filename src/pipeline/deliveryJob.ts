@@ -1,4 +1,4 @@
-import { Cause, Duration, Effect, Stream } from "effect"
+import { Cause, Duration, Effect, Stream, Tracer } from "effect"
 import type { DeliveryJob, JobQueue } from "../effects/JobQueue.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
 import { deliveryKey } from "./DeliveryFolder.ts"
@@ -48,5 +48,10 @@ export const handleDeliveryJob = (job: DeliveryJob, queue: JobQueue["Service"]) 
         }
       })
     ),
-    Effect.withSpan("deliveryJob", { attributes: { "aws.s3.bucket": job.bucket, "loaders.prefix": job.prefix } })
+    // Each delivery is a trace of its own, linked to the request that triggered it.
+    Effect.withSpan("deliveryJob", {
+      root: true,
+      links: job.origin ? [{ span: Tracer.externalSpan(job.origin), attributes: { "loaders.link": "triggered by" } }] : [],
+      attributes: { "aws.s3.bucket": job.bucket, "loaders.prefix": job.prefix, "loaders.attempt": job.attempt }
+    })
   )

@@ -1,4 +1,4 @@
-import { Clock, Duration, Effect, Schedule, Stream } from "effect"
+import { Clock, Duration, Effect, Metric, Schedule, Stream } from "effect"
 import { createHash, type Hash } from "node:crypto"
 import { createReadStream } from "node:fs"
 import type { Dataset } from "../../schemas/Dataset.ts"
@@ -21,6 +21,7 @@ import {
   REPORT
 } from "./DeliveryFolder.ts"
 import { type ErrorLog, makeErrorLog } from "./ErrorLog.ts"
+import { metrics } from "./metrics.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
 import { Progress } from "./Progress.ts"
 import { accepts, describePolicy, type ErrorPolicy, STRICT } from "./Policy.ts"
@@ -94,6 +95,7 @@ export const processDelivery = Effect.fn("processDelivery")(function*(key: Deliv
       const report = { ...built, notifications: yield* notifyReport(built, manifest, undefined) }
       yield* archive(folder, destination, report, undefined)
       yield* deleteFolder(folder)
+      yield* recordOutcome(report)
       return { _tag: "Processed", key, report } as const
     }
     case "Claimed":
@@ -115,11 +117,38 @@ export const processDelivery = Effect.fn("processDelivery")(function*(key: Deliv
           yield* ledger.finish(key, runId, status, report)
           yield* deleteFolder(folder)
           yield* ledger.archived(key, runId)
+          yield* recordOutcome(report)
           return { _tag: "Processed", key, report } as const
         }).pipe(Effect.onError(() => ledger.release(key, claim.runId).pipe(Effect.ignore)))
       )
   }
 })
+
+/** The delivery's outcome on its span and in the metrics. */
+const recordOutcome = (report: DeliveryReport) =>
+  Effect.gen(function*() {
+    const attributes = { partner: report.partner, outcome: report.status }
+    yield* Effect.annotateCurrentSpan({
+      "loaders.status": report.status,
+      "loaders.run_id": report.runId ?? "",
+      "loaders.records.read": report.totals.read,
+      "loaders.records.loaded": report.totals.loaded,
+      "loaders.records.rejected": report.totals.rejected
+    })
+    yield* Metric.update(Metric.withAttributes(metrics.deliveries, attributes), 1)
+    // Counted from the report, so read = loaded + rejected holds in the metrics as in the report.
+    for (const [dataset, counts] of Object.entries(report.datasets)) {
+      const tags = { partner: report.partner, dataset }
+      yield* Metric.update(Metric.withAttributes(metrics.recordsRead, tags), counts.read)
+      yield* Metric.update(Metric.withAttributes(metrics.recordsLoaded, tags), counts.loaded)
+      yield* Metric.update(Metric.withAttributes(metrics.recordsRejected, tags), counts.rejected)
+    }
+    yield* Metric.update(Metric.withAttributes(metrics.deliveryDuration, attributes), report.durationMs / 1000)
+    for (const notification of report.notifications) {
+      const outcome = notification.channel === "email" ? notification.via : notification.status
+      yield* Metric.update(Metric.withAttributes(metrics.notifications, { channel: notification.channel, outcome }), 1)
+    }
+  })
 
 /**
  * Copies the folder to its archive and adds the report, and the rejections when there are any.
@@ -207,7 +236,7 @@ const validateAndLoad = Effect.fnUntraced(function*(folder: DeliveryFolder, runI
       // Strict deliveries stop writing at the first rejection: the transaction will roll back.
       const keepLoading = () =>
         load !== undefined && !builder.hasProblems && (policy.mode !== "strict" || builder.invalidRecords === 0)
-      for (const file of files) yield* loadFile(file, load, keepLoading, builder, errors)
+      for (const file of files) yield* loadFile(folder.key.partner, file, load, keepLoading, builder, errors)
       const ok = !builder.hasProblems && accepts(policy, builder.readRecords, builder.invalidRecords)
       if (!ok || load === undefined || runId === undefined) return false
       yield* load.commit((session) => ledger.fence(session, folder.key, runId))
@@ -296,7 +325,13 @@ const duplicateOf = (dataset: Dataset, firstFile: string, firstIndex: number) =>
 
 type Staged = StagedRecord & { readonly line: number; readonly offset: number }
 
+/** A batch after validation: the rows to write. */
+interface Decoded {
+  readonly staged: ReadonlyArray<Staged>
+}
+
 const loadFile = (
+  partner: string,
   file: PlannedFile,
   load: DeliveryLoad | undefined,
   keepLoading: () => boolean,
@@ -310,7 +345,7 @@ const loadFile = (
     const tally = builder.file(file.name, file.dataset.name)
     const hash: Hash | undefined = file.expected?.sha256 ? createHash("sha256") : undefined
 
-    const decodeBatch = (chunk: ReadonlyArray<RawRecord>): Array<Staged> => {
+    const decodeBatch = (chunk: ReadonlyArray<RawRecord>): Decoded => {
       const staged: Array<Staged> = []
       const rejected: Array<Rejection> = []
       progress.records += chunk.length
@@ -328,25 +363,40 @@ const loadFile = (
         })
       }
       errors.append(rejected)
-      return staged
+      return { staged }
     }
 
-    const write = (batch: ReadonlyArray<Staged>) =>
-      batch.length === 0 || load === undefined || !keepLoading()
-        ? Effect.void
-        : load.write(file.dataset, batch).pipe(
-          Effect.map(({ loaded, duplicates }) => {
-            tally.loaded += loaded
-            const rejected = duplicates.flatMap(({ position, firstFile, firstIndex }) => {
-              const record = batch[position]
-              if (!record) return []
-              const rejection = { file: file.name, index: record.index, line: record.line, offset: record.offset, ...duplicateOf(file.dataset, firstFile, firstIndex) }
-              builder.reject(rejection, true)
-              return [rejection]
-            })
-            errors.append(rejected)
-          })
+    const attributes = { partner, dataset: file.dataset.name }
+    let bytesCounted = 0
+    const count = (metric: Metric.Metric<number, unknown>, value: number) =>
+      value === 0 ? Effect.void : Metric.update(Metric.withAttributes(metric, attributes), value)
+
+    const writeBatch = (batch: ReadonlyArray<Staged>) =>
+      Effect.gen(function*() {
+        if (batch.length === 0 || load === undefined || !keepLoading()) return
+        const started = yield* Clock.currentTimeMillis
+        const { loaded, duplicates } = yield* load.write(file.dataset, batch).pipe(
+          Effect.withSpan("sink.batch", { attributes: { "loaders.dataset": file.dataset.name, "loaders.records": batch.length } })
         )
+        yield* Metric.update(Metric.withAttributes(metrics.batchLatency, attributes), (yield* Clock.currentTimeMillis) - started)
+        tally.loaded += loaded
+        const rejected = duplicates.flatMap(({ position, firstFile, firstIndex }) => {
+          const record = batch[position]
+          if (!record) return []
+          const rejection = { file: file.name, index: record.index, line: record.line, offset: record.offset, ...duplicateOf(file.dataset, firstFile, firstIndex) }
+          builder.reject(rejection, true)
+          return [rejection]
+        })
+        errors.append(rejected)
+      })
+
+    // Bytes are counted as they stream, for live throughput; records once the delivery is decided.
+    const step = ({ staged }: Decoded) =>
+      Effect.gen(function*() {
+        yield* count(metrics.bytesRead, tally.bytes - bytesCounted)
+        bytesCounted = tally.bytes
+        yield* writeBatch(staged)
+      })
 
     const bytes = store.get(file.object.key).pipe(
       Stream.mapArray((chunks) => {
@@ -369,12 +419,17 @@ const loadFile = (
       Stream.mapArray((chunk) => [decodeBatch(chunk)] as const),
       // Parsing and decoding run ahead while the previous batch is written.
       Stream.buffer({ capacity: 2 }),
-      Stream.runForEach(write),
+      Stream.runForEach(step),
       Effect.catchTags({
         JsonSyntaxError: (error) => Effect.sync(() => builder.problem(file.name, file.dataset.name, problems.malformedJson(error))),
         DecompressError: (error) => Effect.sync(() => builder.problem(file.name, file.dataset.name, problems.corruptGzip(error)))
       })
     )
+    yield* Effect.annotateCurrentSpan({
+      "loaders.records.read": tally.read,
+      "loaders.records.invalid": tally.invalid,
+      "loaders.bytes": tally.bytes
+    })
     if (tally.problem) return
     const expected = file.expected
     if (hash && expected?.sha256) {
@@ -388,6 +443,6 @@ const loadFile = (
     }
   }).pipe(
     Effect.withSpan("processDelivery.file", {
-      attributes: { "aws.s3.key": file.object.key, "loaders.dataset": file.dataset.name }
+      attributes: { "aws.s3.key": file.object.key, "loaders.dataset": file.dataset.name, "loaders.file": file.name }
     })
   )

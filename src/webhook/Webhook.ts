@@ -94,7 +94,9 @@ export class Webhook extends Context.Service<Webhook, {
           accepted++
           deliveries.set(`${key.bucket}\u0000${key.prefix}`, { bucket: key.bucket, prefix: key.prefix })
         }
-        for (const delivery of deliveries.values()) yield* queue.enqueue({ ...delivery, attempt: 0 })
+        const span = yield* Effect.currentSpan.pipe(Effect.option)
+        const origin = span._tag === "Some" ? { origin: { traceId: span.value.traceId, spanId: span.value.spanId } } : {}
+        for (const delivery of deliveries.values()) yield* queue.enqueue({ ...delivery, attempt: 0, ...origin })
         return {
           kind: "events",
           accepted,
