@@ -5,23 +5,34 @@
  * (VmHWM) of the process that runs the delivery, started on its own (`runDelivery.ts`) so nothing
  * else counts; s3rver and PostgreSQL run in their own processes.
  *
- *   bun bench/pipeline.ts [--mb 1000] [--batch 2000]
+ * `--telemetry` runs the same delivery four times — off, on, off, on (OTLP/HTTP to a local receiver
+ * that discards) — each on a fresh database, and compares the best of each, since one run's noise
+ * on this machine is larger than the difference measured.
+ *
+ *   bun bench/pipeline.ts [--mb 1000] [--batch 2000] [--telemetry]
  */
 import { Effect, Stream } from "effect"
-import { spawnSync } from "node:child_process"
+import { spawn } from "node:child_process"
 import { createReadStream, mkdtempSync, rmSync, statSync } from "node:fs"
+import { createServer } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import postgres from "postgres"
-import { startEmbeddedS3 } from "../src/effects/EmbeddedS3.ts"
+import { type EmbeddedS3, startEmbeddedS3 } from "../src/effects/EmbeddedS3.ts"
 import { ObjectStore } from "../src/effects/ObjectStore.ts"
 import { freshDatabase } from "../test/support/postgres.ts"
 import { stopAll } from "../test/support/services.ts"
 import { transactionsFile } from "./generate.ts"
 
-const { values } = parseArgs({ options: { mb: { type: "string", default: "1000" }, batch: { type: "string", default: "2000" } } })
+const { values } = parseArgs({
+  options: {
+    mb: { type: "string", default: "1000" },
+    batch: { type: "string", default: "2000" },
+    telemetry: { type: "boolean", default: false }
+  }
+})
 const megabytes = Number(values.mb)
 const batchSize = Number(values.batch)
 
@@ -30,6 +41,66 @@ const fileBytes = (path: string) =>
     Stream.orDie
   )
 
+interface Result {
+  readonly status: string
+  readonly totals: { readonly read: number }
+  readonly seconds: number
+  readonly peakRss: number
+}
+
+/** An OTLP/HTTP endpoint that accepts and drops everything, so exporting costs what it costs. */
+const discardingReceiver = Effect.acquireRelease(
+  Effect.promise(
+    () =>
+      new Promise<{ url: string; close: () => void }>((resolve) => {
+        const server = createServer((request, response) => {
+          request.resume()
+          request.on("end", () => response.writeHead(200, { "content-type": "application/json" }).end("{}"))
+        })
+        server.listen(0, "127.0.0.1", () => {
+          const address = server.address()
+          resolve({ url: `http://127.0.0.1:${typeof address === "object" && address ? address.port : 0}`, close: () => server.close() })
+        })
+      })
+  ),
+  (receiver) => Effect.sync(() => receiver.close())
+)
+
+/** Runs the delivery at `prefix` in its own process (asynchronously: the receiver lives here). */
+const runDelivery = (s3: EmbeddedS3, prefix: string, url: string, telemetry: string | undefined) =>
+  Effect.promise(
+    () =>
+      new Promise<Result>((resolve, reject) => {
+        const child = spawn(process.execPath, [fileURLToPath(new URL("./runDelivery.ts", import.meta.url))], {
+          env: {
+            ...process.env,
+            BENCH_S3_ENDPOINT: s3.endpoint,
+            BENCH_BUCKET: "bench",
+            BENCH_PREFIX: prefix,
+            DATABASE_URL: url,
+            LOADERS_BATCH_SIZE: String(batchSize),
+            ...(telemetry ? { OTEL_EXPORTER_OTLP_ENDPOINT: telemetry, OTEL_METRIC_EXPORT_INTERVAL: "5000" } : { OTEL_EXPORTER_OTLP_ENDPOINT: "" })
+          },
+          stdio: ["ignore", "pipe", "inherit"]
+        })
+        let out = ""
+        child.stdout?.on("data", (chunk: Buffer) => (out += chunk.toString()))
+        child.once("exit", (code) => {
+          const line = out.trim().split("\n").at(-1) ?? ""
+          if (code !== 0 || !line.startsWith("{")) reject(new Error(`the delivery run failed (exit ${code}): ${out}`))
+          else resolve(JSON.parse(line) as Result)
+        })
+      })
+  )
+
+const countRows = (url: string) =>
+  Effect.promise(async () => {
+    const sql = postgres(url, { max: 1, onnotice: () => {} })
+    const [row] = await sql`SELECT count(*)::int AS n FROM loaders.transactions`
+    await sql.end()
+    return row?.n as number
+  })
+
 const main = Effect.gen(function*() {
   console.log(`Generating (or reusing) a ${megabytes} MB transactions file…`)
   const file = yield* Effect.promise(() => transactionsFile(megabytes))
@@ -37,32 +108,42 @@ const main = Effect.gen(function*() {
   const s3dir = mkdtempSync(join(tmpdir(), "loaders-bench-s3-"))
   yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(s3dir, { recursive: true, force: true })))
   const s3 = yield* startEmbeddedS3({ directory: s3dir, buckets: ["bench"] })
-  const url = yield* Effect.promise(freshDatabase)
   const store = ObjectStore.layerWith({ bucket: "bench", endpoint: s3.endpoint, credentials: s3.credentials })
-  const prefix = "incoming/bench/delivery/"
+  const runs = values.telemetry ? (["off", "on", "off", "on"] as const) : (["off"] as const)
   console.log(`Uploading ${(bytes / 1e6).toFixed(0)} MB to s3rver…`)
-  yield* ObjectStore.use((s) => s.upload(`${prefix}transactions.json`, fileBytes(file.path))).pipe(Effect.provide(store))
-  console.log("Running the delivery in a process of its own…")
-  const child = spawnSync(process.execPath, [fileURLToPath(new URL("./runDelivery.ts", import.meta.url))], {
-    env: { ...process.env, BENCH_S3_ENDPOINT: s3.endpoint, BENCH_BUCKET: "bench", BENCH_PREFIX: prefix, DATABASE_URL: url, LOADERS_BATCH_SIZE: String(batchSize) },
-    encoding: "utf8",
-    stdio: ["ignore", "pipe", "inherit"]
-  })
-  const line = child.stdout.trim().split("\n").at(-1) ?? ""
-  if (child.status !== 0 || !line.startsWith("{")) throw new Error(`the delivery run failed (exit ${child.status}): ${child.stdout}`)
-  const result = JSON.parse(line) as { status: string; totals: { read: number }; seconds: number; peakRss: number }
-  const rows = yield* Effect.promise(async () => {
-    const sql = postgres(url, { max: 1, onnotice: () => {} })
-    const [row] = await sql`SELECT count(*)::int AS n FROM loaders.transactions`
-    await sql.end()
-    return row?.n as number
-  })
-  const { seconds } = result
+  yield* ObjectStore.use((s) =>
+    Effect.gen(function*() {
+      yield* s.upload(`incoming/bench/run0/transactions.json`, fileBytes(file.path))
+      for (let i = 1; i < runs.length; i++) {
+        yield* s.copy(`incoming/bench/run0/transactions.json`, `incoming/bench/run${i}/transactions.json`)
+      }
+    })
+  ).pipe(Effect.provide(store))
+  const receiver = values.telemetry ? yield* discardingReceiver : undefined
+
+  const rows: Array<string> = []
+  const seconds: Record<string, number> = {}
+  for (const [i, telemetry] of runs.entries()) {
+    console.log(`Running the delivery in a process of its own (telemetry ${telemetry})…`)
+    const url = yield* Effect.promise(freshDatabase)
+    const result = yield* runDelivery(s3, `incoming/bench/run${i}/`, url, telemetry === "on" ? receiver?.url : undefined)
+    seconds[telemetry] = Math.min(seconds[telemetry] ?? Number.POSITIVE_INFINITY, result.seconds)
+    rows.push(
+      `| ${(bytes / 1e6).toFixed(0)} MB transactions, strict, batches of ${batchSize}${values.telemetry ? `, telemetry ${telemetry}` : ""} | ${result.totals.read} | ${result.status} | ${yield* countRows(url)} | ${result.seconds.toFixed(1)} | ${
+        Math.round(result.totals.read / result.seconds).toLocaleString("en")
+      } | ${(bytes / 1e6 / result.seconds).toFixed(1)} | ${(result.peakRss / 1e6).toFixed(0)} MB |`
+    )
+  }
   console.log(`
 | delivery | records | status | rows in PostgreSQL | seconds | records/s | MB/s | peak RSS |
 | --- | --- | --- | --- | --- | --- | --- | --- |
-| ${(bytes / 1e6).toFixed(0)} MB transactions, strict, batches of ${batchSize} | ${result.totals.read} | ${result.status} | ${rows} | ${seconds.toFixed(1)} | ${Math.round(result.totals.read / seconds).toLocaleString("en")} | ${(bytes / 1e6 / seconds).toFixed(1)} | ${(result.peakRss / 1e6).toFixed(0)} MB |
+${rows.join("\n")}
 `)
+  if (seconds.on !== undefined && seconds.off !== undefined) {
+    console.log(
+      `Telemetry on / off, best of two each: ${seconds.on.toFixed(2)} s / ${seconds.off.toFixed(2)} s = ${(seconds.on / seconds.off).toFixed(3)}`
+    )
+  }
 })
 
 await Effect.runPromise(Effect.scoped(main)).finally(stopAll)

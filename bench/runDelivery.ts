@@ -8,6 +8,7 @@ import { Duration, Effect, Layer, Redacted } from "effect"
 import { readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
+import { TelemetryLayer } from "../otel/telemetry.ts"
 import { datasets } from "../schemas/registry.ts"
 import { Database } from "../src/effects/Database.ts"
 import { Ledger } from "../src/effects/Ledger.ts"
@@ -48,7 +49,10 @@ const layer = Layer.mergeAll(Sink.layer(datasets), Ledger.layer({ lease: Duratio
 )
 
 const started = performance.now()
-const outcome = await Effect.runPromise(Effect.scoped(processDelivery(key)).pipe(Effect.provide(layer)))
+// Telemetry as the entry points have it: exporting when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+const outcome = await Effect.runPromise(
+  Effect.scoped(processDelivery(key)).pipe(Effect.provide(Layer.provideMerge(layer, TelemetryLayer)))
+)
 const seconds = (performance.now() - started) / 1000
 if (outcome._tag !== "Processed") throw new Error(`delivery was ${outcome._tag}`)
 console.log(JSON.stringify({ status: outcome.report.status, totals: outcome.report.totals, seconds, peakRss: peakRss() }))
