@@ -60,7 +60,7 @@ export const startServer = async (runtime: Runtime, env: Record<string, string>)
   const base = `http://127.0.0.1:${port}`
   for (let i = 0; ; i++) {
     if (await fetch(`${base}/healthz`).then((r) => r.ok, () => false)) break
-    if (i > 300 || child.exitCode !== null) throw new Error(`${runtime} server did not start:\n${output}`)
+    if (i > 600 || child.exitCode !== null) throw new Error(`${runtime} server did not start:\n${output}`)
     await new Promise((resolve) => setTimeout(resolve, 100))
   }
   return {
