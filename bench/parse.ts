@@ -15,8 +15,8 @@ import { Effect, Stream } from "effect"
 import streamArray from "stream-json/streamers/stream-array.js"
 import { records } from "../src/stream/records.ts"
 import { transactionsFile } from "./generate.ts"
+import { peakRss } from "./peakRss.ts"
 
-const peakRss = () => Number(/VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))?.[1] ?? 0) * 1024
 
 const variants: Record<string, (path: string) => Promise<number>> = {
   splitter: (path) =>

@@ -5,7 +5,6 @@
  * LOADERS_BATCH_SIZE.
  */
 import { Duration, Effect, Layer, Redacted } from "effect"
-import { readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { TelemetryLayer } from "../otel/telemetry.ts"
@@ -19,6 +18,7 @@ import { Sink } from "../src/effects/Sink.ts"
 import { deliveryKey } from "../src/pipeline/DeliveryFolder.ts"
 import { PipelineConfig } from "../src/pipeline/PipelineConfig.ts"
 import { processDelivery } from "../src/pipeline/processDelivery.ts"
+import { peakRss } from "./peakRss.ts"
 
 const env = (name: string): string => {
   const value = process.env[name]
@@ -26,11 +26,6 @@ const env = (name: string): string => {
   return value
 }
 
-/** Peak resident set size of this process, in bytes (Linux). */
-export const peakRss = (): number => {
-  const match = /VmHWM:\s+(\d+) kB/.exec(readFileSync("/proc/self/status", "utf8"))
-  return match ? Number(match[1]) * 1024 : process.memoryUsage().rss
-}
 
 const bucket = env("BENCH_BUCKET")
 const key = deliveryKey(bucket, env("BENCH_PREFIX"), "incoming/")
