@@ -14,14 +14,13 @@
  *
  *   bun run bench [--sizes 10,100,1000] [--timeout 600]
  */
-import { Effect } from "effect"
-import { spawn } from "node:child_process"
+import { Effect, Stream } from "effect"
+import { spawn, spawnSync } from "node:child_process"
 import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
-import { Stream } from "effect"
 import { startEmbeddedS3 } from "../src/effects/EmbeddedS3.ts"
 import { ObjectStore } from "../src/effects/ObjectStore.ts"
 import { freshDatabase } from "../test/support/postgres.ts"
@@ -74,7 +73,26 @@ const run = (peer: string, command: string, env: Record<string, string>, rssFile
     })
   })
 
+/** The peers' tools, from Debian's packages, installed when missing (the machine is ours, as root). */
+const ensureTools = () => {
+  const ok = (command: string, args: ReadonlyArray<string>) => spawnSync(command, [...args], { stdio: "ignore" }).status === 0
+  const missing = [
+    ...(ok("/usr/bin/aws", ["--version"]) ? [] : ["awscli"]),
+    ...(ok("jq", ["--version"]) ? [] : ["jq"]),
+    ...(ok("/usr/bin/time", ["-f", "%M", "true"]) ? [] : ["time"]),
+    ...(ok("/usr/bin/python3", ["-c", "import ijson"]) ? [] : ["python3-ijson"]),
+    ...(ok("/usr/bin/python3", ["-c", "import psycopg2"]) ? [] : ["python3-psycopg2"])
+  ]
+  if (missing.length === 0) return
+  console.log(`Installing ${missing.join(", ")}…`)
+  const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" }
+  spawnSync("apt-get", ["update", "-qq"], { stdio: "inherit", env })
+  const install = spawnSync("apt-get", ["install", "-y", "-qq", ...missing], { stdio: "inherit", env })
+  if (install.status !== 0) throw new Error(`could not install ${missing.join(", ")}`)
+}
+
 const main = Effect.gen(function*() {
+  ensureTools()
   mkdirSync(OUT, { recursive: true })
   const work = mkdtempSync(join(tmpdir(), "loaders-compare-"))
   yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(work, { recursive: true, force: true })))
