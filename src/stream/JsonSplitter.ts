@@ -1,4 +1,4 @@
-import { findJsonError } from "./jsonError.ts"
+import { findInvalidUtf8, findJsonError } from "./jsonError.ts"
 import { JsonSyntaxError, type RawRecord } from "./RawRecord.ts"
 
 /** How the records are laid out in a file. */
@@ -112,7 +112,10 @@ export class JsonSplitter {
   private failed: JsonSyntaxError | undefined
   private wrapped = false
   private foundKey = false
-  private readonly decoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true })
+  // Fatal: bytes that are not UTF-8 are an error to report, never replaced with U+FFFD and loaded.
+  private readonly decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
+  // Wrapper keys are only compared with `recordsKey`: a bad byte there simply does not match.
+  private readonly keyDecoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true })
 
   constructor(private readonly options: SplitterOptions) {
     this.state = options.layout === "ndjson" ? S.Line : S.Start
@@ -392,7 +395,7 @@ export class JsonSplitter {
   }
 
   private decodeKey(): string {
-    const raw = this.decoder.decode(concat(this.keyParts, this.keyParts.reduce((s, p) => s + p.length, 0)))
+    const raw = this.keyDecoder.decode(concat(this.keyParts, this.keyParts.reduce((s, p) => s + p.length, 0)))
     return raw.includes("\\") ? (JSON.parse(`"${raw}"`) as string) : raw
   }
 
@@ -465,7 +468,13 @@ export class JsonSplitter {
     try {
       return JSON.parse(this.decoder.decode(bytes))
     } catch {
-      const found = findJsonError(bytes) ?? { offset: 0, reason: "invalid JSON" }
+      const bad = findInvalidUtf8(bytes)
+      const found = bad >= 0
+        ? {
+          offset: bad,
+          reason: `expected UTF-8 text, found the byte 0x${bytes[bad]!.toString(16).toUpperCase().padStart(2, "0")} (files must be encoded in UTF-8, not Latin-1 or Windows-1252)`
+        }
+        : findJsonError(bytes) ?? { offset: 0, reason: "invalid JSON" }
       let line = at.line
       let lineStart = at.lineStart
       for (let k = 0; k < found.offset; k++) {

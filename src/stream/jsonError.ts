@@ -167,3 +167,38 @@ export const findJsonError = (bytes: Uint8Array): JsonErrorAt | undefined => {
     return fail(top === "object" ? "\",\" or \"}\"" : "\",\" or \"]\"")
   }
 }
+
+/**
+ * Offset of the first byte in `bytes` that is not valid UTF-8 (overlong forms and surrogates
+ * included), or -1. A file exported as Latin-1 or Windows-1252 fails here on its first accent.
+ */
+export const findInvalidUtf8 = (bytes: Uint8Array): number => {
+  let i = 0
+  const end = bytes.length
+  while (i < end) {
+    const c = bytes[i]!
+    if (c < 0x80) {
+      i++
+      continue
+    }
+    let length: number
+    let low = 0x80
+    let high = 0xbf
+    if (c >= 0xc2 && c <= 0xdf) length = 2
+    else if (c >= 0xe0 && c <= 0xef) {
+      length = 3
+      if (c === 0xe0) low = 0xa0
+      if (c === 0xed) high = 0x9f
+    } else if (c >= 0xf0 && c <= 0xf4) {
+      length = 4
+      if (c === 0xf0) low = 0x90
+      if (c === 0xf4) high = 0x8f
+    } else return i
+    for (let k = 1; k < length; k++) {
+      const next = bytes[i + k]
+      if (next === undefined || next < (k === 1 ? low : 0x80) || next > (k === 1 ? high : 0xbf)) return i
+    }
+    i += length
+  }
+  return -1
+}

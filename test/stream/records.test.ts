@@ -132,6 +132,18 @@ describe("records: malformed input fails with the exact position", () => {
     })
   }
 
+  test("bytes that are not UTF-8 (a Latin-1 export) are an error at the byte, never replaced", async () => {
+    // "é" written as Latin-1 0xE9 in the second record's label.
+    const latin1 = Uint8Array.from([...encoder.encode(`[{"a": "ok"},\n {"label": "caf`), 0xe9, ...encoder.encode(`"}]`)])
+    for (const size of [1 << 16, 1]) {
+      const error = await failure(latin1, {}, size)
+      expect({ line: error.line, column: error.column, offset: error.offset }).toEqual({ line: 2, column: 16, offset: 29 })
+      expect(error.reason).toContain("expected UTF-8 text, found the byte 0xE9")
+    }
+    const line = await failure(Uint8Array.from([...encoder.encode(`{"a":"`), 0xe9, ...encoder.encode(`"}\n`)]), { ndjson: true })
+    expect(line.reason).toContain("not Latin-1 or Windows-1252")
+  })
+
   test("nesting deeper than the bound fails fast, without overflowing the stack", async () => {
     const bomb = "[".repeat(200_000)
     const error = await failure(bomb)
