@@ -1,12 +1,16 @@
-import { Clock, Duration, Effect, Stream } from "effect"
-import { decodeManifest } from "../../schemas/Manifest.ts"
-import { ObjectStore } from "../effects/ObjectStore.ts"
+import { Clock, Duration, Effect } from "effect"
 import { type DeliveryFolder, MANIFEST, nameInFolder } from "./DeliveryFolder.ts"
+import { loadManifest } from "./loadManifest.ts"
 
 /** Whether a delivery folder may be processed now, and if not, why. */
 export type Readiness =
   | { readonly ready: true; readonly because: "manifest" | "quiet" }
-  | { readonly ready: false; readonly waitingFor: string }
+  | {
+    readonly ready: false
+    readonly waitingFor: string
+    /** When to look again: set while the quiet period runs; absent when waiting for files to arrive. */
+    readonly recheckIn?: Duration.Duration
+  }
 
 /**
  * The rule: with a manifest, ready once every file it lists is present (a manifest we cannot read is
@@ -32,27 +36,22 @@ export const readinessOf = (input: {
   const left = Duration.toMillis(input.quietPeriod) - quietFor
   return left <= 0
     ? { ready: true, because: "quiet" }
-    : { ready: false, waitingFor: `${MANIFEST}, or ${Math.ceil(left / 1000)} s without a new object` }
-}
-
-const listedFiles = (value: unknown): ReadonlyArray<string> | null => {
-  const decoded = decodeManifest(value)
-  return decoded.ok ? decoded.manifest.files.map((file) => file.name) : null
+    : {
+      ready: false,
+      waitingFor: `${MANIFEST}, or ${Math.ceil(left / 1000)} s without a new object`,
+      recheckIn: Duration.millis(left)
+    }
 }
 
 /**
  * Readiness of a listed folder: reads its manifest's file list when there is one.
  */
 export const readiness = Effect.fn("readiness")(function*(folder: DeliveryFolder, quietPeriod: Duration.Duration) {
-  const store = yield* ObjectStore
   const present = new Set(folder.objects.map((o) => nameInFolder(folder.key, o.key)))
   const newest = folder.objects.reduce((max, o) => (o.lastModified > max ? o.lastModified : max), new Date(0))
   const now = new Date(yield* Clock.currentTimeMillis)
-  const manifest = folder.objects.find((o) => nameInFolder(folder.key, o.key) === MANIFEST)
-  if (!manifest) return readinessOf({ present, newest, now, quietPeriod })
-  const bytes = yield* Stream.mkUint8Array(store.get(manifest.key))
-  const listed = yield* Effect.try(() => listedFiles(JSON.parse(new TextDecoder().decode(bytes)))).pipe(
-    Effect.orElseSucceed(() => null)
-  )
+  const manifest = yield* loadManifest(folder)
+  if (manifest._tag === "Absent") return readinessOf({ present, newest, now, quietPeriod })
+  const listed = manifest._tag === "Valid" ? manifest.manifest.files.map((file) => file.name) : null
   return readinessOf({ present, listed, newest, now, quietPeriod })
 })

@@ -26,9 +26,7 @@ export const handleDeliveryJob = (job: DeliveryJob, queue: JobQueue["Service"]) 
     const ready = yield* readiness({ key, objects }, config.quietPeriod)
     if (!ready.ready) {
       yield* Effect.logDebug(`${key.prefix} waits for ${ready.waitingFor}`)
-      if (!objects.some((o) => o.key === `${key.prefix}_manifest.json`)) {
-        yield* queue.enqueue(job, { delay: config.quietPeriod })
-      }
+      if (ready.recheckIn) yield* queue.enqueue(job, { delay: ready.recheckIn })
       return
     }
     const outcome = yield* processDelivery(key)

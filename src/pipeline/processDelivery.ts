@@ -2,7 +2,7 @@ import { Clock, Duration, Effect, Metric, Schedule, Stream } from "effect"
 import { createHash, type Hash } from "node:crypto"
 import { createReadStream } from "node:fs"
 import type { Dataset } from "../../schemas/Dataset.ts"
-import { decodeManifest, type Manifest, type ManifestFile } from "../../schemas/Manifest.ts"
+import type { Manifest, ManifestFile } from "../../schemas/Manifest.ts"
 import { datasetForFile, datasets } from "../../schemas/registry.ts"
 import { type DeliveryKey, Ledger } from "../effects/Ledger.ts"
 import { ObjectStore, type ObjectInfo } from "../effects/ObjectStore.ts"
@@ -21,6 +21,7 @@ import {
   REPORT
 } from "./DeliveryFolder.ts"
 import { type ErrorLog, makeErrorLog } from "./ErrorLog.ts"
+import { loadManifest } from "./loadManifest.ts"
 import { metrics } from "./metrics.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
 import { Progress } from "./Progress.ts"
@@ -246,37 +247,11 @@ const validateAndLoad = Effect.fnUntraced(function*(folder: DeliveryFolder, runI
   return { manifest, builder, errors, policy, committed, startedAt } satisfies Run
 })
 
-const MANIFEST_MAX_BYTES = 1024 * 1024
-
-/** The folder's manifest, when it has one; a broken manifest is a delivery problem. */
+/** The folder's manifest when it has a valid one; an unusable manifest is a delivery problem. */
 const readManifest = Effect.fnUntraced(function*(folder: DeliveryFolder, builder: ReportBuilder) {
-  const object = folder.objects.find((o) => nameInFolder(folder.key, o.key) === MANIFEST)
-  if (!object) return undefined
-  if (object.size > MANIFEST_MAX_BYTES) {
-    builder.problem(MANIFEST, null, problems.invalidManifest(`it is larger than ${MANIFEST_MAX_BYTES} bytes`))
-    return undefined
-  }
-  const store = yield* ObjectStore
-  const bytes = yield* Stream.mkUint8Array(store.get(object.key))
-  const parsed = yield* Effect.try({
-    try: (): unknown => JSON.parse(new TextDecoder().decode(bytes)),
-    catch: (error) => (error instanceof Error ? error.message : String(error))
-  }).pipe(Effect.result)
-  if (parsed._tag === "Failure") {
-    builder.problem(MANIFEST, null, problems.invalidManifest(`it is not valid JSON (${parsed.failure})`))
-    return undefined
-  }
-  const value = parsed.success
-  const decoded = decodeManifest(value)
-  if (!decoded.ok) {
-    builder.problem(
-      MANIFEST,
-      null,
-      problems.invalidManifest(decoded.issues.map((i) => `${i.path}: ${i.message.en}`).join("; "))
-    )
-    return undefined
-  }
-  return decoded.manifest satisfies Manifest
+  const loaded = yield* loadManifest(folder)
+  if (loaded._tag === "Invalid") builder.problem(MANIFEST, null, problems.invalidManifest(loaded.details))
+  return loaded._tag === "Valid" ? loaded.manifest : undefined
 })
 
 /** Matches each data object to a dataset; every mismatch is reported as a file problem. */

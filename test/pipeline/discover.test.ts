@@ -26,7 +26,8 @@ describe("readiness", () => {
     const present = new Set(["a.json"])
     expect(readinessOf({ present, newest: new Date(now.getTime() - 60_000), now, quietPeriod })).toEqual({
       ready: false,
-      waitingFor: "_manifest.json, or 240 s without a new object"
+      waitingFor: "_manifest.json, or 240 s without a new object",
+      recheckIn: Duration.millis(240_000)
     })
     expect(readinessOf({ present, newest: new Date(now.getTime() - 300_000), now, quietPeriod }).ready).toBe(true)
   })
@@ -52,5 +53,14 @@ describe("discover on s3rver", () => {
     expect(await summary()).toEqual([["incoming/acme/d1/", false], ["incoming/acme/d2/", false]])
     await deposit(client, bucket, "incoming/acme/d1/", { "leases.json": "[]" })
     expect(await summary()).toEqual([["incoming/acme/d1/", true], ["incoming/acme/d2/", false]])
+  })
+})
+
+describe("an unusable manifest", () => {
+  test("one larger than 1 MiB is refused unread, so the delivery runs and reports it", async () => {
+    const { client, bucket, layer } = await freshBucket()
+    await deposit(client, bucket, "incoming/acme/huge/", { "_manifest.json": `{"files": [${"\"x\",".repeat(300_000)}"x"]}` })
+    const found = await runTest(discover(), Layer.merge(layer, PipelineConfig.layerWith({ quietPeriod: Duration.hours(1) })))
+    expect(found.map((d) => d.readiness)).toEqual([{ ready: true, because: "manifest" }])
   })
 })
