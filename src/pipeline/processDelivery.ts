@@ -115,10 +115,14 @@ export const processDelivery = Effect.fn("processDelivery")(function*(key: Deliv
           const built = yield* finalReport(folder, run, runId, destination, false)
           const report = { ...built, notifications: yield* notifyReport(built, run.manifest, run.errors.path) }
           yield* archive(folder, destination, report, run.errors)
-          yield* ledger.finish(key, runId, status, report)
-          yield* deleteFolder(folder)
-          yield* ledger.archived(key, runId)
-          yield* recordOutcome(report)
+          // Once the outcome is in the ledger, a shutdown waits for these few calls rather than
+          // leaving sources beside their archive and the delivery out of the metrics.
+          yield* Effect.uninterruptible(Effect.gen(function*() {
+            yield* ledger.finish(key, runId, status, report)
+            yield* deleteFolder(folder)
+            yield* ledger.archived(key, runId)
+            yield* recordOutcome(report)
+          }))
           return { _tag: "Processed", key, report } as const
         }).pipe(Effect.onError(() => ledger.release(key, claim.runId).pipe(Effect.ignore)))
       )
