@@ -9,7 +9,9 @@
  * that discards) — each on a fresh database, and compares the best of each, since one run's noise
  * on this machine is larger than the difference measured.
  *
- *   bun bench/pipeline.ts [--mb 1000] [--batch 2000] [--telemetry]
+ * `--profile <dir>` writes the delivery process's CPU profile there (Bun's `--cpu-prof-md`).
+ *
+ *   bun bench/pipeline.ts [--mb 1000] [--batch 2000] [--telemetry] [--profile bench/out/profile]
  */
 import { Effect, Stream } from "effect"
 import { spawn } from "node:child_process"
@@ -30,7 +32,8 @@ const { values } = parseArgs({
   options: {
     mb: { type: "string", default: "1000" },
     batch: { type: "string", default: "2000" },
-    telemetry: { type: "boolean", default: false }
+    telemetry: { type: "boolean", default: false },
+    profile: { type: "string" }
   }
 })
 const megabytes = Number(values.mb)
@@ -71,7 +74,8 @@ const runDelivery = (s3: EmbeddedS3, prefix: string, url: string, telemetry: str
   Effect.promise(
     () =>
       new Promise<Result>((resolve, reject) => {
-        const child = spawn(process.execPath, [fileURLToPath(new URL("./runDelivery.ts", import.meta.url))], {
+        const profile = values.profile === undefined ? [] : ["--cpu-prof-md", `--cpu-prof-dir=${values.profile}`]
+        const child = spawn(process.execPath, [...profile, fileURLToPath(new URL("./runDelivery.ts", import.meta.url))], {
           env: {
             ...process.env,
             BENCH_S3_ENDPOINT: s3.endpoint,

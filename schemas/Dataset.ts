@@ -62,9 +62,26 @@ export interface Dataset {
    */
   readonly decode: (value: unknown) => Decoded
   /**
-   * Columns computed from other datasets as the rows are written: column name → SQL expression over
-   * the staged row `s` (tables unqualified). Datasets load in registry order, so what a delivery
-   * brings of the other dataset is already there, alongside what earlier deliveries loaded.
+   * Columns filled from rows already in the database — other datasets' tables, including what this
+   * delivery loaded before (datasets load in registry order). Looked up once per batch.
    */
-  readonly enrich?: Readonly<Record<string, string>>
+  readonly enrich?: ReadonlyArray<Enrichment>
+}
+
+/**
+ * A column computed from other tables as rows are written: the sink gathers the batch's lookup
+ * keys, runs `candidates` once for all of them, and lets `pick` choose each row's value.
+ */
+export interface Enrichment {
+  /** The column filled (one of `columns`). */
+  readonly column: string
+  /** The row's lookup key, or null when the row has nothing to look up. */
+  readonly key: (row: Row) => string | null
+  /**
+   * SQL returning the candidate rows for the keys in `$1` (a JSON array of strings), each with a
+   * `key` column; tables unqualified, values cast to text.
+   */
+  readonly candidates: string
+  /** The value for a row among the candidates found for its key (none: usually null). */
+  readonly pick: (row: Row, candidates: ReadonlyArray<Readonly<Record<string, string | null>>>) => Cell
 }

@@ -17,24 +17,37 @@ export const Transaction = Schema.Struct({
   counterparty: optional(Schema.Struct({ name: Text(200), iban: optional(Iban) }))
 })
 
+const COLUMNS: Dataset["columns"] = [
+  { name: "id", type: "text", nullable: false },
+  { name: "account_iban", type: "text", nullable: false },
+  { name: "booking_date", type: "date", nullable: false },
+  { name: "value_date", type: "date", nullable: true },
+  { name: "amount_cents", type: "bigint", nullable: false },
+  { name: "currency", type: "text", nullable: false },
+  { name: "label", type: "text", nullable: false },
+  { name: "counterparty_name", type: "text", nullable: true },
+  { name: "counterparty_iban", type: "text", nullable: true },
+  // Filled as rows are written (`enrich`), from the lease whose tenant pays from this IBAN.
+  { name: "property_id", type: "text", nullable: true }
+]
+const BOOKING_DATE = COLUMNS.findIndex((c) => c.name === "booking_date")
+const COUNTERPARTY_IBAN = COLUMNS.findIndex((c) => c.name === "counterparty_iban")
+
+type Lease = Readonly<Record<string, string | null>>
+
+/** The lease in force on the booking date, else the most recent; the highest id breaks ties. */
+const better = (booked: string) => {
+  const inForce = (lease: Lease) => lease.start_date! <= booked && (lease.end_date === null || booked <= lease.end_date!)
+  return (a: Lease, b: Lease): boolean =>
+    inForce(a) !== inForce(b) ? inForce(a) : a.start_date !== b.start_date ? a.start_date! > b.start_date! : a.id! > b.id!
+}
+
 export const transactions: Dataset = {
   name: "transactions",
   filePattern: /^(transactions?|bank[-_]?lines?|releves?)([-_. ][^/]*)?\.(json|ndjson|jsonl)$/i,
   recordsKey: "records",
   table: "transactions",
-  columns: [
-    { name: "id", type: "text", nullable: false },
-    { name: "account_iban", type: "text", nullable: false },
-    { name: "booking_date", type: "date", nullable: false },
-    { name: "value_date", type: "date", nullable: true },
-    { name: "amount_cents", type: "bigint", nullable: false },
-    { name: "currency", type: "text", nullable: false },
-    { name: "label", type: "text", nullable: false },
-    { name: "counterparty_name", type: "text", nullable: true },
-    { name: "counterparty_iban", type: "text", nullable: true },
-    // Filled as rows are written (`enrich`), from the lease whose tenant pays from this IBAN.
-    { name: "property_id", type: "text", nullable: true }
-  ],
+  columns: COLUMNS,
   naturalKey: ["id"],
   decode: decoder(Transaction, (t) => [
     t.id.trim(),
@@ -48,13 +61,16 @@ export const transactions: Dataset = {
     t.counterparty?.iban == null ? null : normaliseIban(t.counterparty.iban),
     null
   ]),
-  // The lease in force on the booking date wins; otherwise the most recent one.
-  enrich: {
-    property_id: `CASE WHEN s.counterparty_iban IS NULL THEN NULL ELSE (
-      SELECT l.property_id FROM leases l
-      WHERE l.tenant_iban = s.counterparty_iban
-      ORDER BY (s.booking_date >= l.start_date AND s.booking_date <= coalesce(l.end_date, 'infinity'::date)) DESC,
-               l.start_date DESC
-      LIMIT 1) END`
-  }
+  enrich: [{
+    column: "property_id",
+    key: (row) => row[COUNTERPARTY_IBAN] as string | null,
+    candidates: `SELECT tenant_iban AS key, property_id, start_date::text AS start_date, end_date::text AS end_date, id
+      FROM leases WHERE tenant_iban IN (SELECT jsonb_array_elements_text($1::text::jsonb))`,
+    pick: (row, leases) => {
+      const isBetter = better(row[BOOKING_DATE] as string)
+      let best: Lease | undefined
+      for (const lease of leases) if (best === undefined || isBetter(lease, best)) best = lease
+      return best?.property_id ?? null
+    }
+  }]
 }

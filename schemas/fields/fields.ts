@@ -7,7 +7,7 @@ import { check, rule } from "./rules.ts"
 /** Non-empty text (after trimming) of at most `max` characters. */
 export const Text = (max: number) =>
   Schema.String.check(
-    check<string>("text.empty", { en: "Must not be empty.", fr: "Ne doit pas être vide." }, (s) => s.trim().length > 0),
+    check<string>("text.empty", { en: "Must not be empty.", fr: "Ne doit pas être vide." }, (s) => /\S/.test(s)),
     check<string>(
       "text.too_long",
       { en: `Must be at most ${max} characters long.`, fr: `Ne doit pas dépasser ${max} caractères.` },
@@ -15,13 +15,28 @@ export const Text = (max: number) =>
     )
   )
 
+/** `YYYY-MM-DD` naming a day that exists (year 1 onwards, as PostgreSQL takes it). */
 const isCalendarDate = (s: string): boolean => {
-  const match = /^(\d{4})-(\d{2})-(\d{2})$/.exec(s)
-  if (!match) return false
-  const [year, month, day] = [Number(match[1]), Number(match[2]), Number(match[3])]
-  const date = new Date(Date.UTC(year, month - 1, day))
-  return date.getUTCFullYear() === year && date.getUTCMonth() === month - 1 && date.getUTCDate() === day
+  if (s.length !== 10 || s[4] !== "-" || s[7] !== "-") return false
+  const year = digits(s, 0, 4)
+  const month = digits(s, 5, 7)
+  const day = digits(s, 8, 10)
+  return year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= daysIn(year, month)
 }
+
+/** The number written by `s[from, to)` in decimal digits, or -1. */
+const digits = (s: string, from: number, to: number): number => {
+  let n = 0
+  for (let i = from; i < to; i++) {
+    const digit = s.charCodeAt(i) - 48
+    if (digit < 0 || digit > 9) return -1
+    n = n * 10 + digit
+  }
+  return n
+}
+
+const daysIn = (year: number, month: number): number =>
+  month === 2 ? (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31
 
 /** A calendar date written `YYYY-MM-DD` (2026-02-30 is refused). */
 export const IsoDate = Schema.String.check(

@@ -7,10 +7,25 @@ const LENGTHS: Readonly<Record<string, number>> = {
 }
 
 /** An IBAN as written by a partner, without spaces and upper-cased. */
-export const normaliseIban = (value: string): string => value.replace(/[\s\u00a0]/g, "").toUpperCase()
+export const normaliseIban = (value: string): string =>
+  /[\sa-z]/.test(value) ? value.replace(/\s/g, "").toUpperCase() : value
 
-/** Why an IBAN is refused, or undefined when it is valid. */
+let lastValue: string | undefined
+let lastProblem: ReturnType<typeof findProblem>
+
+/**
+ * Why an IBAN is refused, or undefined when it is valid. The schema asks three times in a row
+ * for the same value (one check per rule), so the last answer is kept.
+ */
 export const ibanProblem = (value: string): "format" | "length" | "checksum" | undefined => {
+  if (value !== lastValue) {
+    lastProblem = findProblem(value)
+    lastValue = value
+  }
+  return lastProblem
+}
+
+const findProblem = (value: string): "format" | "length" | "checksum" | undefined => {
   const iban = normaliseIban(value)
   if (!/^[A-Z]{2}\d{2}[A-Z0-9]{8,30}$/.test(iban)) return "format"
   const expected = LENGTHS[iban.slice(0, 2)]
@@ -18,13 +33,17 @@ export const ibanProblem = (value: string): "format" | "length" | "checksum" | u
   return mod97(iban.slice(4) + iban.slice(0, 4)) === 1 ? undefined : "checksum"
 }
 
-/** Remainder mod 97 of the number formed by letters as 10–35, folded digit by digit. */
+/**
+ * Remainder mod 97 of the number formed by letters as 10–35, digit by digit; the remainder is
+ * taken only when it grows large, which stays exact well within 2^53.
+ */
 const mod97 = (text: string): number => {
   let remainder = 0
   for (let i = 0; i < text.length; i++) {
     const code = text.charCodeAt(i)
     const digits = code >= 65 ? code - 55 : code - 48
-    remainder = digits >= 10 ? (remainder * 100 + digits) % 97 : (remainder * 10 + digits) % 97
+    remainder = digits >= 10 ? remainder * 100 + digits : remainder * 10 + digits
+    if (remainder >= 1e12) remainder %= 97
   }
-  return remainder
+  return remainder % 97
 }

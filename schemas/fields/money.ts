@@ -11,16 +11,36 @@ export const toCents = (value: string | number): number | undefined => {
     return parseDecimal(String(value), ".")
   }
   const text = value.trim()
+  const plain = parseDecimal(text, ".")
+  if (plain !== undefined) return plain
   if (/^[+-]?\d{1,3}([ \u00a0\u202f]\d{3})+(,\d{1,2})?$/.test(text)) return parseDecimal(text.replace(/[ \u00a0\u202f]/g, ""), ",")
-  if (/^[+-]?\d+,\d{1,2}$/.test(text)) return parseDecimal(text, ",")
-  return parseDecimal(text, ".")
+  return parseDecimal(text, ",")
 }
 
+/** `[+-]digits[<separator>d[d]]` in cents; a hand-written scan, as it runs for every amount. */
 const parseDecimal = (text: string, separator: "." | ","): number | undefined => {
-  const match = (separator === "." ? /^([+-]?)(\d+)(?:\.(\d{1,2}))?$/ : /^([+-]?)(\d+)(?:,(\d{1,2}))?$/).exec(text)
-  if (!match) return undefined
-  const [, sign, units, decimals = ""] = match
-  const cents = Number(units) * 100 + Number(decimals.padEnd(2, "0"))
+  const first = text.charCodeAt(0)
+  let i = first === PLUS || first === MINUS ? 1 : 0
+  const start = i
+  let units = 0
+  for (; i < text.length && isDigit(text.charCodeAt(i)); i++) units = units * 10 + text.charCodeAt(i) - ZERO
+  if (i === start) return undefined
+  let fraction = 0
+  if (i < text.length) {
+    const decimals = text.length - i - 1
+    if (text[i] !== separator || decimals < 1 || decimals > 2) return undefined
+    for (let k = i + 1; k < text.length; k++) {
+      if (!isDigit(text.charCodeAt(k))) return undefined
+      fraction = fraction * 10 + text.charCodeAt(k) - ZERO
+    }
+    if (decimals === 1) fraction *= 10
+  }
+  const cents = units * 100 + fraction
   if (!Number.isSafeInteger(cents)) return undefined
-  return sign === "-" ? -cents : cents
+  return first === MINUS ? -cents : cents
 }
+
+const PLUS = 43
+const MINUS = 45
+const ZERO = 48
+const isDigit = (code: number): boolean => code >= ZERO && code <= ZERO + 9

@@ -33,9 +33,25 @@ export interface SqlSession {
   readonly exec: (text: string) => Effect.Effect<void, DatabaseError>
   /**
    * `COPY table (columns) FROM STDIN` with `data` in PostgreSQL's text format (tab-separated,
-   * `\N` for null, one row per line, see `copyText`).
+   * `\N` for null, one row per line, see `copyCell`).
    */
   readonly copyIn: (table: string, columns: ReadonlyArray<string>, data: string) => Effect.Effect<void, DatabaseError>
+  /**
+   * The same `COPY`, kept open while rows are written, so the server stores them as they arrive
+   * instead of once per statement. Nothing else may run on the session until it is ended or
+   * aborted. A row the server refuses fails a later `write`, or `end`.
+   */
+  readonly copyStream: (table: string, columns: ReadonlyArray<string>) => Effect.Effect<CopyStream, DatabaseError>
+}
+
+/** An open `COPY … FROM STDIN` (see `SqlSession.copyStream`). */
+export interface CopyStream {
+  /** Sends rows in text format; resolves once the connection has taken them (backpressure). */
+  readonly write: (data: string) => Effect.Effect<void, DatabaseError>
+  /** Completes the statement: every row written is stored, or the first refusal is the error. */
+  readonly end: Effect.Effect<void, DatabaseError>
+  /** Cancels the statement (the transaction is then aborted); for cleanup, never fails. */
+  readonly abort: Effect.Effect<void>
 }
 
 /**
@@ -89,6 +105,32 @@ const attempt = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, 
 const copyStatement = (table: string, columns: ReadonlyArray<string>, source: string): string =>
   `COPY ${table} (${columns.map((c) => `"${c}"`).join(", ")}) FROM ${source}`
 
+type PostgresConnection = postgres.Sql | postgres.ReservedSql
+
+/**
+ * `COPY … FROM STDIN` on postgres.js. A refusal the server sends while rows still flow destroys
+ * the stream; one sent after the last row ends it with the error only with
+ * patches/postgres+3.4.9.patch (upstream porsager/postgres#1183) — unpatched, `end` would hang.
+ */
+const copyStream = (conn: PostgresConnection, table: string, columns: ReadonlyArray<string>) =>
+  Effect.map(attempt("copy", () => conn.unsafe(copyStatement(table, columns, "STDIN")).writable()), (writable): CopyStream => {
+    let failure: unknown
+    writable.on("error", (error) => (failure ??= error))
+    const settle = (start: (done: (error?: unknown) => void) => void) =>
+      attempt("copy", () =>
+        new Promise<void>((resolve, reject) => {
+          if (failure !== undefined) return reject(failure)
+          start((error) => (error === undefined || error === null ? resolve() : reject(failure ?? error)))
+        }))
+    return {
+      write: (data) => settle((done) => writable.write(data, (error) => done(error))),
+      end: settle((done) => writable.end(done)),
+      abort: Effect.sync(() => {
+        if (!writable.writableFinished) writable.destroy(new Error("COPY abandoned"))
+      })
+    }
+  })
+
 const makePostgres = Effect.fnUntraced(function*(url: Redacted.Redacted<string>, max: number) {
   const sql = yield* Effect.acquireRelease(
     Effect.sync(() =>
@@ -104,21 +146,14 @@ const makePostgres = Effect.fnUntraced(function*(url: Redacted.Redacted<string>,
   )
   yield* attempt("connect", () => sql`select 1`)
 
-  type Conn = postgres.Sql | postgres.ReservedSql
-  const session = (conn: Conn): SqlSession => ({
+  const session = (conn: PostgresConnection): SqlSession => ({
     query: <T>(text: string, params: ReadonlyArray<SqlParam> = []) =>
       attempt("query", async () => Array.from(await conn.unsafe(text, [...params])) as Array<T>),
     execute: (text, params = []) => attempt("execute", async () => (await conn.unsafe(text, [...params])).count),
     exec: (text) => attempt("exec", () => conn.unsafe(text).simple()).pipe(Effect.asVoid),
     copyIn: (table, columns, data) =>
-      attempt("copy", async () => {
-        const writable = await conn.unsafe(copyStatement(table, columns, "STDIN")).writable()
-        await new Promise<void>((resolve, reject) => {
-          writable.once("error", reject)
-          writable.once("finish", resolve)
-          writable.end(data)
-        })
-      })
+      Effect.flatMap(copyStream(conn, table, columns), (stream) => Effect.andThen(stream.write(data), stream.end)),
+    copyStream: (table, columns) => copyStream(conn, table, columns)
   })
 
   return Database.of({
@@ -152,13 +187,22 @@ const makePGlite = Effect.fnUntraced(function*(dataDir: string | undefined) {
     exec: (text) => attempt("exec", () => db.exec(text)).pipe(Effect.asVoid),
     copyIn: (table, columns, data) =>
       attempt("copy", () => db.query(copyStatement(table, columns, "'/dev/blob'"), [], { blob: new Blob([data]) }))
-        .pipe(Effect.asVoid)
+        .pipe(Effect.asVoid),
+    // PGlite copies from a whole blob: each write is a statement of its own.
+    copyStream: (table, columns) =>
+      Effect.succeed({ write: (data) => session.copyIn(table, columns, data), end: Effect.void, abort: Effect.void })
   }
   const shared: SqlSession = {
     query: (text, params) => lock.withPermit(session.query(text, params)),
     execute: (text, params) => lock.withPermit(session.execute(text, params)),
     exec: (text) => lock.withPermit(session.exec(text)),
-    copyIn: (table, columns, data) => lock.withPermit(session.copyIn(table, columns, data))
+    copyIn: (table, columns, data) => lock.withPermit(session.copyIn(table, columns, data)),
+    copyStream: (table, columns) =>
+      Effect.succeed({
+        write: (data) => lock.withPermit(session.copyIn(table, columns, data)),
+        end: Effect.void,
+        abort: Effect.void
+      })
   }
 
   return Database.of({
@@ -186,23 +230,11 @@ export const migrate = (db: Database["Service"], statements: ReadonlyArray<strin
   )
 
 /**
- * Encodes rows for `COPY … FROM STDIN` in text format. Cells are written as they are; the caller
- * passes values already normalised for each column's type.
+ * A cell in `COPY … FROM STDIN` text format: `\N` for null, backslash, tab and line breaks escaped.
+ * The caller passes values already normalised for the column's type.
  */
-export const copyText = (rows: ReadonlyArray<ReadonlyArray<string | number | boolean | null>>): string => {
-  let out = ""
-  for (const row of rows) {
-    for (let i = 0; i < row.length; i++) {
-      if (i > 0) out += "\t"
-      const cell = row[i]
-      if (cell === null || cell === undefined) out += "\\N"
-      else if (typeof cell === "string") out += escapeCopy(cell)
-      else out += String(cell)
-    }
-    out += "\n"
-  }
-  return out
-}
+export const copyCell = (cell: string | number | boolean | null | undefined): string =>
+  cell === null || cell === undefined ? "\\N" : typeof cell === "string" ? escapeCopy(cell) : String(cell)
 
 const needsEscape = /[\\\t\n\r]/
 

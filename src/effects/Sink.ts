@@ -1,6 +1,6 @@
-import { Context, Effect, Layer, Ref, Scope } from "effect"
-import type { Column, ColumnType, Dataset, Row } from "../../schemas/Dataset.ts"
-import { copyText, Database, type DatabaseError, migrate, type SqlSession } from "./Database.ts"
+import { Context, Data, Effect, Layer, Ref, Scope } from "effect"
+import type { Cell, Column, ColumnType, Dataset, Enrichment, Row } from "../../schemas/Dataset.ts"
+import { copyCell, type CopyStream, Database, type DatabaseError, migrate, type SqlSession } from "./Database.ts"
 
 /** PostgreSQL schema that holds the loaded tables and the ledger. */
 export const SCHEMA = "loaders"
@@ -27,17 +27,43 @@ export interface WriteResult {
 }
 
 /**
- * One delivery's open transaction. Every `write` is upserted inside it as it streams, so the
- * database works while parsing goes on; nothing is visible to others until `commit`. Closing the
- * scope without committing rolls everything back.
+ * In `copy` mode a written key is already in its table — loaded by an earlier delivery, or by an
+ * earlier batch of this one. The transaction is spoilt: load the delivery again in `upsert` mode.
+ */
+export class KeyConflict extends Data.TaggedError("KeyConflict")<{
+  readonly dataset: string
+  readonly detail: string
+}> {
+  override get message(): string {
+    return `a ${this.dataset} key is already loaded (${this.detail}): the delivery must be loaded as upserts`
+  }
+}
+
+/**
+ * How rows reach their table. `copy`: `COPY` straight into it, the fastest way PostgreSQL takes
+ * rows, for deliveries of new keys (the usual case); a key already there fails the write with
+ * `KeyConflict`. `upsert`: each batch is COPYed into a staging table and merged on the natural
+ * key, which replaces rows of earlier deliveries and reports repeats within this one.
+ */
+export type LoadMode = "copy" | "upsert"
+
+/**
+ * One delivery's open transaction. Every `write` lands inside it as it streams, so the database
+ * works while parsing goes on; nothing is visible to others until `commit`. Closing the scope
+ * without committing rolls everything back.
  */
 export interface DeliveryLoad {
-  readonly write: (dataset: Dataset, batch: ReadonlyArray<StagedRecord>) => Effect.Effect<WriteResult, DatabaseError>
+  readonly write: (
+    dataset: Dataset,
+    batch: ReadonlyArray<StagedRecord>
+  ) => Effect.Effect<WriteResult, DatabaseError | KeyConflict>
   /**
    * Runs `fence` on the same transaction (it fails if this run lost its claim on the delivery
    * meanwhile), then commits.
    */
-  readonly commit: <E>(fence: (session: SqlSession) => Effect.Effect<void, E>) => Effect.Effect<void, DatabaseError | E>
+  readonly commit: <E>(
+    fence: (session: SqlSession) => Effect.Effect<void, E>
+  ) => Effect.Effect<void, DatabaseError | KeyConflict | E>
 }
 
 /**
@@ -46,7 +72,7 @@ export interface DeliveryLoad {
  */
 export class Sink extends Context.Service<Sink, {
   /** Opens the delivery's transaction; `runId` tags its rows (`_delivery`). */
-  readonly begin: (runId: string) => Effect.Effect<DeliveryLoad, DatabaseError, Scope.Scope>
+  readonly begin: (runId: string, mode: LoadMode) => Effect.Effect<DeliveryLoad, DatabaseError, Scope.Scope>
 }>()("loaders/Sink") {
   /** The Postgres/PGlite sink for `datasets`, creating or extending their tables at start. */
   static readonly layer = (datasets: ReadonlyArray<Dataset>) =>
@@ -55,7 +81,7 @@ export class Sink extends Context.Service<Sink, {
       Effect.gen(function*() {
         const db = yield* Database
         yield* migrate(db, ddl(datasets))
-        return Sink.of({ begin: (runId) => begin(db, runId) })
+        return Sink.of({ begin: (runId, mode) => begin(db, runId, mode) })
       })
     )
 }
@@ -113,16 +139,41 @@ interface DuplicateRow {
   readonly first_record: string | number
 }
 
-const begin = (db: Database["Service"], runId: string) =>
+const begin = (db: Database["Service"], runId: string, mode: LoadMode) =>
   Effect.gen(function*() {
     const session = yield* db.reserve
     const committed = yield* Ref.make(false)
     const staged = new Set<Dataset>()
+    // In `copy` mode one COPY stays open across batches (and files) of a dataset.
+    let open: { readonly dataset: Dataset; readonly stream: CopyStream } | undefined
     yield* Effect.acquireRelease(
-      // Datasets' enrichment expressions name tables without their schema.
+      // Enrichment queries name tables without their schema.
       session.exec(`BEGIN; SET LOCAL search_path TO ${SCHEMA}, public`),
-      () => Ref.get(committed).pipe(Effect.flatMap((done) => (done ? Effect.void : session.exec("ROLLBACK").pipe(Effect.ignore))))
+      () =>
+        Ref.get(committed).pipe(
+          Effect.flatMap((done) =>
+            done ? Effect.void : Effect.andThen(open?.stream.abort ?? Effect.void, session.exec("ROLLBACK").pipe(Effect.ignore))
+          )
+        )
     )
+
+    /** Completes the open COPY, if any: the session is free for other statements again. */
+    const closeCopy = Effect.suspend(() => {
+      if (open === undefined) return Effect.void
+      const { dataset, stream } = open
+      open = undefined
+      return stream.end.pipe(conflicts(dataset))
+    })
+
+    const copy = (dataset: Dataset, records: ReadonlyArray<StagedRecord>) =>
+      Effect.gen(function*() {
+        if (open?.dataset !== dataset) {
+          yield* closeCopy
+          open = { dataset, stream: yield* session.copyStream(target(dataset), columnNames(dataset)) }
+        }
+        yield* open.stream.write(copyRows(records, runId)).pipe(conflicts(dataset))
+        return records.length
+      })
 
     const prepare = (dataset: Dataset) =>
       staged.has(dataset)
@@ -130,41 +181,60 @@ const begin = (db: Database["Service"], runId: string) =>
         : session
           .exec(
             `CREATE TEMP TABLE ${stage(dataset)} ON COMMIT DROP AS
-               SELECT ${[...dataset.columns, ...LINEAGE].map((c) => ident(c.name)).join(", ")}
+               SELECT ${columnNames(dataset).map(ident).join(", ")}
                FROM ${target(dataset)} WITH NO DATA`
           )
           .pipe(Effect.tap(() => Effect.sync(() => staged.add(dataset))))
+
+    const upsert = (dataset: Dataset, records: ReadonlyArray<StagedRecord>, batch: ReadonlyArray<StagedRecord>) =>
+      Effect.gen(function*() {
+        yield* prepare(dataset)
+        yield* session.copyIn(stage(dataset), columnNames(dataset), copyRows(records, runId))
+        const loaded = yield* session.execute(upsertSql(dataset), [])
+        // Rows the upsert skipped repeat a key this run loaded in an earlier batch: find which.
+        const earlier = loaded === records.length
+          ? []
+          : yield* session.query<DuplicateRow>(earlierSql(dataset), [runId])
+        yield* session.exec(`TRUNCATE ${stage(dataset)}`)
+        const positions = new Map(batch.map((r, position) => [`${r.file}\u0000${r.index}`, position]))
+        return {
+          loaded,
+          duplicates: earlier.map((d) => ({
+            position: positions.get(`${d._file}\u0000${Number(d._record)}`) ?? 0,
+            firstFile: d.first_file,
+            firstIndex: Number(d.first_record)
+          }))
+        }
+      })
+
+    const lookups = new Map<Enrichment, Lookup>()
+    const lookupFor = (enrichment: Enrichment) => {
+      let lookup = lookups.get(enrichment)
+      if (lookup === undefined) {
+        lookup = makeLookup(enrichment, (keys) =>
+          Effect.andThen(
+            closeCopy,
+            session.query<Candidate>(enrichment.candidates, [JSON.stringify(keys)])
+          ))
+        lookups.set(enrichment, lookup)
+      }
+      return lookup
+    }
 
     const write = (dataset: Dataset, batch: ReadonlyArray<StagedRecord>) =>
       Effect.gen(function*() {
         const { unique, duplicates } = dedupe(dataset, batch)
         if (unique.length === 0) return { loaded: 0, duplicates }
-        yield* prepare(dataset)
-        const columns = [...dataset.columns, ...LINEAGE].map((c) => c.name)
-        yield* session.copyIn(stage(dataset), columns, copyText(unique.map((r) => [...r.row, runId, r.file, r.index])))
-        const loaded = yield* session.execute(upsertSql(dataset), [])
-        // Rows the upsert skipped repeat a key this run loaded in an earlier batch: find which.
-        const earlier = loaded === unique.length
-          ? []
-          : yield* session.query<DuplicateRow>(earlierSql(dataset), [runId])
-        yield* session.exec(`TRUNCATE ${stage(dataset)}`)
-        if (earlier.length === 0) return { loaded, duplicates }
-        const positions = new Map(batch.map((r, position) => [`${r.file}\u0000${r.index}`, position]))
-        return {
-          loaded,
-          duplicates: [
-            ...duplicates,
-            ...earlier.map((d) => ({
-              position: positions.get(`${d._file}\u0000${Number(d._record)}`) ?? 0,
-              firstFile: d.first_file,
-              firstIndex: Number(d.first_record)
-            }))
-          ]
-        }
+        let records = unique
+        for (const enrichment of dataset.enrich ?? []) records = yield* enrich(dataset, enrichment, lookupFor(enrichment), records)
+        if (mode === "copy") return { loaded: yield* copy(dataset, records), duplicates }
+        const upserted = yield* upsert(dataset, records, batch)
+        return { loaded: upserted.loaded, duplicates: [...duplicates, ...upserted.duplicates] }
       })
 
     const commit = <E>(fence: (session: SqlSession) => Effect.Effect<void, E>) =>
       Effect.gen(function*() {
+        yield* closeCopy
         yield* fence(session)
         yield* session.exec("COMMIT")
         yield* Ref.set(committed, true)
@@ -173,17 +243,99 @@ const begin = (db: Database["Service"], runId: string) =>
     return { write, commit } satisfies DeliveryLoad
   })
 
+const UNIQUE_VIOLATION = "23505"
+
+/** A key violation in `copy` mode is a `KeyConflict`; any other failure stays a `DatabaseError`. */
+const conflicts = (dataset: Dataset) => <A>(effect: Effect.Effect<A, DatabaseError>) =>
+  effect.pipe(
+    Effect.catchIf(
+      (error) => error.code === UNIQUE_VIOLATION,
+      (error) =>
+        Effect.fail(new KeyConflict({ dataset: dataset.name, detail: error.cause instanceof Error ? error.cause.message : String(error.cause) }))
+    )
+  )
+
+const columnNames = (dataset: Dataset): Array<string> => [...dataset.columns, ...LINEAGE].map((c) => c.name)
+
+/** Rows in `COPY` text format, each followed by its lineage cells. */
+const copyRows = (records: ReadonlyArray<StagedRecord>, runId: string): string => {
+  const run = copyCell(runId)
+  let out = ""
+  let file: string | undefined
+  let lineage = ""
+  for (const { row, file: name, index } of records) {
+    if (name !== file) {
+      file = name
+      lineage = `${run}\t${copyCell(name)}\t`
+    }
+    for (const cell of row) out += `${copyCell(cell)}\t`
+    out += `${lineage}${index}\n`
+  }
+  return out
+}
+
+type Candidate = Readonly<Record<string, string | null>>
+
+/** Candidates by lookup key, remembered for the delivery: keys repeat (a tenant pays every month). */
+interface Lookup {
+  readonly candidates: (
+    keys: ReadonlySet<string>
+  ) => Effect.Effect<ReadonlyMap<string, ReadonlyArray<Candidate>>, DatabaseError | KeyConflict>
+}
+
+/** Past this many keys the memory is started afresh, so it stays bounded on any delivery. */
+const LOOKUP_KEYS = 100_000
+
+const makeLookup = (
+  enrichment: Enrichment,
+  query: (keys: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Candidate>, DatabaseError | KeyConflict>
+): Lookup => {
+  let known = new Map<string, Array<Candidate>>()
+  return {
+    candidates: (keys) =>
+      Effect.gen(function*() {
+        if (known.size + keys.size > LOOKUP_KEYS) known = new Map()
+        const missing = [...keys].filter((key) => !known.has(key))
+        if (missing.length === 0) return known
+        for (const key of missing) known.set(key, [])
+        for (const candidate of yield* query(missing)) known.get(candidate.key ?? "")?.push(candidate)
+        return known
+      }).pipe(Effect.withSpan("Sink.lookup", { attributes: { "loaders.enrich.column": enrichment.column } }))
+  }
+}
+
+/** Fills `enrichment.column` of every record from the candidates of its key. */
+const enrich = (dataset: Dataset, enrichment: Enrichment, lookup: Lookup, records: ReadonlyArray<StagedRecord>) =>
+  Effect.gen(function*() {
+    const keys = new Set<string>()
+    for (const { row } of records) {
+      const key = enrichment.key(row)
+      if (key !== null) keys.add(key)
+    }
+    const found = yield* lookup.candidates(keys)
+    const position = dataset.columns.findIndex((c) => c.name === enrichment.column)
+    return records.map((record) => {
+      const key = enrichment.key(record.row)
+      const value: Cell = enrichment.pick(record.row, key === null ? [] : found.get(key) ?? [])
+      return { ...record, row: record.row.with(position, value) as Row }
+    })
+  })
+
 /**
  * Keeps the first record of each natural key within the batch. Duplicates across batches are
- * caught by the upsert, which never overwrites a row of the same run.
+ * caught by the table's key: a `KeyConflict` in `copy` mode, skipped rows in `upsert` mode.
  */
 const dedupe = (dataset: Dataset, batch: ReadonlyArray<StagedRecord>) => {
   const keyPositions = dataset.naturalKey.map((name) => dataset.columns.findIndex((c) => c.name === name))
+  const [single] = keyPositions
+  const keyOf = keyPositions.length === 1 && single !== undefined
+    ? (row: Row) => String(row[single])
+    : (row: Row) => keyPositions.map((i) => String(row[i])).join("\u0000")
   const seen = new Map<string, StagedRecord>()
   const unique: Array<StagedRecord> = []
   const duplicates: Array<Duplicate> = []
   batch.forEach((record, position) => {
-    const key = keyPositions.map((i) => String(record.row[i])).join("\u0000")
+    const key = keyOf(record.row)
     const first = seen.get(key)
     if (first) duplicates.push({ position, firstFile: first.file, firstIndex: first.index })
     else {
@@ -202,11 +354,8 @@ const upsertSql = (dataset: Dataset): string => {
   const names = [...dataset.columns, ...LINEAGE].map((c) => ident(c.name))
   const keys = dataset.naturalKey.map(ident)
   const updates = [...names.filter((n) => !keys.includes(n)).map((n) => `${n} = excluded.${n}`), `"_loaded_at" = now()`]
-  const values = [...dataset.columns, ...LINEAGE].map((c) =>
-    dataset.enrich?.[c.name] ? `(${dataset.enrich[c.name]}) AS ${ident(c.name)}` : `s.${ident(c.name)}`
-  )
   return `INSERT INTO ${target(dataset)} AS t (${names.join(", ")})
-    SELECT ${values.join(", ")} FROM ${stage(dataset)} s
+    SELECT ${names.join(", ")} FROM ${stage(dataset)}
     ON CONFLICT (${keys.join(", ")}) DO UPDATE SET ${updates.join(", ")}
     WHERE t."_delivery" IS DISTINCT FROM excluded."_delivery"`
 }

@@ -6,7 +6,7 @@ import type { Manifest, ManifestFile } from "../../schemas/Manifest.ts"
 import { datasetForFile, datasets } from "../../schemas/registry.ts"
 import { type DeliveryKey, Ledger } from "../effects/Ledger.ts"
 import { ObjectStore, type ObjectInfo } from "../effects/ObjectStore.ts"
-import { type DeliveryLoad, Sink, type StagedRecord } from "../effects/Sink.ts"
+import { type DeliveryLoad, type LoadMode, Sink, type StagedRecord } from "../effects/Sink.ts"
 import { fileFormat } from "../stream/FileFormat.ts"
 import type { RawRecord } from "../stream/RawRecord.ts"
 import { records } from "../stream/records.ts"
@@ -61,7 +61,7 @@ export const processDelivery = Effect.fn("processDelivery")(function*(key: Deliv
   const folder: DeliveryFolder = { key, objects }
 
   if (options.dryRun) {
-    const run = yield* Effect.scoped(validateAndLoad(folder, undefined))
+    const run = yield* Effect.scoped(validateAndLoad(folder, undefined, "upsert"))
     return { _tag: "Processed", key, report: yield* finalReport(folder, run, null, null, true) } as const
   }
 
@@ -109,7 +109,14 @@ export const processDelivery = Effect.fn("processDelivery")(function*(key: Deliv
             Effect.delay(Duration.divideUnsafe(config.lease, 3)),
             Effect.forkScoped
           )
-          const run = yield* validateAndLoad(folder, runId)
+          // New keys (the usual delivery) are COPYed straight into their tables; a key already
+          // there spoils that transaction, and the delivery is read again as upserts.
+          const run = yield* validateAndLoad(folder, runId, "copy").pipe(
+            Effect.catchTag("KeyConflict", (conflict) =>
+              Effect.logInfo(`${conflict.message}; loading ${key.prefix} again`).pipe(
+                Effect.andThen(validateAndLoad(folder, runId, "upsert"))
+              ))
+          )
           const status = run.committed ? "succeeded" : "failed"
           const destination = archivePrefix(key, run.committed ? config.successPrefix : config.failurePrefix)
           const built = yield* finalReport(folder, run, runId, destination, false)
@@ -225,7 +232,7 @@ const finalReport = (folder: DeliveryFolder, run: Run, runId: string | null, arc
  * Streams every file of the folder through validation and, with a `runId`, into one sink
  * transaction that commits only if the error policy accepts the delivery.
  */
-const validateAndLoad = Effect.fnUntraced(function*(folder: DeliveryFolder, runId: string | undefined) {
+const validateAndLoad = Effect.fnUntraced(function*(folder: DeliveryFolder, runId: string | undefined, mode: LoadMode) {
   const startedAt = new Date(yield* Clock.currentTimeMillis)
   const builder = new ReportBuilder()
   const errors = yield* makeErrorLog
@@ -237,7 +244,7 @@ const validateAndLoad = Effect.fnUntraced(function*(folder: DeliveryFolder, runI
 
   const committed = yield* Effect.scoped(
     Effect.gen(function*() {
-      const load = runId === undefined ? undefined : yield* sink.begin(runId)
+      const load = runId === undefined ? undefined : yield* sink.begin(runId, mode)
       // Strict deliveries stop writing at the first rejection: the transaction will roll back.
       const keepLoading = () =>
         load !== undefined && !builder.hasProblems && (policy.mode !== "strict" || builder.invalidRecords === 0)

@@ -44,17 +44,18 @@ for (const [name, database] of Object.entries(databases)) {
 const layer = () => Sink.layer([things]).pipe(Layer.provideMerge(database()))
 
 describe(`Sink on ${name}`, () => {
-  effectTest("a committed delivery upserts its rows; a rolled-back one leaves nothing", () =>
+  for (const mode of ["copy", "upsert"] as const) {
+  effectTest(`${mode}: a committed delivery loads its rows; a rolled-back one leaves nothing`, () =>
     Effect.gen(function*() {
       const sink = yield* Sink
       yield* Effect.scoped(Effect.gen(function*() {
-        const load = yield* sink.begin("run-1")
+        const load = yield* sink.begin("run-1", mode)
         const result = yield* load.write(things, [record(0, "a", "tab\there", 100), record(1, "b", null, -5)])
         expect(result).toEqual({ loaded: 2, duplicates: [] })
         yield* load.commit(() => Effect.void)
       }))
       yield* Effect.scoped(Effect.gen(function*() {
-        const load = yield* sink.begin("run-2")
+        const load = yield* sink.begin("run-2", mode)
         yield* load.write(things, [record(0, "c", "never", 1)])
       }))
       expect(yield* rows).toEqual([
@@ -62,13 +63,39 @@ describe(`Sink on ${name}`, () => {
         { id: "b", label: null, amount_cents: "-5", _delivery: "run-1" }
       ])
     }), layer())
+  }
 
-  effectTest("a re-run replaces rows without duplicating them; repeats inside a run are reported", () =>
+  effectTest("copy: a key already in the table, from an earlier delivery or an earlier batch, is a KeyConflict", () =>
+    Effect.gen(function*() {
+      const sink = yield* Sink
+      const conflict = (runId: string, batches: ReadonlyArray<ReadonlyArray<StagedRecord>>) =>
+        Effect.scoped(Effect.gen(function*() {
+          const load = yield* sink.begin(runId, "copy")
+          for (const batch of batches) yield* load.write(things, batch)
+          yield* load.commit(() => Effect.void)
+        })).pipe(Effect.flip)
+      yield* Effect.scoped(Effect.gen(function*() {
+        const load = yield* sink.begin("run-1", "copy")
+        // A repeat inside one batch is reported, not a conflict: the first record wins.
+        const result = yield* load.write(things, [record(0, "a", "first", 1), record(1, "a", "again", 2)])
+        expect(result).toEqual({ loaded: 1, duplicates: [{ position: 1, firstFile: "incoming/p/d/things.json", firstIndex: 0 }] })
+        yield* load.commit(() => Effect.void)
+      }))
+      const earlierDelivery = yield* conflict("run-2", [[record(0, "b", null, 1), record(1, "a", "again", 2)]])
+      expect(earlierDelivery._tag).toBe("KeyConflict")
+      expect(earlierDelivery.message).toContain("things")
+      const earlierBatch = yield* conflict("run-3", [[record(0, "c", null, 1)], [record(1, "c", null, 2)]])
+      expect(earlierBatch._tag).toBe("KeyConflict")
+      // Both conflicting transactions rolled back whole.
+      expect(yield* rows).toEqual([{ id: "a", label: "first", amount_cents: "1", _delivery: "run-1" }])
+    }), layer())
+
+  effectTest("upsert: a re-run replaces rows without duplicating them; repeats inside a run are reported", () =>
     Effect.gen(function*() {
       const sink = yield* Sink
       for (const runId of ["run-1", "run-2"]) {
         yield* Effect.scoped(Effect.gen(function*() {
-          const load = yield* sink.begin(runId)
+          const load = yield* sink.begin(runId, "upsert")
           const first = yield* load.write(things, [record(0, "a", runId, 1), record(1, "a", "dup", 2)])
           expect(first).toEqual({ loaded: 1, duplicates: [{ position: 1, firstFile: "incoming/p/d/things.json", firstIndex: 0 }] })
           const second = yield* load.write(things, [record(2, "b", runId, 3), record(3, "a", "dup again", 4)])

@@ -35,6 +35,22 @@ describe("datasets", () => {
     }
   })
 
+  test("a transaction takes the property of the lease in force on its booking date, else the most recent", () => {
+    const [enrichment] = transactions.enrich ?? []
+    if (!enrichment) throw new Error("transactions are enriched")
+    const decoded = transactions.decode({ ...transaction(1), booking_date: "2026-03-15", counterparty: { name: "T", iban: "FR7630006000011234567890189" } })
+    if (!decoded.ok) throw new Error("expected a valid transaction")
+    expect(enrichment.key(decoded.row)).toBe("FR7630006000011234567890189")
+    const lease = (id: string, property_id: string, start_date: string, end_date: string | null) => ({ id, property_id, start_date, end_date })
+    const ended = lease("L1", "P-old", "2024-01-01", "2025-12-31")
+    const current = lease("L2", "P-now", "2026-01-01", null)
+    const future = lease("L3", "P-next", "2026-06-01", null)
+    expect(enrichment.pick(decoded.row, [future, ended, current])).toBe("P-now")
+    expect(enrichment.pick(decoded.row, [ended, future])).toBe("P-next")
+    expect(enrichment.pick(decoded.row, [lease("L5", "P-b", "2026-01-01", null), lease("L4", "P-a", "2026-01-01", null)])).toBe("P-b")
+    expect(enrichment.pick(decoded.row, [])).toBeNull()
+  })
+
   test("every problem of a record is reported with its path, rule and value", () => {
     expect(issues(properties, { ...property(1), type: "castle", surface_m2: 0, address: { ...property(1).address, postal_code: "7501" } })).toEqual([
       ["$.type", "enum", "\"castle\""],
@@ -61,6 +77,11 @@ describe("datasets", () => {
   test("dates are real calendar dates", () => {
     expect(issues(transactions, { ...transaction(1), booking_date: "2026-02-29" })).toEqual([["$.booking_date", "date.iso", "\"2026-02-29\""]])
     expect(transactions.decode({ ...transaction(1), booking_date: "2024-02-29" }).ok).toBe(true)
+    const valid = (date: string) => transactions.decode({ ...transaction(1), booking_date: date }).ok
+    for (const date of ["2000-02-29", "2026-12-31", "2026-04-30", "0001-01-01"]) expect([date, valid(date)]).toEqual([date, true])
+    for (const date of ["1900-02-29", "2026-04-31", "2026-13-01", "2026-00-10", "2026-01-00", "0000-01-01", "2026-1-01", "2026-01-01T00:00", "2026/01/01", "２０２６-01-01", ""]) {
+      expect([date, valid(date)]).toEqual([date, false])
+    }
   })
 
   test("messages are given in French and English", () => {

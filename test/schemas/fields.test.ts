@@ -20,13 +20,15 @@ describe("amounts to cents", () => {
       ["12\u202f345\u202f678,90", 1234567890],
       ["1234,56", 123456],
       ["  42 ", 4200],
-      ["0", 0]
+      ["0", 0],
+      ["007.5", 750],
+      ["90071992547409.91", 9007199254740991]
     ]
     for (const [input, cents] of cases) expect([input, toCents(input)]).toEqual([input, cents])
   })
 
   test("everything else is refused", () => {
-    for (const input of [12.345, Number.NaN, Number.POSITIVE_INFINITY, 1e300, "12.345", "1e3", "", " ", "12,", "1.234,56", "1 23,45", "abc", "--1", "90071992547409.93"]) {
+    for (const input of [12.345, Number.NaN, Number.POSITIVE_INFINITY, 1e300, "12.345", "1e3", "", " ", "12,", "1.234,56", "1 23,45", "abc", "--1", "90071992547409.93", "+", "-", ".5", "5.", "1.2.3", "1 234.56", "12a", "١٢"]) {
       expect([input, toCents(input)]).toEqual([input, undefined])
     }
   })
