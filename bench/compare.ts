@@ -10,7 +10,8 @@
  *
  * Each peer runs in processes of its own, on a fresh database, bounded by `--timeout` seconds; peak
  * RSS is the sum over its processes (the database's excluded). Prints a Markdown table per size and
- * writes the results as JSON under bench/out/.
+ * writes the results as JSON under bench/out/. Exits 1 when a peer fails, times out or loads a different
+ * number of records than the file holds (CI runs `--sizes 10` as a smoke test).
  *
  *   bun run bench [--sizes 10,100,1000] [--timeout 600]
  */
@@ -86,9 +87,9 @@ const ensureTools = () => {
   if (missing.length === 0) return
   console.log(`Installing ${missing.join(", ")}…`)
   const env = { ...process.env, DEBIAN_FRONTEND: "noninteractive" }
-  spawnSync("apt-get", ["update", "-qq"], { stdio: "inherit", env })
-  const install = spawnSync("apt-get", ["install", "-y", "-qq", ...missing], { stdio: "inherit", env })
-  if (install.status !== 0) throw new Error(`could not install ${missing.join(", ")}`)
+  spawnSync("apt-get", ["update", "-qq"], { stdio: "ignore", env })
+  const install = spawnSync("apt-get", ["install", "-y", "-qq", ...missing], { encoding: "utf8", env })
+  if (install.status !== 0) throw new Error(`could not install ${missing.join(", ")}:\n${install.stdout}${install.stderr}`)
 }
 
 const main = Effect.gen(function*() {
@@ -138,7 +139,12 @@ const main = Effect.gen(function*() {
       const result = yield* Effect.promise(() =>
         run(peer, line, { ...common, DATABASE_URL: url, BENCH_PREFIX: `incoming/bench/loaders-${megabytes}/` }, rss.map((n) => join(work, `${n}.rss`)))
       )
-      measured.push(result)
+      // A peer that loaded a different number of records than the file holds did not do the job.
+      measured.push(
+        result.status === "ok" && result.records !== file.records
+          ? { ...result, status: "failed", detail: `${result.records} records, not ${file.records}` }
+          : result
+      )
     }
     results[`${megabytes}MB`] = measured
     const loaders = measured[0]!
@@ -149,6 +155,12 @@ ${measured.map((m) => `| ${m.peer} | ${m.status}${m.detail ? ` (${m.detail.slice
   const path = join(OUT, `compare-${new Date().toISOString().replace(/[:.]/g, "-")}.json`)
   writeFileSync(path, JSON.stringify({ machine: "2 cores, 24 GB", sizes, results }, null, 2))
   console.log(`\nResults written to ${path}`)
+  return Object.values(results).flat().filter((m) => m.status !== "ok").length
 })
 
-await Effect.runPromise(Effect.scoped(main)).finally(stopAll)
+// Exits 1 when a peer failed or timed out, so the smoke run in CI catches a peer that rotted.
+const failures = await Effect.runPromise(Effect.scoped(main)).finally(stopAll)
+if (failures > 0) {
+  console.error(`${failures} run(s) did not complete`)
+  process.exit(1)
+}
