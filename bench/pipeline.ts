@@ -11,7 +11,7 @@
  *
  * `--profile <dir>` writes the delivery process's CPU profile there (Bun's `--cpu-prof-md`).
  *
- *   bun bench/pipeline.ts [--mb 1000] [--batch 2000] [--telemetry] [--profile bench/out/profile]
+ *   bun bench/pipeline.ts [--mb 1000] [--batch 1000] [--telemetry] [--profile bench/out/profile]
  */
 import { Effect, Stream } from "effect"
 import { spawn } from "node:child_process"
@@ -31,7 +31,7 @@ import { transactionsFile } from "./generate.ts"
 const { values } = parseArgs({
   options: {
     mb: { type: "string", default: "1000" },
-    batch: { type: "string", default: "2000" },
+    batch: { type: "string", default: "1000" },
     telemetry: { type: "boolean", default: false },
     profile: { type: "string" }
   }

@@ -38,7 +38,7 @@ const layer = Layer.mergeAll(Sink.layer(datasets), Ledger.layer({ lease: Duratio
       Database.layerPostgres(Redacted.make(env("DATABASE_URL"))),
       Mailer.layerOutbox(join(tmpdir(), "loaders-bench-outbox")),
       Partners.layerWith({}),
-      PipelineConfig.layerWith({ batchSize: Number(process.env.LOADERS_BATCH_SIZE ?? 2000) })
+      PipelineConfig.layerWith(process.env.LOADERS_BATCH_SIZE ? { batchSize: Number(process.env.LOADERS_BATCH_SIZE) } : {})
     )
   )
 )

@@ -165,14 +165,13 @@ const begin = (db: Database["Service"], runId: string, mode: LoadMode) =>
       return stream.end.pipe(conflicts(dataset))
     })
 
-    const copy = (dataset: Dataset, records: ReadonlyArray<StagedRecord>) =>
+    const copy = (dataset: Dataset, rows: string) =>
       Effect.gen(function*() {
         if (open?.dataset !== dataset) {
           yield* closeCopy
           open = { dataset, stream: yield* session.copyStream(target(dataset), columnNames(dataset)) }
         }
-        yield* open.stream.write(copyRows(records, runId)).pipe(conflicts(dataset))
-        return records.length
+        yield* open.stream.write(rows).pipe(conflicts(dataset))
       })
 
     const prepare = (dataset: Dataset) =>
@@ -186,13 +185,13 @@ const begin = (db: Database["Service"], runId: string, mode: LoadMode) =>
           )
           .pipe(Effect.tap(() => Effect.sync(() => staged.add(dataset))))
 
-    const upsert = (dataset: Dataset, records: ReadonlyArray<StagedRecord>, batch: ReadonlyArray<StagedRecord>) =>
+    const upsert = (dataset: Dataset, rows: string, count: number, batch: ReadonlyArray<StagedRecord>) =>
       Effect.gen(function*() {
         yield* prepare(dataset)
-        yield* session.copyIn(stage(dataset), columnNames(dataset), copyRows(records, runId))
+        yield* session.copyIn(stage(dataset), columnNames(dataset), rows)
         const loaded = yield* session.execute(upsertSql(dataset), [])
         // Rows the upsert skipped repeat a key this run loaded in an earlier batch: find which.
-        const earlier = loaded === records.length
+        const earlier = loaded === count
           ? []
           : yield* session.query<DuplicateRow>(earlierSql(dataset), [runId])
         yield* session.exec(`TRUNCATE ${stage(dataset)}`)
@@ -225,10 +224,14 @@ const begin = (db: Database["Service"], runId: string, mode: LoadMode) =>
       Effect.gen(function*() {
         const { unique, duplicates } = dedupe(dataset, batch)
         if (unique.length === 0) return { loaded: 0, duplicates }
-        let records = unique
-        for (const enrichment of dataset.enrich ?? []) records = yield* enrich(dataset, enrichment, lookupFor(enrichment), records)
-        if (mode === "copy") return { loaded: yield* copy(dataset, records), duplicates }
-        const upserted = yield* upsert(dataset, records, batch)
+        const filled: Array<Filled> = []
+        for (const enrichment of dataset.enrich ?? []) filled.push(yield* enrich(dataset, enrichment, lookupFor(enrichment), unique))
+        const rows = copyRows(dataset, unique, filled, runId)
+        if (mode === "copy") {
+          yield* copy(dataset, rows)
+          return { loaded: unique.length, duplicates }
+        }
+        const upserted = yield* upsert(dataset, rows, unique.length, batch)
         return { loaded: upserted.loaded, duplicates: [...duplicates, ...upserted.duplicates] }
       })
 
@@ -257,18 +260,28 @@ const conflicts = (dataset: Dataset) => <A>(effect: Effect.Effect<A, DatabaseErr
 
 const columnNames = (dataset: Dataset): Array<string> => [...dataset.columns, ...LINEAGE].map((c) => c.name)
 
-/** Rows in `COPY` text format, each followed by its lineage cells. */
-const copyRows = (records: ReadonlyArray<StagedRecord>, runId: string): string => {
+/** The values `enrich` computed for one column, one per record of the batch. */
+interface Filled {
+  readonly position: number
+  readonly values: ReadonlyArray<Cell>
+}
+
+/** Rows in `COPY` text format, enriched cells in place, each followed by its lineage cells. */
+const copyRows = (dataset: Dataset, records: ReadonlyArray<StagedRecord>, filled: ReadonlyArray<Filled>, runId: string): string => {
+  const fills: Array<ReadonlyArray<Cell> | undefined> = dataset.columns.map((_, position) =>
+    filled.find((f) => f.position === position)?.values
+  )
   const run = copyCell(runId)
   let out = ""
   let file: string | undefined
   let lineage = ""
-  for (const { row, file: name, index } of records) {
+  for (let i = 0; i < records.length; i++) {
+    const { row, file: name, index } = records[i]!
     if (name !== file) {
       file = name
       lineage = `${run}\t${copyCell(name)}\t`
     }
-    for (const cell of row) out += `${copyCell(cell)}\t`
+    for (let c = 0; c < row.length; c++) out += `${copyCell(fills[c] === undefined ? row[c] : fills[c]![i])}\t`
     out += `${lineage}${index}\n`
   }
   return out
@@ -304,7 +317,7 @@ const makeLookup = (
   }
 }
 
-/** Fills `enrichment.column` of every record from the candidates of its key. */
+/** The value of `enrichment.column` for every record, from the candidates of its key. */
 const enrich = (dataset: Dataset, enrichment: Enrichment, lookup: Lookup, records: ReadonlyArray<StagedRecord>) =>
   Effect.gen(function*() {
     const keys = new Set<string>()
@@ -313,12 +326,11 @@ const enrich = (dataset: Dataset, enrichment: Enrichment, lookup: Lookup, record
       if (key !== null) keys.add(key)
     }
     const found = yield* lookup.candidates(keys)
-    const position = dataset.columns.findIndex((c) => c.name === enrichment.column)
-    return records.map((record) => {
-      const key = enrichment.key(record.row)
-      const value: Cell = enrichment.pick(record.row, key === null ? [] : found.get(key) ?? [])
-      return { ...record, row: record.row.with(position, value) as Row }
+    const values = records.map(({ row }): Cell => {
+      const key = enrichment.key(row)
+      return enrichment.pick(row, key === null ? [] : found.get(key) ?? [])
     })
+    return { position: dataset.columns.findIndex((c) => c.name === enrichment.column), values } satisfies Filled
   })
 
 /**

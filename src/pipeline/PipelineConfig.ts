@@ -35,7 +35,7 @@ export class PipelineConfig extends Context.Service<PipelineConfig, PipelineSett
         successPrefix: yield* folder("LOADERS_SUCCESS_PREFIX", "success/"),
         failurePrefix: yield* folder("LOADERS_FAILURE_PREFIX", "failure/"),
         concurrency: yield* Config.Int("LOADERS_CONCURRENCY").pipe(Config.withDefault(2)),
-        batchSize: yield* Config.Int("LOADERS_BATCH_SIZE").pipe(Config.withDefault(2000)),
+        batchSize: yield* Config.Int("LOADERS_BATCH_SIZE").pipe(Config.withDefault(1000)),
         quietPeriod: yield* Config.Duration("LOADERS_QUIET_PERIOD").pipe(Config.withDefault(Duration.minutes(5))),
         lease: yield* Config.Duration("LOADERS_LEASE").pipe(Config.withDefault(Duration.minutes(2))),
         owner: `${hostname()}:${process.pid}`
@@ -50,7 +50,7 @@ export class PipelineConfig extends Context.Service<PipelineConfig, PipelineSett
       successPrefix: "success/",
       failurePrefix: "failure/",
       concurrency: 2,
-      batchSize: 2000,
+      batchSize: 1000,
       quietPeriod: Duration.minutes(5),
       lease: Duration.minutes(2),
       owner: `${hostname()}:${process.pid}`,
