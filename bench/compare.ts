@@ -6,7 +6,10 @@
  * - parse-only: the same object through our streaming parser alone (the ceiling);
  * - lambda: GetObject → string → JSON.parse → the same Schema decode → INSERT batches of 1,000;
  * - shell: `aws s3 cp … - | jq -c '.[]' | psql -c "\copy …"` into a jsonb column, no validation;
- * - python: ijson + psycopg2 copy_expert with the same checks in plain Python.
+ * - python: ijson + psycopg2 copy_expert with the same checks in plain Python;
+ * - copy floor: not a peer but the database's own share — the rows the loaders write for this
+ *   object, encoded beforehand (untimed), `psql \copy`ed from a local file into the same keyed
+ *   table. Nothing that loads this object into that table can beat it on this machine.
  *
  * Each peer runs in processes of its own, on a fresh database, bounded by `--timeout` seconds; peak
  * RSS is the sum over its processes (the database's excluded). Prints a Markdown table per size and
@@ -15,15 +18,19 @@
  *
  *   bun run bench [--sizes 10,100,1000] [--timeout 600]
  */
-import { Effect, Stream } from "effect"
+import { Effect, Layer, Redacted, Stream } from "effect"
 import { spawn, spawnSync } from "node:child_process"
-import { createReadStream, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs"
+import { createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
+import { transactions } from "../schemas/transactions.ts"
+import { copyCell, Database } from "../src/effects/Database.ts"
 import { startEmbeddedS3 } from "../src/effects/EmbeddedS3.ts"
 import { ObjectStore } from "../src/effects/ObjectStore.ts"
+import { Sink } from "../src/effects/Sink.ts"
+import { records } from "../src/stream/records.ts"
 import { freshDatabase } from "../test/support/postgres.ts"
 import { stopAll } from "../test/support/services.ts"
 import { transactionsFile } from "./generate.ts"
@@ -92,6 +99,40 @@ const ensureTools = () => {
   if (install.status !== 0) throw new Error(`could not install ${missing.join(", ")}:\n${install.stdout}${install.stderr}`)
 }
 
+const fileBytes = (path: string) =>
+  Stream.fromAsyncIterable(createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>, (e) => e).pipe(Stream.orDie)
+
+/**
+ * The rows the loaders write for `path` (valid transactions, lineage cells included) in COPY text
+ * format, made once next to the generated file.
+ */
+const copyRowsFile = (path: string) =>
+  Effect.gen(function*() {
+    const rows = `${path}.copy`
+    if (existsSync(rows)) return rows
+    const out = createWriteStream(`${rows}.partial`)
+    yield* records(fileBytes(path), { file: "transactions.json", ndjson: false, gzip: false, recordsKey: "records" }).pipe(
+      Stream.orDie,
+      Stream.runForEachArray((chunk) =>
+        Effect.promise(() => {
+          let text = ""
+          for (const record of chunk) {
+            const decoded = transactions.decode(record.value)
+            if (decoded.ok) text += `${[...decoded.row, "floor", "transactions.json", record.index].map(copyCell).join("\t")}\n`
+          }
+          return new Promise<void>((resolve) => (out.write(text) ? resolve() : out.once("drain", () => resolve())))
+        })
+      )
+    )
+    yield* Effect.promise(() => new Promise<void>((resolve) => out.end(() => resolve())))
+    renameSync(`${rows}.partial`, rows)
+    return rows
+  })
+
+/** The loaders' tables in a fresh database, as the loaders create them. */
+const createTables = (url: string) =>
+  Effect.scoped(Layer.build(Sink.layer([transactions]).pipe(Layer.provide(Database.layerPostgres(Redacted.make(url))))))
+
 const main = Effect.gen(function*() {
   ensureTools()
   mkdirSync(OUT, { recursive: true })
@@ -111,13 +152,15 @@ const main = Effect.gen(function*() {
     console.log(`\n${megabytes} MB (${file.records.toLocaleString("en")} records): uploading…`)
     yield* ObjectStore.use((s) =>
       Effect.gen(function*() {
-        yield* s.upload(source, Stream.fromAsyncIterable(createReadStream(file.path, { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>, (e) => e).pipe(Stream.orDie))
+        yield* s.upload(source, fileBytes(file.path))
         yield* s.copy(source, `incoming/bench/loaders-${megabytes}/transactions.json`)
       })
     ).pipe(Effect.provide(store))
     const common = { BENCH_S3_ENDPOINT: s3.endpoint, BENCH_BUCKET: "bench", BENCH_KEY: source, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_CONFIG_FILE: awsConfig }
     const bun = process.execPath
     const measured: Array<Measured> = []
+    const rowsFile = yield* copyRowsFile(file.path)
+    const columns = [...transactions.columns.map((c) => c.name), "_delivery", "_file", "_record"].join(", ")
     const peers: Array<[string, (url: string) => [string, Array<string>]]> = [
       ["loaders", () => [`${time("loaders")} ${bun} ${join(HERE, "runDelivery.ts")}`, ["loaders"]]],
       ["parse-only", () => [`${time("parse")} ${bun} ${join(HERE, "peers/parseOnly.ts")}`, ["parse"]]],
@@ -130,10 +173,16 @@ const main = Effect.gen(function*() {
         `echo "{\\"records\\": $(psql -tA "${url}" -c 'SELECT count(*) FROM raw_docs')}"`,
         ["aws", "jq", "psql"]
       ]],
-      ["python: ijson, psycopg2", () => [`${time("python")} /usr/bin/python3 ${join(HERE, "peers/loader.py")}`, ["python"]]]
+      ["python: ijson, psycopg2", () => [`${time("python")} /usr/bin/python3 ${join(HERE, "peers/loader.py")}`, ["python"]]],
+      ["copy floor: psql \\copy of ready rows", (url) => [
+        `${time("floor")} psql -q "${url}" -c "\\copy loaders.transactions (${columns}) from '${rowsFile}'" && ` +
+        `echo "{\\"records\\": $(psql -tA "${url}" -c 'SELECT count(*) FROM loaders.transactions')}"`,
+        ["floor"]
+      ]]
     ]
     for (const [peer, command] of peers) {
       const url = yield* Effect.promise(freshDatabase)
+      if (peer.startsWith("copy floor")) yield* createTables(url)
       const [line, rss] = command(url)
       console.log(`  ${peer}…`)
       const result = yield* Effect.promise(() =>
