@@ -9,9 +9,12 @@
  * that discards) — each on a fresh database, and compares the best of each, since one run's noise
  * on this machine is larger than the difference measured.
  *
+ * `--rerun` loads the file, then the same records again as another delivery on the same database:
+ * the second run finds its keys taken and goes the upsert way (what a corrected re-delivery costs).
+ *
  * `--profile <dir>` writes the delivery process's CPU profile there (Bun's `--cpu-prof-md`).
  *
- *   bun bench/pipeline.ts [--mb 1000] [--batch 1000] [--telemetry] [--profile bench/out/profile]
+ *   bun bench/pipeline.ts [--mb 1000] [--batch 1000] [--telemetry | --rerun] [--profile bench/out/profile]
  */
 import { Effect, Stream } from "effect"
 import { spawn } from "node:child_process"
@@ -33,7 +36,8 @@ const { values } = parseArgs({
     mb: { type: "string", default: "1000" },
     batch: { type: "string", default: "1000" },
     telemetry: { type: "boolean", default: false },
-    profile: { type: "string" }
+    profile: { type: "string" },
+    rerun: { type: "boolean", default: false }
   }
 })
 const megabytes = Number(values.mb)
@@ -113,7 +117,11 @@ const main = Effect.gen(function*() {
   yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(s3dir, { recursive: true, force: true })))
   const s3 = yield* startEmbeddedS3({ directory: s3dir, buckets: ["bench"] })
   const store = ObjectStore.layerWith({ bucket: "bench", endpoint: s3.endpoint, credentials: s3.credentials })
-  const runs = values.telemetry ? (["off", "on", "off", "on"] as const) : (["off"] as const)
+  const runs = values.telemetry
+    ? (["off", "on", "off", "on"] as const)
+    : values.rerun
+    ? (["new keys", "same keys again"] as const)
+    : (["off"] as const)
   console.log(`Uploading ${(bytes / 1e6).toFixed(0)} MB to s3rver…`)
   yield* ObjectStore.use((s) =>
     Effect.gen(function*() {
@@ -127,13 +135,15 @@ const main = Effect.gen(function*() {
 
   const rows: Array<string> = []
   const seconds: Record<string, number> = {}
-  for (const [i, telemetry] of runs.entries()) {
-    console.log(`Running the delivery in a process of its own (telemetry ${telemetry})…`)
-    const url = yield* Effect.promise(freshDatabase)
-    const result = yield* runDelivery(s3, `incoming/bench/run${i}/`, url, telemetry === "on" ? receiver?.url : undefined)
-    seconds[telemetry] = Math.min(seconds[telemetry] ?? Number.POSITIVE_INFINITY, result.seconds)
+  let url = ""
+  for (const [i, run] of runs.entries()) {
+    console.log(`Running the delivery in a process of its own (${values.rerun ? run : `telemetry ${run}`})…`)
+    if (run !== "same keys again") url = yield* Effect.promise(freshDatabase)
+    const result = yield* runDelivery(s3, `incoming/bench/run${i}/`, url, run === "on" ? receiver?.url : undefined)
+    seconds[run] = Math.min(seconds[run] ?? Number.POSITIVE_INFINITY, result.seconds)
+    const label = values.telemetry ? `, telemetry ${run}` : values.rerun ? `, ${run}` : ""
     rows.push(
-      `| ${(bytes / 1e6).toFixed(0)} MB transactions, strict, batches of ${batchSize}${values.telemetry ? `, telemetry ${telemetry}` : ""} | ${result.totals.read} | ${result.status} | ${yield* countRows(url)} | ${result.seconds.toFixed(1)} | ${
+      `| ${(bytes / 1e6).toFixed(0)} MB transactions, strict, batches of ${batchSize}${label} | ${result.totals.read} | ${result.status} | ${yield* countRows(url)} | ${result.seconds.toFixed(1)} | ${
         Math.round(result.totals.read / result.seconds).toLocaleString("en")
       } | ${(bytes / 1e6 / result.seconds).toFixed(1)} | ${(result.peakRss / 1e6).toFixed(0)} MB |`
     )
