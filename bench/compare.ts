@@ -154,6 +154,7 @@ const main = Effect.gen(function*() {
       Effect.gen(function*() {
         yield* s.upload(source, fileBytes(file.path))
         yield* s.copy(source, `incoming/bench/loaders-${megabytes}/transactions.json`)
+        if (megabytes === sizes[0]) yield* s.copy(source, `incoming/bench/warm-up/transactions.json`)
       })
     ).pipe(Effect.provide(store))
     const common = { BENCH_S3_ENDPOINT: s3.endpoint, BENCH_BUCKET: "bench", BENCH_KEY: source, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_CONFIG_FILE: awsConfig }
@@ -180,6 +181,16 @@ const main = Effect.gen(function*() {
         ["floor"]
       ]]
     ]
+    // Bun keeps what it transpiled in a cache; a first, unmeasured run fills it, as it is on a
+    // machine that has run the loaders before, so no Bun peer pays it in the figures.
+    if (megabytes === sizes[0]) {
+      for (const [peer, command] of peers.filter(([name]) => name === "loaders" || name === "parse-only" || name === "lambda")) {
+        const url = yield* Effect.promise(freshDatabase)
+        yield* Effect.promise(() =>
+          run(peer, command(url)[0], { ...common, DATABASE_URL: url, BENCH_PREFIX: `incoming/bench/warm-up/` }, [])
+        )
+      }
+    }
     for (const [peer, command] of peers) {
       const url = yield* Effect.promise(freshDatabase)
       if (peer.startsWith("copy floor")) yield* createTables(url)
