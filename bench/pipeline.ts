@@ -1,9 +1,10 @@
 /**
  * End-to-end benchmark: one delivery holding a generated transactions file of `--mb` MB (default
- * 1000) goes through the whole pipeline — s3rver → parse → validate → transform → stage/upsert into
- * PostgreSQL → commit → archive → report — in strict mode. Prints records/s, MB/s and the peak RSS
- * (VmHWM) of the process that runs the delivery, started on its own (`runDelivery.ts`) so nothing
- * else counts; s3rver and PostgreSQL run in their own processes.
+ * 1000) goes through the whole pipeline — s3rver → parse → validate → transform → COPY into
+ * PostgreSQL → commit → archive → report — in strict mode. The delivery runs in a process of its
+ * own (`runDelivery.ts`), so nothing else counts in its peak RSS (VmHWM) and CPU time; s3rver and
+ * PostgreSQL run in their own processes, and the database's CPU time is shown beside. Prints
+ * records/s and MB/s too.
  *
  * `--telemetry` runs the same delivery four times — off, on, off, on (OTLP/HTTP to a local receiver
  * that discards) — each on a fresh database, and compares the best of each, since one run's noise
@@ -18,7 +19,7 @@
  */
 import { Effect, Stream } from "effect"
 import { spawn } from "node:child_process"
-import { createReadStream, mkdtempSync, rmSync, statSync } from "node:fs"
+import { createReadStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
 import { createServer } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -52,6 +53,7 @@ interface Result {
   readonly status: string
   readonly totals: { readonly read: number }
   readonly seconds: number
+  readonly cpuSeconds: number
   readonly peakRss: number
 }
 
@@ -101,6 +103,26 @@ const runDelivery = (s3: EmbeddedS3, prefix: string, url: string, telemetry: str
       })
   )
 
+/**
+ * CPU seconds used so far by the PostgreSQL server (every `postgres` process, with the children it
+ * has reaped, so backends that ended count too). Linux only; clock ticks of 1/100 s.
+ */
+const databaseCpuSeconds = (): number => {
+  let ticks = 0
+  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+      if (!stat.includes("(postgres)")) continue
+      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+      // utime, stime, cutime, cstime: fields 14–17 of stat, 12–15 after the command name.
+      ticks += [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0)
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return ticks / 100
+}
+
 const countRows = (url: string) =>
   Effect.promise(async () => {
     const sql = postgres(url, { max: 1, onnotice: () => {} })
@@ -139,18 +161,20 @@ const main = Effect.gen(function*() {
   for (const [i, run] of runs.entries()) {
     console.log(`Running the delivery in a process of its own (${values.rerun ? run : `telemetry ${run}`})…`)
     if (run !== "same keys again") url = yield* Effect.promise(freshDatabase)
+    const databaseBefore = databaseCpuSeconds()
     const result = yield* runDelivery(s3, `incoming/bench/run${i}/`, url, run === "on" ? receiver?.url : undefined)
+    const databaseCpu = databaseCpuSeconds() - databaseBefore
     seconds[run] = Math.min(seconds[run] ?? Number.POSITIVE_INFINITY, result.seconds)
     const label = values.telemetry ? `, telemetry ${run}` : values.rerun ? `, ${run}` : ""
     rows.push(
       `| ${(bytes / 1e6).toFixed(0)} MB transactions, strict, batches of ${batchSize}${label} | ${result.totals.read} | ${result.status} | ${yield* countRows(url)} | ${result.seconds.toFixed(1)} | ${
         Math.round(result.totals.read / result.seconds).toLocaleString("en")
-      } | ${(bytes / 1e6 / result.seconds).toFixed(1)} | ${(result.peakRss / 1e6).toFixed(0)} MB |`
+      } | ${(bytes / 1e6 / result.seconds).toFixed(1)} | ${result.cpuSeconds.toFixed(1)} | ${databaseCpu.toFixed(1)} | ${(result.peakRss / 1e6).toFixed(0)} MB |`
     )
   }
   console.log(`
-| delivery | records | status | rows in PostgreSQL | seconds | records/s | MB/s | peak RSS |
-| --- | --- | --- | --- | --- | --- | --- | --- |
+| delivery | records | status | rows in PostgreSQL | seconds | records/s | MB/s | loaders CPU s | database CPU s | peak RSS |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${rows.join("\n")}
 `)
   if (seconds.on !== undefined && seconds.off !== undefined) {

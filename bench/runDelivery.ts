@@ -1,6 +1,6 @@
 /**
  * Runs one delivery through `processDelivery` in a process of its own, so the benchmark measures
- * the pipeline's memory and nothing else, and prints a JSON line: report totals, seconds, peak RSS
+ * the pipeline's memory and nothing else, and prints a JSON line: report totals, seconds, CPU seconds, peak RSS
  * (VmHWM). Configured by environment: BENCH_S3_ENDPOINT, BENCH_BUCKET, BENCH_PREFIX, DATABASE_URL,
  * LOADERS_BATCH_SIZE.
  */
@@ -44,10 +44,13 @@ const layer = Layer.mergeAll(Sink.layer(datasets), Ledger.layer({ lease: Duratio
 )
 
 const started = performance.now()
+const cpuAtStart = process.cpuUsage()
 // Telemetry as the entry points have it: exporting when OTEL_EXPORTER_OTLP_ENDPOINT is set.
 const outcome = await Effect.runPromise(
   Effect.scoped(processDelivery(key)).pipe(Effect.provide(Layer.provideMerge(layer, TelemetryLayer)))
 )
 const seconds = (performance.now() - started) / 1000
+const cpu = process.cpuUsage(cpuAtStart)
 if (outcome._tag !== "Processed") throw new Error(`delivery was ${outcome._tag}`)
-console.log(JSON.stringify({ status: outcome.report.status, totals: outcome.report.totals, seconds, peakRss: peakRss() }))
+const cpuSeconds = (cpu.user + cpu.system) / 1e6
+console.log(JSON.stringify({ status: outcome.report.status, totals: outcome.report.totals, seconds, cpuSeconds, peakRss: peakRss() }))
