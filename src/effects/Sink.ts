@@ -195,6 +195,7 @@ const begin = (db: Database["Service"], runId: string, mode: LoadMode) =>
           ? []
           : yield* session.query<DuplicateRow>(earlierSql(dataset), [runId])
         yield* session.exec(`TRUNCATE ${stage(dataset)}`)
+        if (earlier.length === 0) return { loaded, duplicates: [] }
         const positions = new Map(batch.map((r, position) => [`${r.file}\u0000${r.index}`, position]))
         return {
           loaded,
@@ -311,9 +312,12 @@ const makeLookup = (
         const missing = [...keys].filter((key) => !known.has(key))
         if (missing.length === 0) return known
         for (const key of missing) known.set(key, [])
-        for (const candidate of yield* query(missing)) known.get(candidate.key ?? "")?.push(candidate)
+        const found = yield* query(missing).pipe(
+          Effect.withSpan("Sink.lookup", { attributes: { "loaders.enrich.column": enrichment.column, "loaders.keys": missing.length } })
+        )
+        for (const candidate of found) known.get(candidate.key ?? "")?.push(candidate)
         return known
-      }).pipe(Effect.withSpan("Sink.lookup", { attributes: { "loaders.enrich.column": enrichment.column } }))
+      })
   }
 }
 
