@@ -151,8 +151,9 @@ const makePostgres = Effect.fnUntraced(function*(url: Redacted.Redacted<string>,
       attempt("query", async () => Array.from(await conn.unsafe(text, [...params])) as Array<T>),
     execute: (text, params = []) => attempt("execute", async () => (await conn.unsafe(text, [...params])).count),
     exec: (text) => attempt("exec", () => conn.unsafe(text).simple()).pipe(Effect.asVoid),
+    // Never left half-way: a connection inside an unfinished COPY would queue the ROLLBACK forever.
     copyIn: (table, columns, data) =>
-      Effect.flatMap(copyStream(conn, table, columns), (stream) => Effect.andThen(stream.write(data), stream.end)),
+      Effect.uninterruptible(Effect.flatMap(copyStream(conn, table, columns), (stream) => Effect.andThen(stream.write(data), stream.end))),
     copyStream: (table, columns) => copyStream(conn, table, columns)
   })
 

@@ -165,13 +165,20 @@ const begin = (db: Database["Service"], runId: string, mode: LoadMode) =>
       return stream.end.pipe(conflicts(dataset))
     })
 
+    // Opened and recorded together, so the rollback on close always knows to abort it.
+    const openCopy = (dataset: Dataset) =>
+      Effect.andThen(
+        closeCopy,
+        session.copyStream(target(dataset), columnNames(dataset)).pipe(
+          Effect.tap((stream) => Effect.sync(() => (open = { dataset, stream }))),
+          Effect.uninterruptible
+        )
+      )
+
     const copy = (dataset: Dataset, rows: string) =>
       Effect.gen(function*() {
-        if (open?.dataset !== dataset) {
-          yield* closeCopy
-          open = { dataset, stream: yield* session.copyStream(target(dataset), columnNames(dataset)) }
-        }
-        yield* open.stream.write(rows).pipe(conflicts(dataset))
+        const stream = open?.dataset === dataset ? open.stream : yield* openCopy(dataset)
+        yield* stream.write(rows).pipe(conflicts(dataset))
       })
 
     const prepare = (dataset: Dataset) =>

@@ -1,5 +1,5 @@
 import { describe, expect } from "bun:test"
-import { Effect, Layer, Redacted } from "effect"
+import { Effect, Fiber, Layer, Redacted } from "effect"
 import type { Dataset } from "../../schemas/Dataset.ts"
 import { Database } from "../../src/effects/Database.ts"
 import { Sink, type StagedRecord } from "../../src/effects/Sink.ts"
@@ -64,6 +64,22 @@ describe(`Sink on ${name}`, () => {
       ])
     }), layer())
   }
+
+  effectTest("copy: interrupted while rows stream in, the load rolls back and frees its connection", () =>
+    Effect.gen(function*() {
+      const sink = yield* Sink
+      const writing = yield* Effect.forkChild(Effect.scoped(Effect.gen(function*() {
+        const load = yield* sink.begin("run-1", "copy")
+        // Rows arrive as a download delivers them: a little at a time.
+        for (let i = 0;; i++) {
+          yield* load.write(things, [record(i, `key-${i}`, "streaming", i)])
+          yield* Effect.sleep("2 millis")
+        }
+      })))
+      yield* Effect.sleep("300 millis")
+      yield* Fiber.interrupt(writing).pipe(Effect.timeout("10 seconds"))
+      expect(yield* rows.pipe(Effect.timeout("5 seconds"))).toEqual([])
+    }), layer())
 
   effectTest("copy: a key already in the table, from an earlier delivery or an earlier batch, is a KeyConflict", () =>
     Effect.gen(function*() {
