@@ -1,0 +1,63 @@
+/**
+ * Per-record cost of the pure core on valid transactions, apart from I/O: the dataset's Schema
+ * validation alone, the dataset's `decode` (validation + transform into a row), and the row's COPY
+ * encoding. Records are parsed beforehand (not timed); best of 5 passes over all of them.
+ *
+ *   bun bench/decode.ts [--mb 100]
+ */
+import { Schema } from "effect"
+import { readFileSync } from "node:fs"
+import { parseArgs } from "node:util"
+import type { Row } from "../schemas/Dataset.ts"
+import { Transaction, transactions } from "../schemas/transactions.ts"
+import { copyCell } from "../src/effects/Database.ts"
+import { transactionsFile } from "./generate.ts"
+
+const { values } = parseArgs({ options: { mb: { type: "string", default: "100" } } })
+const file = await transactionsFile(Number(values.mb))
+const records = JSON.parse(readFileSync(file.path, "utf8")) as Array<unknown>
+
+/** Best of 5 passes, in microseconds per record. */
+const measure = (pass: () => void): number => {
+  let best = Number.POSITIVE_INFINITY
+  for (let i = 0; i < 5; i++) {
+    const started = performance.now()
+    pass()
+    best = Math.min(best, performance.now() - started)
+  }
+  return (best * 1000) / records.length
+}
+
+const validate = Schema.decodeUnknownResult(Transaction)
+let failures = 0
+const schemaOnly = measure(() => {
+  for (const record of records) if (validate(record, { errors: "all", onExcessProperty: "error" })._tag !== "Success") failures++
+})
+const rows: Array<Row> = []
+const decode = measure(() => {
+  rows.length = 0
+  for (const record of records) {
+    const decoded = transactions.decode(record)
+    if (decoded.ok) rows.push(decoded.row)
+  }
+})
+let bytes = 0
+const encode = measure(() => {
+  bytes = 0
+  for (let i = 0; i < rows.length; i++) {
+    let line = ""
+    for (const cell of rows[i]!) line += `${copyCell(cell)}\t`
+    bytes += `${line}run\tfile.json\t${i}\n`.length
+  }
+})
+if (failures > 0 || rows.length !== records.length) throw new Error(`expected ${records.length} valid records`)
+
+console.log(`
+${records.length.toLocaleString("en")} transactions (${values.mb} MB), µs per record, best of 5:
+
+| step | µs/record |
+| --- | --- |
+| Schema validation (errors: all, unknown keys refused) | ${schemaOnly.toFixed(2)} |
+| dataset decode (validation + transform to a row) | ${decode.toFixed(2)} |
+| COPY text encoding of the row with its lineage | ${encode.toFixed(2)} |
+`)
