@@ -123,10 +123,12 @@ const run = (options: Options) =>
     const count = (status: string) => outcomes.filter((o) => o._tag === "Processed" && o.report.status === status).length
     const faults = exits.length - outcomes.length
     const seconds = ((yield* Clock.currentTimeMillis) - started) / 1000
+    // Records from the reports: a delivery read twice (new keys, then as upserts) counts once.
+    const records = outcomes.reduce((sum, o) => sum + (o._tag === "Processed" ? o.report.totals.read : 0), 0)
     yield* Console.log(
       `${clear}Done in ${seconds.toFixed(1)} s: ${count("succeeded")} succeeded, ${count("failed")} failed, ${count("duplicate")} duplicate, ` +
         `${outcomes.filter((o) => o._tag === "Skipped").length} skipped, ${faults} could not run · ` +
-        `${counters.records.toLocaleString("en")} records, ${mb(counters.bytes)} MB`
+        `${records.toLocaleString("en")} records, ${mb(counters.bytes)} MB read`
     )
     if (faults > 0) {
       yield* Console.error("Some deliveries could not be processed (see above); they stay in place and run again next time.")

@@ -191,11 +191,15 @@ for (const [name, database] of Object.entries(databases)) {
             statuses: [first.status, second.status, third.status],
             rows: [afterFirst, afterSecond, yield* countRows("properties")],
             label: label?.label,
-            duplicateReason: second.reason?.en
+            duplicateReason: second.reason?.en,
+            // The changed delivery's keys are taken: it is read a second time as upserts, and
+            // reported once.
+            third: [third.totals, third.files.map((f) => [f.read, f.loaded])]
           }
         }),
         layer
       )
+      expect(counts.third).toEqual([{ read: 12, loaded: 12, rejected: 0, invalid: 0 }, [[12, 12]]])
       expect(counts.statuses).toEqual(["succeeded", "duplicate", "succeeded"])
       expect(counts.rows).toEqual([12, 12, 12])
       expect(counts.label).toBe("Renamed")
