@@ -1,0 +1,16 @@
+/** The core in a Worker: byte chunks in, COPY text out, an acknowledgement per chunk. */
+import { makeCore } from "./core.ts"
+
+declare const self: { onmessage: (event: MessageEvent) => void; postMessage: (message: unknown) => void }
+
+const core = makeCore((rows, count) => self.postMessage({ type: "rows", rows, count }))
+self.onmessage = (event: MessageEvent) => {
+  const message = event.data as { readonly type: "chunk"; readonly bytes: Uint8Array } | { readonly type: "end" }
+  if (message.type === "chunk") {
+    core.push(message.bytes)
+    self.postMessage({ type: "taken" })
+  } else {
+    core.end()
+    self.postMessage({ type: "done" })
+  }
+}
