@@ -18,7 +18,7 @@
  *
  *   bun run bench [--sizes 10,100,1000] [--timeout 600]
  */
-import { Effect, Layer, Redacted, Stream } from "effect"
+import { Effect, Stream } from "effect"
 import { spawn, spawnSync } from "node:child_process"
 import { createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -26,14 +26,14 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import { transactions } from "../schemas/transactions.ts"
-import { copyCell, Database } from "../src/effects/Database.ts"
 import { startEmbeddedS3 } from "../src/effects/EmbeddedS3.ts"
 import { ObjectStore } from "../src/effects/ObjectStore.ts"
-import { Sink } from "../src/effects/Sink.ts"
+import { copyColumns, copyRows } from "../src/effects/Sink.ts"
 import { records } from "../src/stream/records.ts"
 import { freshDatabase } from "../test/support/postgres.ts"
 import { stopAll } from "../test/support/services.ts"
 import { transactionsFile } from "./generate.ts"
+import { createTables } from "./tables.ts"
 
 const { values } = parseArgs({
   options: { sizes: { type: "string", default: "10,100,1000" }, timeout: { type: "string", default: "600" } }
@@ -115,11 +115,11 @@ const copyRowsFile = (path: string) =>
       Stream.orDie,
       Stream.runForEachArray((chunk) =>
         Effect.promise(() => {
-          let text = ""
-          for (const record of chunk) {
+          const valid = chunk.flatMap((record) => {
             const decoded = transactions.decode(record.value)
-            if (decoded.ok) text += `${[...decoded.row, "floor", "transactions.json", record.index].map(copyCell).join("\t")}\n`
-          }
+            return decoded.ok ? [{ file: "transactions.json", index: record.index, row: decoded.row }] : []
+          })
+          const text = copyRows(transactions, valid, "floor")
           return new Promise<void>((resolve) => (out.write(text) ? resolve() : out.once("drain", () => resolve())))
         })
       )
@@ -128,10 +128,6 @@ const copyRowsFile = (path: string) =>
     renameSync(`${rows}.partial`, rows)
     return rows
   })
-
-/** The loaders' tables in a fresh database, as the loaders create them. */
-const createTables = (url: string) =>
-  Effect.scoped(Layer.build(Sink.layer([transactions]).pipe(Layer.provide(Database.layerPostgres(Redacted.make(url))))))
 
 const main = Effect.gen(function*() {
   ensureTools()
@@ -161,7 +157,7 @@ const main = Effect.gen(function*() {
     const bun = process.execPath
     const measured: Array<Measured> = []
     const rowsFile = yield* copyRowsFile(file.path)
-    const columns = [...transactions.columns.map((c) => c.name), "_delivery", "_file", "_record"].join(", ")
+    const columns = copyColumns(transactions).join(", ")
     const peers: Array<[string, (url: string) => [string, Array<string>]]> = [
       ["loaders", () => [`${time("loaders")} ${bun} ${join(HERE, "runDelivery.ts")}`, ["loaders"]]],
       ["parse-only", () => [`${time("parse")} ${bun} ${join(HERE, "peers/parseOnly.ts")}`, ["parse"]]],

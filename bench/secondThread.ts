@@ -6,19 +6,19 @@
  *
  *   bun bench/secondThread.ts [--mb 1000]
  */
-import { Layer, Effect, Redacted } from "effect"
+import { Effect } from "effect"
 import { spawnSync } from "node:child_process"
 import { createReadStream } from "node:fs"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import postgres from "postgres"
 import { transactions } from "../schemas/transactions.ts"
-import { Database } from "../src/effects/Database.ts"
-import { Sink } from "../src/effects/Sink.ts"
+import { copyColumns } from "../src/effects/Sink.ts"
 import { freshDatabase } from "../test/support/postgres.ts"
 import { stopAll } from "../test/support/services.ts"
 import { transactionsFile } from "./generate.ts"
 import { peakRss } from "./peakRss.ts"
+import { createTables } from "./tables.ts"
 import { makeCore } from "./thread/core.ts"
 
 const { values } = parseArgs({ options: { mb: { type: "string", default: "1000" }, run: { type: "string" } } })
@@ -27,14 +27,11 @@ const file = await transactionsFile(Number(values.mb))
 /** One measured run (`--run main|worker`), in this process: prints a JSON line. */
 const measure = async (where: "main" | "worker") => {
   const url = await freshDatabase()
-  await Effect.runPromise(
-    Effect.scoped(Layer.build(Sink.layer([transactions]).pipe(Layer.provide(Database.layerPostgres(Redacted.make(url))))))
-  )
+  await Effect.runPromise(createTables(url))
   const sql = postgres(url, { onnotice: () => {} })
   const session = await sql.reserve()
   await session.unsafe("BEGIN")
-  const columns = [...transactions.columns.map((c) => c.name), "_delivery", "_file", "_record"].join(", ")
-  const copy = await session.unsafe(`COPY loaders.transactions (${columns}) FROM STDIN`).writable()
+  const copy = await session.unsafe(`COPY loaders.transactions (${copyColumns(transactions).join(", ")}) FROM STDIN`).writable()
   // Rows are written in order, one batch at a time, as the sink does; `waiting` bounds what queues.
   let written = Promise.resolve()
   let waiting = 0

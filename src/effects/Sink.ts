@@ -169,7 +169,7 @@ const begin = (db: Database["Service"], runId: string, mode: LoadMode) =>
     const openCopy = (dataset: Dataset) =>
       Effect.andThen(
         closeCopy,
-        session.copyStream(target(dataset), columnNames(dataset)).pipe(
+        session.copyStream(target(dataset), copyColumns(dataset)).pipe(
           Effect.tap((stream) => Effect.sync(() => (open = { dataset, stream }))),
           Effect.uninterruptible
         )
@@ -187,7 +187,7 @@ const begin = (db: Database["Service"], runId: string, mode: LoadMode) =>
         : session
           .exec(
             `CREATE TEMP TABLE ${stage(dataset)} ON COMMIT DROP AS
-               SELECT ${columnNames(dataset).map(ident).join(", ")}
+               SELECT ${copyColumns(dataset).map(ident).join(", ")}
                FROM ${target(dataset)} WITH NO DATA`
           )
           .pipe(Effect.tap(() => Effect.sync(() => staged.add(dataset))))
@@ -195,7 +195,7 @@ const begin = (db: Database["Service"], runId: string, mode: LoadMode) =>
     const upsert = (dataset: Dataset, rows: string, count: number, batch: ReadonlyArray<StagedRecord>) =>
       Effect.gen(function*() {
         yield* prepare(dataset)
-        yield* session.copyIn(stage(dataset), columnNames(dataset), rows)
+        yield* session.copyIn(stage(dataset), copyColumns(dataset), rows)
         const loaded = yield* session.execute(upsertSql(dataset), [])
         // Rows the upsert skipped repeat a key this run loaded in an earlier batch: find which.
         const earlier = loaded === count
@@ -234,7 +234,7 @@ const begin = (db: Database["Service"], runId: string, mode: LoadMode) =>
         if (unique.length === 0) return { loaded: 0, duplicates }
         const filled: Array<Filled> = []
         for (const enrichment of dataset.enrich ?? []) filled.push(yield* enrich(dataset, enrichment, lookupFor(enrichment), unique))
-        const rows = copyRows(dataset, unique, filled, runId)
+        const rows = copyRows(dataset, unique, runId, filled)
         if (mode === "copy") {
           yield* copy(dataset, rows)
           return { loaded: unique.length, duplicates }
@@ -266,7 +266,8 @@ const conflicts = (dataset: Dataset) => <A>(effect: Effect.Effect<A, DatabaseErr
     )
   )
 
-const columnNames = (dataset: Dataset): Array<string> => [...dataset.columns, ...LINEAGE].map((c) => c.name)
+/** The columns a COPY of the dataset's rows names, in `copyRows` order: its own, then lineage. */
+export const copyColumns = (dataset: Dataset): Array<string> => [...dataset.columns, ...LINEAGE].map((c) => c.name)
 
 /** The values `enrich` computed for one column, one per record of the batch. */
 interface Filled {
@@ -274,8 +275,16 @@ interface Filled {
   readonly values: ReadonlyArray<Cell>
 }
 
-/** Rows in `COPY` text format, enriched cells in place, each followed by its lineage cells. */
-const copyRows = (dataset: Dataset, records: ReadonlyArray<StagedRecord>, filled: ReadonlyArray<Filled>, runId: string): string => {
+/**
+ * Rows in `COPY` text format for `copyColumns`, enriched cells in place, each followed by its
+ * lineage cells (`runId`, file, record index).
+ */
+export const copyRows = (
+  dataset: Dataset,
+  records: ReadonlyArray<StagedRecord>,
+  runId: string,
+  filled: ReadonlyArray<Filled> = []
+): string => {
   const fills: Array<ReadonlyArray<Cell> | undefined> = dataset.columns.map((_, position) =>
     filled.find((f) => f.position === position)?.values
   )
@@ -331,15 +340,11 @@ const makeLookup = (
 /** The value of `enrichment.column` for every record, from the candidates of its key. */
 const enrich = (dataset: Dataset, enrichment: Enrichment, lookup: Lookup, records: ReadonlyArray<StagedRecord>) =>
   Effect.gen(function*() {
-    const keys = new Set<string>()
-    for (const { row } of records) {
-      const key = enrichment.key(row)
-      if (key !== null) keys.add(key)
-    }
-    const found = yield* lookup.candidates(keys)
-    const values = records.map(({ row }): Cell => {
-      const key = enrichment.key(row)
-      return enrichment.pick(row, key === null ? [] : found.get(key) ?? [])
+    const keys = records.map(({ row }) => enrichment.key(row))
+    const found = yield* lookup.candidates(new Set(keys.filter((key) => key !== null)))
+    const values = records.map(({ row }, i): Cell => {
+      const key = keys[i]
+      return enrichment.pick(row, key == null ? [] : found.get(key) ?? [])
     })
     return { position: dataset.columns.findIndex((c) => c.name === enrichment.column), values } satisfies Filled
   })
@@ -374,7 +379,7 @@ const dedupe = (dataset: Dataset, batch: ReadonlyArray<StagedRecord>) => {
  * repeats across batches, and lets a later delivery replace an earlier one.
  */
 const upsertSql = (dataset: Dataset): string => {
-  const names = [...dataset.columns, ...LINEAGE].map((c) => ident(c.name))
+  const names = copyColumns(dataset).map(ident)
   const keys = dataset.naturalKey.map(ident)
   const updates = [...names.filter((n) => !keys.includes(n)).map((n) => `${n} = excluded.${n}`), `"_loaded_at" = now()`]
   return `INSERT INTO ${target(dataset)} AS t (${names.join(", ")})
