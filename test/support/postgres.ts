@@ -32,7 +32,10 @@ const asServerUser = (command: string, args: ReadonlyArray<string>): [string, Ar
 let cluster: Promise<{ readonly port: number }> | undefined
 let databases = 0
 
-const startCluster = async () => {
+/** The run's shared cluster, started once (by the preload, before any test). */
+export const startCluster = (): Promise<{ readonly port: number }> => (cluster ??= newCluster())
+
+const newCluster = async () => {
   const bin = binaries()
   const dir = mkdtempSync(join(tmpdir(), "loaders-pg-"))
   const data = join(dir, "data")
@@ -85,12 +88,11 @@ const userIds = (name: string) => {
 }
 
 /**
- * A fresh database on the run's throwaway PostgreSQL cluster (started on first use on a free
- * loopback port, stopped at the end of the run); returns its connection URL.
+ * A fresh database on the run's throwaway PostgreSQL cluster (on a free loopback port, stopped at
+ * the end of the run); returns its connection URL.
  */
 export const freshDatabase = async (): Promise<string> => {
-  cluster ??= startCluster()
-  const { port } = await cluster
+  const { port } = await startCluster()
   const name = `test_${process.pid}_${++databases}`
   const admin = postgres({ host: "127.0.0.1", port, user: "postgres", database: "postgres", onnotice: () => {}, max: 1 })
   await admin.unsafe(`CREATE DATABASE ${name}`)

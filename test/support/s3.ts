@@ -10,7 +10,7 @@ import { onStop } from "./services.ts"
 let server: Promise<EmbeddedS3> | undefined
 let bucketCount = 0
 
-/** One real s3rver for the whole run, started on first use, stopped by the preload. */
+/** One real s3rver for the whole run, started by the preload, stopped at its end. */
 export const s3Server = (): Promise<EmbeddedS3> => {
   server ??= (async () => {
     const directory = mkdtempSync(join(tmpdir(), "loaders-s3rver-"))
