@@ -1,5 +1,5 @@
 import { Context, Data, Duration, Effect, Layer } from "effect"
-import { Database, type DatabaseError, migrate, type SqlSession } from "./Database.ts"
+import { Database, type DatabaseError, migrate, type SqlParam, type SqlSession } from "./Database.ts"
 import { SCHEMA } from "./Sink.ts"
 
 /** A delivery folder in a bucket: the unit the ledger keeps state for. */
@@ -16,16 +16,32 @@ export type FolderObjects = Readonly<Record<string, string>>
 
 /** What `claim` answered. */
 export type Claim =
+  /** A new run that loads the folder. */
   | { readonly _tag: "Claimed"; readonly runId: string }
-  /** Another worker holds an unexpired lease on it. */
+  /** Another run holds an unexpired lease on it (loading, or moving its folder to the archive). */
   | { readonly _tag: "Busy"; readonly owner: string }
-  /** The same objects were deposited again after they were loaded successfully by `runId`. */
-  | { readonly _tag: "AlreadyLoaded"; readonly runId: string }
   /**
-   * What is left of a finished run's folder (its archive move was interrupted while deleting the
-   * sources): only the move needs finishing, to the archive of `state`.
+   * A new run for objects that `loadedBy` already loaded successfully (an identical re-deposit):
+   * nothing is loaded again; the run records a `duplicate` outcome and archives the folder.
    */
-  | { readonly _tag: "Leftover"; readonly runId: string; readonly state: RunStatus }
+  | { readonly _tag: "Duplicate"; readonly runId: string; readonly loadedBy: string }
+  /**
+   * A run whose outcome is recorded but whose move to the archive was interrupted (its process
+   * died): this caller now holds its lease and finishes that move, nothing else.
+   */
+  | { readonly _tag: "Leftover"; readonly run: RecordedRun }
+
+/** A run whose outcome is in the ledger, with what it saw and reported. */
+export interface RecordedRun {
+  readonly runId: string
+  readonly status: RunStatus
+  /** The objects the run took (name inside the folder → ETag): only these belong to its archive. */
+  readonly objects: FolderObjects
+  /** The report recorded with the outcome; null for a duplicate whose report was not recorded yet. */
+  readonly report: unknown
+  /** The run that loaded these objects, for a duplicate. */
+  readonly loadedBy: string | null
+}
 
 /** The run no longer owns its delivery (its lease expired and another worker took it over). */
 export class LeaseLost extends Data.TaggedError("LeaseLost")<{
@@ -37,19 +53,22 @@ export class LeaseLost extends Data.TaggedError("LeaseLost")<{
   }
 }
 
-export type RunStatus = "succeeded" | "failed"
+/** A run's outcome. `abandoned` (in `delivery_runs` only): the run ended without one (fault, kill). */
+export type RunStatus = "succeeded" | "failed" | "duplicate"
 
 /**
  * The deliveries ledger, in the database every trigger shares (batch, webhook, workers): one row
- * per delivery folder with its state, and one row per run. It is what makes a delivery run once
- * at a time, recognises an identical re-deposit, and hands a dead run's delivery to another
- * worker once its lease expires. Times come from the database clock, so machines never disagree.
+ * per delivery folder with its state, and one row per run. A run holds a lease on its delivery
+ * from its claim until its folder is archived; its outcome is recorded before the move starts
+ * (for a load, in the load's own transaction), so a run killed at any point is either redone from
+ * scratch (nothing committed) or has only its move finished by the next run (`Leftover`). Times
+ * come from the database clock, so machines never disagree.
  */
 export class Ledger extends Context.Service<Ledger, {
   /**
-   * Takes the delivery for a new run, unless another run holds a live lease, or the objects are
-   * ones a finished run already saw (`Leftover`), or the same objects were loaded successfully
-   * before (`AlreadyLoaded`). A failed delivery deposited again is taken again.
+   * Takes the delivery for a new run, unless another run holds a live lease (`Busy`), a dead run
+   * left its move unfinished (`Leftover`), or the same objects were loaded successfully before
+   * (`Duplicate`). A failed delivery deposited again is taken again.
    */
   readonly claim: (
     key: DeliveryKey,
@@ -59,18 +78,20 @@ export class Ledger extends Context.Service<Ledger, {
   /** Extends the run's lease; fails with `LeaseLost` if another run took the delivery. */
   readonly renew: (key: DeliveryKey, runId: string) => Effect.Effect<void, DatabaseError | LeaseLost>
   /**
-   * Checks, on the caller's transaction, that the run still owns the delivery, and locks the row
-   * so no takeover can happen before that transaction commits.
+   * Records the run's outcome and report; on `session` when given — the load's transaction, so
+   * the outcome commits with the rows or not at all. Fails with `LeaseLost` (and the transaction must roll
+   * back) if the run no longer owns the delivery. The lease stays held for the move.
    */
-  readonly fence: (session: SqlSession, key: DeliveryKey, runId: string) => Effect.Effect<void, DatabaseError | LeaseLost>
-  /** Records the run's outcome and its report, once its archive copy is complete; releases the lease. */
-  readonly finish: (
+  readonly settle: (
     key: DeliveryKey,
     runId: string,
     status: RunStatus,
-    report: unknown
-  ) => Effect.Effect<void, DatabaseError>
-  /** Records that the run's sources are all deleted: the folder left `incoming/` for good. */
+    report: unknown,
+    session?: Pick<SqlSession, "execute">
+  ) => Effect.Effect<void, DatabaseError | LeaseLost>
+  /** Replaces the run's recorded report (once its notifications are known). */
+  readonly report: (runId: string, report: unknown) => Effect.Effect<void, DatabaseError>
+  /** Records that the run's move is complete (archive written, sources deleted); releases the lease. */
   readonly archived: (key: DeliveryKey, runId: string) => Effect.Effect<void, DatabaseError>
   /** Gives the delivery up after a fault, so the next trigger takes it again at once. */
   readonly release: (key: DeliveryKey, runId: string) => Effect.Effect<void, DatabaseError>
@@ -89,6 +110,19 @@ export class Ledger extends Context.Service<Ledger, {
     )
 }
 
+const STATES = "'running', 'succeeded', 'failed', 'duplicate'"
+const RUN_STATUSES = "'running', 'succeeded', 'failed', 'duplicate', 'abandoned'"
+
+/** Replaces a CHECK constraint of an older ledger whose list of states lacks `latest`. */
+const widenCheck = (table: string, constraint: string, column: string, values: string, latest: string) =>
+  `DO $$ BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conname = '${constraint}'
+                   AND conrelid = '${SCHEMA}.${table}'::regclass AND pg_get_constraintdef(oid) LIKE '%${latest}%') THEN
+      ALTER TABLE ${SCHEMA}.${table} DROP CONSTRAINT IF EXISTS ${constraint};
+      ALTER TABLE ${SCHEMA}.${table} ADD CONSTRAINT ${constraint} CHECK (${column} IN (${values}));
+    END IF;
+  END $$`
+
 const MIGRATION = [
 `  CREATE SCHEMA IF NOT EXISTS ${SCHEMA};
   CREATE SEQUENCE IF NOT EXISTS ${SCHEMA}.delivery_run_ids;
@@ -97,7 +131,7 @@ const MIGRATION = [
     prefix text NOT NULL,
     partner text NOT NULL,
     delivery text NOT NULL,
-    state text NOT NULL CHECK (state IN ('running', 'succeeded', 'failed')),
+    state text NOT NULL CONSTRAINT deliveries_state_check CHECK (state IN (${STATES})),
     objects jsonb NOT NULL,
     run_id bigint NOT NULL,
     owner text NOT NULL,
@@ -107,6 +141,7 @@ const MIGRATION = [
     updated_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (bucket, prefix)
   );
+  ALTER TABLE ${SCHEMA}.deliveries ADD COLUMN IF NOT EXISTS loaded_run_id bigint;
   CREATE TABLE IF NOT EXISTS ${SCHEMA}.delivery_runs (
     id bigint PRIMARY KEY,
     bucket text NOT NULL,
@@ -115,19 +150,28 @@ const MIGRATION = [
     delivery text NOT NULL,
     objects jsonb NOT NULL,
     owner text NOT NULL,
-    status text NOT NULL CHECK (status IN ('running', 'succeeded', 'failed')),
+    status text NOT NULL CONSTRAINT delivery_runs_status_check CHECK (status IN (${RUN_STATUSES})),
     started_at timestamptz NOT NULL DEFAULT now(),
     finished_at timestamptz,
     report jsonb
   );
-`]
+  CREATE INDEX IF NOT EXISTS delivery_runs_running ON ${SCHEMA}.delivery_runs (bucket, prefix) WHERE status = 'running';
+`,
+  widenCheck("deliveries", "deliveries_state_check", "state", STATES, "duplicate"),
+  widenCheck("delivery_runs", "delivery_runs_status_check", "status", RUN_STATUSES, "abandoned")
+]
 
 const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["Service"] => {
   const leaseInterval = `${Duration.toMillis(lease)} milliseconds`
+  const where = `bucket = $1 AND prefix = $2`
 
   const claim = Effect.fn("Ledger.claim")(function*(key: DeliveryKey, objects: FolderObjects, owner: string) {
-    // One statement, so two workers racing for the same folder cannot both win. Objects a finished
-    // run saw, before its sources were all deleted, are leftovers of its move, not a new deposit.
+    const json = JSON.stringify(objects)
+    const keyParams = [key.bucket, key.prefix, key.partner, key.delivery, json, owner, leaseInterval]
+    // One statement per outcome, each deciding on the row it updates, so two workers racing for
+    // the same folder cannot both win. A new run is taken when the last one died while loading
+    // (lease expired), or when its move is complete and the objects are not ones it loaded; the
+    // runs a takeover ends are marked abandoned in the same statement.
     const [claimed] = yield* db.query<{ run_id: string }>(
       `WITH claimed AS (
          INSERT INTO ${SCHEMA}.deliveries AS d
@@ -140,30 +184,72 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
            started_at = excluded.started_at, lease_until = excluded.lease_until, archived = false,
            updated_at = now()
          WHERE (d.state = 'running' AND d.lease_until < now())
-            OR (d.state <> 'running' AND NOT (d.objects @> excluded.objects AND (d.state = 'succeeded' OR NOT d.archived)))
+            OR (d.state <> 'running' AND d.archived
+                AND NOT (d.objects @> excluded.objects AND d.state IN ('succeeded', 'duplicate')))
          RETURNING run_id, bucket, prefix, partner, delivery, objects, owner
+       ), abandoned AS (
+         UPDATE ${SCHEMA}.delivery_runs SET status = 'abandoned', finished_at = now()
+         WHERE bucket = $1 AND prefix = $2 AND status = 'running' AND EXISTS (SELECT 1 FROM claimed)
        ), run AS (
          INSERT INTO ${SCHEMA}.delivery_runs (id, bucket, prefix, partner, delivery, objects, owner, status)
          SELECT run_id, bucket, prefix, partner, delivery, objects, owner, 'running' FROM claimed
          RETURNING id
        )
        SELECT id::text AS run_id FROM run`,
-      [key.bucket, key.prefix, key.partner, key.delivery, JSON.stringify(objects), owner, leaseInterval]
+      keyParams
     )
     if (claimed) return { _tag: "Claimed", runId: claimed.run_id } as const
-    const [current] = yield* db.query<{ state: RunStatus | "running"; owner: string; run_id: string; archived: boolean }>(
-      `SELECT state, owner, run_id::text AS run_id, archived FROM ${SCHEMA}.deliveries WHERE bucket = $1 AND prefix = $2`,
-      [key.bucket, key.prefix]
+
+    // The objects a successful run loaded, deposited again: a run of its own that loads nothing.
+    // The row keeps the loaded objects, so every later identical deposit is recognised too.
+    const [duplicate] = yield* db.query<{ run_id: string; loaded_by: string }>(
+      `WITH duplicate AS (
+         UPDATE ${SCHEMA}.deliveries SET state = 'duplicate', run_id = nextval('${SCHEMA}.delivery_run_ids'),
+           owner = $6, started_at = now(), lease_until = now() + $7::interval, archived = false, updated_at = now()
+         WHERE ${where} AND archived AND state IN ('succeeded', 'duplicate') AND objects @> $5::text::jsonb
+         RETURNING run_id, loaded_run_id
+       ), run AS (
+         INSERT INTO ${SCHEMA}.delivery_runs (id, bucket, prefix, partner, delivery, objects, owner, status)
+         SELECT run_id, $1, $2, $3, $4, $5::text::jsonb, $6, 'running' FROM duplicate
+         RETURNING id
+       )
+       SELECT run.id::text AS run_id, duplicate.loaded_run_id::text AS loaded_by FROM run, duplicate`,
+      keyParams
     )
-    if (current === undefined || current.state === "running") {
-      return { _tag: "Busy", owner: current?.owner ?? "unknown" } as const
+    if (duplicate) return { _tag: "Duplicate", runId: duplicate.run_id, loadedBy: duplicate.loaded_by } as const
+
+    // A recorded outcome whose move stopped with its run: the caller takes its lease to finish it.
+    const [leftover] = yield* db.query<{ run_id: string; state: RunStatus; objects: FolderObjects; report: unknown; loaded_by: string | null }>(
+      `WITH taken AS (
+         UPDATE ${SCHEMA}.deliveries SET owner = $3, lease_until = now() + $4::interval, updated_at = now()
+         WHERE ${where} AND state <> 'running' AND NOT archived AND lease_until < now()
+         RETURNING run_id, state, objects, loaded_run_id
+       )
+       SELECT taken.run_id::text AS run_id, taken.state, taken.objects, r.report, taken.loaded_run_id::text AS loaded_by
+       FROM taken LEFT JOIN ${SCHEMA}.delivery_runs r ON r.id = taken.run_id`,
+      [key.bucket, key.prefix, owner, leaseInterval]
+    )
+    if (leftover) {
+      return {
+        _tag: "Leftover",
+        run: {
+          runId: leftover.run_id,
+          status: leftover.state,
+          objects: typeof leftover.objects === "string" ? JSON.parse(leftover.objects) : leftover.objects,
+          report: typeof leftover.report === "string" ? JSON.parse(leftover.report) : leftover.report,
+          loadedBy: leftover.loaded_by
+        }
+      } as const
     }
-    if (!current.archived) return { _tag: "Leftover", runId: current.run_id, state: current.state } as const
-    return { _tag: "AlreadyLoaded", runId: current.run_id } as const
+    const [current] = yield* db.query<{ owner: string }>(`SELECT owner FROM ${SCHEMA}.deliveries WHERE ${where}`, [
+      key.bucket,
+      key.prefix
+    ])
+    return { _tag: "Busy", owner: current?.owner ?? "unknown" } as const
   })
 
-  const owned = (session: Pick<SqlSession, "execute">, sql: string, key: DeliveryKey, runId: string) =>
-    session.execute(sql, [key.bucket, key.prefix, runId]).pipe(
+  const owned = (session: Pick<SqlSession, "execute">, sql: string, params: ReadonlyArray<SqlParam>, key: DeliveryKey, runId: string) =>
+    session.execute(sql, params).pipe(
       Effect.flatMap((rows) => (rows === 1 ? Effect.void : Effect.fail(new LeaseLost({ prefix: key.prefix, runId }))))
     )
 
@@ -171,55 +257,61 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
     yield* owned(
       db,
       `UPDATE ${SCHEMA}.deliveries SET lease_until = now() + '${leaseInterval}'::interval, updated_at = now()
-       WHERE bucket = $1 AND prefix = $2 AND run_id = $3::bigint AND state = 'running'`,
+       WHERE ${where} AND run_id = $3::bigint AND NOT archived`,
+      [key.bucket, key.prefix, runId],
       key,
       runId
     )
   })
 
-  const fence = Effect.fn("Ledger.fence")(function*(session: SqlSession, key: DeliveryKey, runId: string) {
-    const rows = yield* session.query(
-      `SELECT 1 FROM ${SCHEMA}.deliveries
-       WHERE bucket = $1 AND prefix = $2 AND run_id = $3::bigint AND state = 'running' FOR UPDATE`,
-      [key.bucket, key.prefix, runId]
+  const settle = Effect.fn("Ledger.settle")(function*(
+    key: DeliveryKey,
+    runId: string,
+    status: RunStatus,
+    report: unknown,
+    session: Pick<SqlSession, "execute"> = db
+  ) {
+    yield* owned(
+      session,
+      `UPDATE ${SCHEMA}.deliveries SET state = $4, lease_until = now() + '${leaseInterval}'::interval, updated_at = now(),
+         loaded_run_id = CASE WHEN $4 = 'succeeded' THEN run_id ELSE loaded_run_id END
+       WHERE ${where} AND run_id = $3::bigint AND NOT archived`,
+      [key.bucket, key.prefix, runId, status],
+      key,
+      runId
     )
-    if (rows.length !== 1) return yield* new LeaseLost({ prefix: key.prefix, runId })
+    yield* session.execute(
+      `UPDATE ${SCHEMA}.delivery_runs SET status = $2, finished_at = now(), report = $3::text::jsonb WHERE id = $1::bigint`,
+      [runId, status, JSON.stringify(report)]
+    )
   })
 
-  const finish = Effect.fn("Ledger.finish")(
-    function*(key: DeliveryKey, runId: string, status: RunStatus, report: unknown) {
-      const json = JSON.stringify(report)
-      yield* db.execute(
-        `UPDATE ${SCHEMA}.deliveries SET state = $4, lease_until = now(), updated_at = now()
-         WHERE bucket = $1 AND prefix = $2 AND run_id = $3::bigint`,
-        [key.bucket, key.prefix, runId, status]
-      )
-      yield* db.execute(
-        `UPDATE ${SCHEMA}.delivery_runs SET status = $2, finished_at = now(), report = $3::text::jsonb WHERE id = $1::bigint`,
-        [runId, status, json]
-      )
-    }
-  )
+  const report = Effect.fn("Ledger.report")(function*(runId: string, report: unknown) {
+    yield* db.execute(`UPDATE ${SCHEMA}.delivery_runs SET report = $2::text::jsonb WHERE id = $1::bigint`, [
+      runId,
+      JSON.stringify(report)
+    ])
+  })
 
   const release = Effect.fn("Ledger.release")(function*(key: DeliveryKey, runId: string) {
     yield* db.execute(
       `UPDATE ${SCHEMA}.deliveries SET lease_until = now() - interval '1 second', updated_at = now()
-       WHERE bucket = $1 AND prefix = $2 AND run_id = $3::bigint AND state = 'running'`,
+       WHERE ${where} AND run_id = $3::bigint AND NOT archived`,
       [key.bucket, key.prefix, runId]
     )
     yield* db.execute(
-      `UPDATE ${SCHEMA}.delivery_runs SET status = 'failed', finished_at = now() WHERE id = $1::bigint AND status = 'running'`,
+      `UPDATE ${SCHEMA}.delivery_runs SET status = 'abandoned', finished_at = now() WHERE id = $1::bigint AND status = 'running'`,
       [runId]
     )
   })
 
   const archived = Effect.fn("Ledger.archived")(function*(key: DeliveryKey, runId: string) {
     yield* db.execute(
-      `UPDATE ${SCHEMA}.deliveries SET archived = true, updated_at = now()
-       WHERE bucket = $1 AND prefix = $2 AND run_id = $3::bigint`,
+      `UPDATE ${SCHEMA}.deliveries SET archived = true, lease_until = now(), updated_at = now()
+       WHERE ${where} AND run_id = $3::bigint`,
       [key.bucket, key.prefix, runId]
     )
   })
 
-  return Ledger.of({ claim, renew, fence, finish, archived, release, lease })
+  return Ledger.of({ claim, renew, settle, report, archived, release, lease })
 }

@@ -40,6 +40,16 @@ export const nameInFolder = (key: DeliveryKey, objectKey: string): string => obj
 export const folderObjects = (folder: DeliveryFolder): FolderObjects =>
   Object.fromEntries(folder.objects.map((object) => [nameInFolder(folder.key, object.key), object.etag]))
 
-/** Where a delivery's folder goes once it is done. */
-export const archivePrefix = (key: DeliveryKey, archiveRoot: string): string =>
-  `${archiveRoot}${key.partner}/${key.delivery}/`
+/** A run's own folder under a delivery's archive or staging folder. */
+export const runFolder = (runId: string): string => `run-${runId}/`
+
+/**
+ * Where a run's copy of the delivery folder goes once it is done: a folder of its own, so no run
+ * ever overwrites the audit record of another (`success/acme/2026-11-01/run-42/`).
+ */
+export const archivePrefix = (key: DeliveryKey, archiveRoot: string, runId: string): string =>
+  `${archiveRoot}${key.partner}/${key.delivery}/${runFolder(runId)}`
+
+/** Where runs of a delivery keep what must outlive their process until their move is done. */
+export const stagingFolder = (key: DeliveryKey, stagingRoot: string): string =>
+  `${stagingRoot}${key.partner}/${key.delivery}/`

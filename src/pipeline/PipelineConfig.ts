@@ -7,6 +7,8 @@ export interface PipelineSettings {
   readonly incomingPrefix: string
   readonly successPrefix: string
   readonly failurePrefix: string
+  /** Run-scoped work objects (a run's rejections until its archive has them). */
+  readonly stagingPrefix: string
   /** Deliveries a backfill processes at once. */
   readonly concurrency: number
   /** Records per sink batch: bounds memory and the size of one COPY. */
@@ -34,6 +36,7 @@ export class PipelineConfig extends Context.Service<PipelineConfig, PipelineSett
         incomingPrefix: yield* folder("LOADERS_INCOMING_PREFIX", "incoming/"),
         successPrefix: yield* folder("LOADERS_SUCCESS_PREFIX", "success/"),
         failurePrefix: yield* folder("LOADERS_FAILURE_PREFIX", "failure/"),
+        stagingPrefix: yield* folder("LOADERS_STAGING_PREFIX", "staging/"),
         concurrency: yield* Config.Int("LOADERS_CONCURRENCY").pipe(Config.withDefault(2)),
         batchSize: yield* Config.Int("LOADERS_BATCH_SIZE").pipe(Config.withDefault(1000)),
         quietPeriod: yield* Config.Duration("LOADERS_QUIET_PERIOD").pipe(Config.withDefault(Duration.minutes(5))),
@@ -49,6 +52,7 @@ export class PipelineConfig extends Context.Service<PipelineConfig, PipelineSett
       incomingPrefix: "incoming/",
       successPrefix: "success/",
       failurePrefix: "failure/",
+      stagingPrefix: "staging/",
       concurrency: 2,
       batchSize: 1000,
       quietPeriod: Duration.minutes(5),

@@ -1,5 +1,4 @@
 import { Clock, Config, Context, Data, Effect, Schedule } from "effect"
-import { readFileSync } from "node:fs"
 import type { Manifest } from "../../schemas/Manifest.ts"
 import { Mailer } from "../effects/Mailer.ts"
 import { Partners } from "../effects/Partners.ts"
@@ -76,13 +75,7 @@ const postWebhook = (url: string, secret: string, report: DeliveryReport, idempo
   })
 
 /** Rows of the attached CSV at most; the archive's `_errors.ndjson` always has them all. */
-const CSV_ROWS = 10_000
-
-const rejectionsIn = (path: string, limit: number): Array<Rejection> =>
-  readFileSync(path, "utf8")
-    .split("\n", limit)
-    .filter((line) => line.length > 0)
-    .map((line) => JSON.parse(line) as Rejection)
+export const CSV_ROWS = 10_000
 
 /**
  * Tells the partner: the report by email (to the manifest's `notify` addresses and the partner's
@@ -94,7 +87,8 @@ const rejectionsIn = (path: string, limit: number): Array<Rejection> =>
 export const notifyReport = Effect.fn("notifyReport")(function*(
   report: DeliveryReport,
   manifest: Manifest | undefined,
-  errorsPath: string | undefined
+  /** The first rejections (at most `CSV_ROWS`), attached as a CSV. */
+  rejections: ReadonlyArray<Rejection>
 ) {
   const mailer = yield* Mailer
   const partner = (yield* Partners).get(report.partner)
@@ -107,8 +101,8 @@ export const notifyReport = Effect.fn("notifyReport")(function*(
   const partnerAddresses = [...new Set([...(manifest?.notify ?? []), ...(partner?.notify ?? [])])]
   const to = partnerAddresses.length ? partnerAddresses : operators
   const cc = partnerAddresses.length ? operators : []
-  const attachments = errorsPath && report.totals.invalid + report.errors.length > 0
-    ? [{ filename: "errors.csv", content: errorsCsv(rejectionsIn(errorsPath, CSV_ROWS), language), contentType: "text/csv; charset=utf-8" }]
+  const attachments = rejections.length > 0
+    ? [{ filename: "errors.csv", content: errorsCsv(rejections, language), contentType: "text/csv; charset=utf-8" }]
     : []
   const idempotencyKey = `report-${report.partner}-${report.delivery}-${report.runId ?? report.startedAt}`
   const mailed = yield* mailer.send({ to, cc, ...email, attachments, idempotencyKey }).pipe(

@@ -3,9 +3,10 @@ import { createHash, type Hash } from "node:crypto"
 import { createReadStream } from "node:fs"
 import type { Dataset } from "../../schemas/Dataset.ts"
 import type { Manifest, ManifestFile } from "../../schemas/Manifest.ts"
+import type { DatabaseError } from "../effects/Database.ts"
 import { datasetForFile, datasets } from "../../schemas/registry.ts"
-import { type DeliveryKey, Ledger } from "../effects/Ledger.ts"
-import { ObjectStore, type ObjectInfo } from "../effects/ObjectStore.ts"
+import { type DeliveryKey, LeaseLost, Ledger } from "../effects/Ledger.ts"
+import { type ObjectInfo, ObjectStore, type ObjectStoreError } from "../effects/ObjectStore.ts"
 import { type DeliveryLoad, type LoadMode, Sink, type StagedRecord } from "../effects/Sink.ts"
 import { fileFormat } from "../stream/FileFormat.ts"
 import type { RawRecord } from "../stream/RawRecord.ts"
@@ -18,16 +19,18 @@ import {
   folderObjects,
   MANIFEST,
   nameInFolder,
-  REPORT
+  REPORT,
+  runFolder,
+  stagingFolder
 } from "./DeliveryFolder.ts"
 import { type ErrorLog, makeErrorLog } from "./ErrorLog.ts"
 import { loadManifest } from "./loadManifest.ts"
 import { metrics } from "./metrics.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
 import { Progress } from "./Progress.ts"
-import { accepts, describePolicy, type ErrorPolicy, STRICT } from "./Policy.ts"
+import { accepts, describePolicy, STRICT } from "./Policy.ts"
 import { problems, reasons } from "./problems.ts"
-import { notifyReport } from "./notify.ts"
+import { CSV_ROWS, notifyReport } from "./notify.ts"
 import { type DeliveryReport, type Rejection, ReportBuilder } from "./Report.ts"
 
 /** What became of a delivery folder handed to `processDelivery`. */
@@ -36,7 +39,7 @@ export type Outcome =
   | {
     readonly _tag: "Skipped"
     readonly key: DeliveryKey
-    /** `empty`: nothing there (already moved); `busy`: another run holds it; `leftover`: an interrupted move was finished. */
+    /** `empty`: nothing there (already moved); `busy`: another run holds it; `leftover`: a dead run's move was finished. */
     readonly reason: "empty" | "busy" | "leftover"
   }
 
@@ -47,12 +50,19 @@ export interface ProcessOptions {
 
 /**
  * Runs one delivery end to end: claim it in the ledger, stream every file through parse → decode →
- * transform → staged upserts in one transaction, let the error policy commit or roll back, archive
- * the folder with its report and errors, then record the outcome. Partner mistakes end in a
- * `failed` report; only infrastructure faults (S3, database) fail the Effect, and then the claim is
- * released so the delivery is retried.
+ * transform → the sink in one transaction, let the error policy commit (recording the outcome in
+ * that same transaction) or roll back (then recording a failure), and move the folder to the run's
+ * own archive with its report and errors. Partner mistakes end in a `failed` report; only
+ * infrastructure faults (S3, database) fail the Effect, and then the claim is released so the
+ * delivery is retried — from scratch when nothing was recorded, or only its move otherwise.
  */
-export const processDelivery = Effect.fn("processDelivery")(function*(key: DeliveryKey, options: ProcessOptions = {}) {
+export const processDelivery: (
+  key: DeliveryKey,
+  options?: ProcessOptions
+) => Effect.Effect<Outcome, ProcessError, ProcessRequirements> = Effect.fn("processDelivery")(function*(
+  key: DeliveryKey,
+  options: ProcessOptions = {}
+) {
   const store = yield* ObjectStore
   const config = yield* PipelineConfig
   yield* Effect.annotateCurrentSpan({ "loaders.partner": key.partner, "loaders.delivery": key.delivery, "aws.s3.bucket": key.bucket })
@@ -61,8 +71,7 @@ export const processDelivery = Effect.fn("processDelivery")(function*(key: Deliv
   const folder: DeliveryFolder = { key, objects }
 
   if (options.dryRun) {
-    const run = yield* Effect.scoped(validateAndLoad(folder, undefined, "upsert"))
-    return { _tag: "Processed", key, report: yield* finalReport(folder, run, null, null, true) } as const
+    return { _tag: "Processed", key, report: yield* validateAndLoad(folder, undefined) } as const
   }
 
   const ledger = yield* Ledger
@@ -71,70 +80,167 @@ export const processDelivery = Effect.fn("processDelivery")(function*(key: Deliv
     case "Busy":
       return { _tag: "Skipped", key, reason: "busy" } as const
     case "Leftover": {
-      yield* copyFolder(folder, archivePrefix(key, claim.state === "succeeded" ? config.successPrefix : config.failurePrefix))
-      yield* deleteFolder(folder)
-      yield* ledger.archived(key, claim.runId)
+      const { run } = claim
+      const taken = objects.filter((o) => run.objects[nameInFolder(key, o.key)] === o.etag)
+      yield* holding(key, run.runId, Effect.gen(function*() {
+        const report = run.report === null
+          ? yield* duplicateReport(key, run.runId, run.loadedBy)
+          : (run.report as DeliveryReport)
+        yield* move({ key, objects: taken }, report)
+      }))
+      // Objects the dead run did not take were deposited after it started: a delivery of their own.
+      if (taken.length < objects.length) return yield* processDelivery(key, options)
       return { _tag: "Skipped", key, reason: "leftover" } as const
     }
-    case "AlreadyLoaded": {
-      const destination = archivePrefix(key, config.successPrefix)
-      const started = new Date(yield* Clock.currentTimeMillis)
-      const manifest = yield* readManifest(folder, new ReportBuilder())
-      const built = new ReportBuilder().build({
-        partner: key.partner,
-        delivery: key.delivery,
-        runId: claim.runId,
-        status: "duplicate",
-        reason: reasons.duplicate(claim.runId),
-        policy: STRICT,
-        dryRun: false,
-        startedAt: started,
-        finishedAt: started,
-        committed: false,
-        archive: destination
-      })
-      const report = { ...built, notifications: yield* notifyReport(built, manifest, undefined) }
-      yield* archive(folder, destination, report, undefined)
-      yield* deleteFolder(folder)
-      yield* recordOutcome(report)
-      return { _tag: "Processed", key, report } as const
-    }
+    case "Duplicate":
+      return yield* holding(key, claim.runId, Effect.gen(function*() {
+        const report = yield* duplicateReport(key, claim.runId, claim.loadedBy)
+        yield* ledger.settle(key, claim.runId, "duplicate", report)
+        return { _tag: "Processed", key, report: yield* move(folder, report) } as const
+      }))
     case "Claimed":
-      return yield* Effect.scoped(
-        Effect.gen(function*() {
-          const runId = claim.runId
-          yield* ledger.renew(key, runId).pipe(
-            Effect.repeat(Schedule.spaced(Duration.divideUnsafe(config.lease, 3))),
-            Effect.catch((error) => Effect.logWarning(`lease renewal stopped: ${error.message}`)),
-            Effect.delay(Duration.divideUnsafe(config.lease, 3)),
-            Effect.forkScoped
-          )
-          // New keys (the usual delivery) are COPYed straight into their tables; a key already
-          // there spoils that transaction, and the delivery is read again as upserts.
-          const run = yield* validateAndLoad(folder, runId, "copy").pipe(
-            Effect.catchTag("KeyConflict", (conflict) =>
-              Effect.logInfo(`${conflict.message}; loading ${key.prefix} again`).pipe(
-                Effect.andThen(validateAndLoad(folder, runId, "upsert"))
-              ))
-          )
-          const status = run.committed ? "succeeded" : "failed"
-          const destination = archivePrefix(key, run.committed ? config.successPrefix : config.failurePrefix)
-          const built = yield* finalReport(folder, run, runId, destination, false)
-          const report = { ...built, notifications: yield* notifyReport(built, run.manifest, run.errors.path) }
-          yield* archive(folder, destination, report, run.errors)
-          // Once the outcome is in the ledger, a shutdown waits for these few calls rather than
-          // leaving sources beside their archive and the delivery out of the metrics.
-          yield* Effect.uninterruptible(Effect.gen(function*() {
-            yield* ledger.finish(key, runId, status, report)
-            yield* deleteFolder(folder)
-            yield* ledger.archived(key, runId)
-            yield* recordOutcome(report)
-          }))
-          return { _tag: "Processed", key, report } as const
-        }).pipe(Effect.onError(() => ledger.release(key, claim.runId).pipe(Effect.ignore)))
-      )
+      return yield* holding(key, claim.runId, Effect.gen(function*() {
+        const runId = claim.runId
+        // Errors staged by runs that died before recording an outcome: theirs is redone by this run.
+        yield* deleteUnder(stagingFolder(key, config.stagingPrefix))
+        // New keys (the usual delivery) are COPYed straight into their tables; a key already
+        // there spoils that transaction, and the delivery is read again as upserts.
+        const report = yield* validateAndLoad(folder, { runId, mode: "copy" }).pipe(
+          Effect.catchTag("KeyConflict", (conflict) =>
+            Effect.logInfo(`${conflict.message}; loading ${key.prefix} again`).pipe(
+              Effect.andThen(validateAndLoad(folder, { runId, mode: "upsert" }))
+            ))
+        )
+        // A committed load recorded its outcome with its rows; a failed one records it now.
+        if (report.status === "failed") yield* ledger.settle(key, runId, "failed", report)
+        return { _tag: "Processed", key, report: yield* move(folder, report) } as const
+      }))
   }
 })
+
+/** Everything `processDelivery` may fail with: infrastructure faults only. */
+type ProcessError = Effect.Error<ReturnType<typeof validateAndLoad>> | Effect.Error<ReturnType<typeof move>> | LeaseLost | DatabaseError | ObjectStoreError
+type ProcessRequirements =
+  | Effect.Services<ReturnType<typeof validateAndLoad>>
+  | Effect.Services<ReturnType<typeof move>>
+  | Ledger
+  | ObjectStore
+  | PipelineConfig
+
+/**
+ * Runs `work` holding the run's lease: renewed while it runs, handed back at once when it fails or
+ * is interrupted, so the next trigger redoes whatever was not recorded.
+ */
+const holding = <A, E, R>(key: DeliveryKey, runId: string, work: Effect.Effect<A, E, R>) =>
+  Effect.gen(function*() {
+    const ledger = yield* Ledger
+    const config = yield* PipelineConfig
+    return yield* Effect.scoped(
+      Effect.gen(function*() {
+        yield* ledger.renew(key, runId).pipe(
+          Effect.repeat(Schedule.spaced(Duration.divideUnsafe(config.lease, 3))),
+          Effect.catch((error) => Effect.logWarning(`lease renewal stopped: ${error.message}`)),
+          Effect.delay(Duration.divideUnsafe(config.lease, 3)),
+          Effect.forkScoped
+        )
+        return yield* work
+      })
+    ).pipe(Effect.onError(() => ledger.release(key, runId).pipe(Effect.ignore)))
+  })
+
+/** The report of a run that found the objects an earlier run (`loadedBy`) already loaded. */
+const duplicateReport = Effect.fnUntraced(function*(key: DeliveryKey, runId: string, loadedBy: string | null) {
+  const config = yield* PipelineConfig
+  const now = new Date(yield* Clock.currentTimeMillis)
+  return new ReportBuilder().build({
+    partner: key.partner,
+    delivery: key.delivery,
+    runId,
+    status: "duplicate",
+    reason: reasons.duplicate(loadedBy ?? "?"),
+    policy: STRICT,
+    dryRun: false,
+    startedAt: now,
+    finishedAt: now,
+    committed: false,
+    archive: archivePrefix(key, config.successPrefix, runId)
+  })
+})
+
+/**
+ * Moves the run's folder to its own archive (`report.archive`), once its outcome is recorded:
+ * copies the objects and the staged rejections, tells the partner, writes the report, then deletes
+ * the sources and marks the run archived. Every step may be repeated, so a run that died midway
+ * has only this redone by the next one (with the report and rejections it recorded). Nothing of
+ * another run's archive is touched.
+ */
+const move = Effect.fnUntraced(function*(folder: DeliveryFolder, recorded: DeliveryReport) {
+  const store = yield* ObjectStore
+  const ledger = yield* Ledger
+  const config = yield* PipelineConfig
+  const runId = recorded.runId ?? ""
+  const destination = recorded.archive ?? archivePrefix(folder.key, config.failurePrefix, runId)
+  const staged = stagingFolder(folder.key, config.stagingPrefix) + runFolder(runId) + ERRORS
+  yield* copyFolder(folder, destination)
+  const rejections = yield* store.copy(staged, destination + ERRORS).pipe(
+    Effect.andThen(firstRejections(destination + ERRORS)),
+    Effect.catchIf((error) => error._tag === "ObjectStoreError" && error.reason === "NotFound", () => Effect.succeed([]))
+  )
+  // Sent again only by a run that finishes a dead run's move before its report held them; the
+  // idempotency key (one per run) keeps the partner from receiving it twice.
+  const notifications = recorded.notifications.length > 0
+    ? recorded.notifications
+    : yield* notifyReport(recorded, yield* archivedManifest(destination), rejections)
+  const report: DeliveryReport = { ...recorded, notifications }
+  yield* store.put(destination + REPORT, JSON.stringify(report, null, 2), { contentType: "application/json" })
+  yield* ledger.report(runId, report)
+  // Once the sources start going, a shutdown waits for these few calls rather than leaving the
+  // delivery half in incoming/ and out of the metrics.
+  yield* Effect.uninterruptible(Effect.gen(function*() {
+    yield* deleteFolder(folder)
+    yield* deleteUnder(stagingFolder(folder.key, config.stagingPrefix) + runFolder(runId))
+    yield* ledger.archived(folder.key, runId)
+    yield* recordOutcome(report)
+  }))
+  return report
+})
+
+/** The delivery's manifest as archived (notifications follow its language and addresses). */
+const archivedManifest = Effect.fnUntraced(function*(destination: string) {
+  const store = yield* ObjectStore
+  const objects = yield* Stream.runCollect(store.list(destination + MANIFEST))
+  const archived = objects.filter((o) => o.key === destination + MANIFEST)
+  if (archived.length === 0) return undefined
+  const key = { bucket: store.bucket, prefix: destination, partner: "", delivery: "" }
+  const loaded = yield* loadManifest({ key, objects: archived })
+  return loaded._tag === "Valid" ? loaded.manifest : undefined
+})
+
+/** The first rejections of an `_errors.ndjson`, for the CSV attached to the report email. */
+const firstRejections = (key: string) =>
+  Effect.gen(function*() {
+    const store = yield* ObjectStore
+    return yield* records(store.get(key), { file: ERRORS, ndjson: true, gzip: false, recordsKey: "" }).pipe(
+      Stream.take(CSV_ROWS),
+      Stream.map((record) => record.value as Rejection),
+      Stream.runCollect,
+      Effect.catchTags({
+        JsonSyntaxError: (error) => Effect.die(error),
+        DecompressError: (error) => Effect.die(error)
+      })
+    )
+  })
+
+/** A local file's bytes, pulled as they are consumed. */
+const readFile = (path: string) =>
+  Stream.fromAsyncIterable(createReadStream(path) as AsyncIterable<Uint8Array>, (cause) => cause).pipe(Stream.orDie)
+
+/** Deletes every object under `prefix`. */
+const deleteUnder = (prefix: string) =>
+  Effect.gen(function*() {
+    const store = yield* ObjectStore
+    yield* store.list(prefix).pipe(Stream.runForEach((object) => store.delete(object.key)))
+  })
 
 /** The delivery's outcome on its span and in the metrics. */
 const recordOutcome = (report: DeliveryReport) =>
@@ -162,37 +268,6 @@ const recordOutcome = (report: DeliveryReport) =>
     }
   })
 
-/**
- * Copies the folder to its archive and adds the report, and the rejections when there are any.
- * The sources stay until the ledger has recorded the outcome.
- */
-const archive = Effect.fnUntraced(function*(
-  folder: DeliveryFolder,
-  destination: string,
-  report: DeliveryReport,
-  errors: ErrorLog | undefined
-) {
-  const store = yield* ObjectStore
-  yield* copyFolder(folder, destination)
-  yield* store.put(destination + REPORT, JSON.stringify(report, null, 2), { contentType: "application/json" })
-  if (errors && errors.lines() > 0) {
-    yield* store.upload(destination + ERRORS, readFile(errors.path), { contentType: "application/x-ndjson" })
-  }
-})
-
-/** A local file's bytes, pulled as they are consumed. */
-const readFile = (path: string) =>
-  Stream.fromAsyncIterable(createReadStream(path) as AsyncIterable<Uint8Array>, (cause) => cause).pipe(Stream.orDie)
-
-interface Run {
-  readonly manifest: Manifest | undefined
-  readonly builder: ReportBuilder
-  readonly errors: ErrorLog
-  readonly policy: ErrorPolicy
-  readonly committed: boolean
-  readonly startedAt: Date
-}
-
 /** A data file of the delivery, matched to its dataset and format. */
 interface PlannedFile {
   readonly object: ObjectInfo
@@ -203,59 +278,65 @@ interface PlannedFile {
   readonly expected: ManifestFile | undefined
 }
 
-const finalReport = (folder: DeliveryFolder, run: Run, runId: string | null, archive: string | null, dryRun: boolean) =>
-  Effect.gen(function*() {
-    const { builder, policy } = run
-    const problem = builder.firstProblem
-    const committed = run.committed
-    const failedOnPolicy = !problem && !accepts(policy, builder.readRecords, builder.invalidRecords)
-    return builder.build({
-      partner: folder.key.partner,
-      delivery: folder.key.delivery,
-      runId,
-      status: committed || (dryRun && !problem && !failedOnPolicy) ? "succeeded" : "failed",
-      reason: problem
-        ? reasons.problem(problem.file, problem.problem)
-        : failedOnPolicy
-        ? reasons.policy(builder.invalidRecords, builder.readRecords, describePolicy(policy))
-        : null,
-      policy,
-      dryRun,
-      startedAt: run.startedAt,
-      finishedAt: new Date(yield* Clock.currentTimeMillis),
-      committed,
-      archive
-    })
-  })
-
 /**
- * Streams every file of the folder through validation and, with a `runId`, into one sink
- * transaction that commits only if the error policy accepts the delivery.
+ * Streams every file of the folder through validation and, for a `run`, into one sink transaction.
+ * When the error policy accepts the delivery, the run's outcome and report are recorded in that
+ * transaction as it commits; otherwise it rolls back. The rejections are staged in the object
+ * store first, so a run that dies after its outcome is recorded loses none of them. Answers the
+ * report (a dry run's has no archive).
  */
-const validateAndLoad = Effect.fnUntraced(function*(folder: DeliveryFolder, runId: string | undefined, mode: LoadMode) {
-  const startedAt = new Date(yield* Clock.currentTimeMillis)
-  const builder = new ReportBuilder()
-  const errors = yield* makeErrorLog
-  const manifest = yield* readManifest(folder, builder)
-  const policy = manifest?.policy ?? STRICT
-  const files = planFiles(folder, manifest, builder)
+const validateAndLoad = Effect.fnUntraced(function*(
+  folder: DeliveryFolder,
+  run: { readonly runId: string; readonly mode: LoadMode } | undefined
+) {
+  const store = yield* ObjectStore
+  const config = yield* PipelineConfig
   const ledger = yield* Ledger
   const sink = yield* Sink
-
-  const committed = yield* Effect.scoped(
+  const { key } = folder
+  const startedAt = new Date(yield* Clock.currentTimeMillis)
+  const builder = new ReportBuilder()
+  return yield* Effect.scoped(
     Effect.gen(function*() {
-      const load = runId === undefined ? undefined : yield* sink.begin(runId, mode)
+      const errors = yield* makeErrorLog
+      const manifest = yield* readManifest(folder, builder)
+      const policy = manifest?.policy ?? STRICT
+      const files = planFiles(folder, manifest, builder)
+      const load = run === undefined ? undefined : yield* sink.begin(run.runId, run.mode)
       // Strict deliveries stop writing at the first rejection: the transaction will roll back.
       const keepLoading = () =>
         load !== undefined && !builder.hasProblems && (policy.mode !== "strict" || builder.invalidRecords === 0)
-      for (const file of files) yield* loadFile(folder.key.partner, file, load, keepLoading, builder, errors)
-      const ok = !builder.hasProblems && accepts(policy, builder.readRecords, builder.invalidRecords)
-      if (!ok || load === undefined || runId === undefined) return false
-      yield* load.commit((session) => ledger.fence(session, folder.key, runId))
-      return true
+      for (const file of files) yield* loadFile(key.partner, file, load, keepLoading, builder, errors)
+
+      const problem = builder.firstProblem
+      const failedOnPolicy = !problem && !accepts(policy, builder.readRecords, builder.invalidRecords)
+      const accepted = !problem && !failedOnPolicy
+      const report = builder.build({
+        partner: key.partner,
+        delivery: key.delivery,
+        runId: run?.runId ?? null,
+        status: accepted ? "succeeded" : "failed",
+        reason: problem
+          ? reasons.problem(problem.file, problem.problem)
+          : failedOnPolicy
+          ? reasons.policy(builder.invalidRecords, builder.readRecords, describePolicy(policy))
+          : null,
+        policy,
+        dryRun: run === undefined,
+        startedAt,
+        finishedAt: new Date(yield* Clock.currentTimeMillis),
+        committed: accepted && run !== undefined,
+        archive: run === undefined ? null : archivePrefix(key, accepted ? config.successPrefix : config.failurePrefix, run.runId)
+      })
+      if (run === undefined || load === undefined) return report
+      if (errors.lines() > 0) {
+        const staged = stagingFolder(key, config.stagingPrefix) + runFolder(run.runId) + ERRORS
+        yield* store.upload(staged, readFile(errors.path), { contentType: "application/x-ndjson" })
+      }
+      if (accepted) yield* load.commit((session) => ledger.settle(key, run.runId, "succeeded", report, session))
+      return report
     })
   )
-  return { manifest, builder, errors, policy, committed, startedAt } satisfies Run
 })
 
 /** The folder's manifest when it has a valid one; an unusable manifest is a delivery problem. */

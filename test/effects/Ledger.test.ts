@@ -1,23 +1,38 @@
 import { describe, expect } from "bun:test"
 import { Duration, Effect, Layer } from "effect"
 import { Database } from "../../src/effects/Database.ts"
-import { type DeliveryKey, Ledger } from "../../src/effects/Ledger.ts"
+import { type Claim, type DeliveryKey, Ledger } from "../../src/effects/Ledger.ts"
 import { effectTest } from "../support/effect.ts"
 import { databases } from "../support/pipeline.ts"
 
 const key: DeliveryKey = { bucket: "b", prefix: "incoming/acme/d1/", partner: "acme", delivery: "d1" }
 const objects = { "a.json": "etag-a", "b.json": "etag-b" }
 
-const claimed = (claim: Ledger["Service"] extends { claim: (...a: never) => Effect.Effect<infer C, infer _E> } ? C : never) => {
+const claimed = (claim: Claim) => {
   if (claim._tag !== "Claimed") throw new Error(`expected Claimed, got ${claim._tag}`)
   return claim.runId
 }
 
+/** The status of each run of the delivery, in run order. */
+const runs = Effect.gen(function*() {
+  const db = yield* Database
+  return yield* db.query<{ id: string; status: string }>(
+    "SELECT id::text AS id, status FROM loaders.delivery_runs WHERE prefix = $1 ORDER BY delivery_runs.id",
+    [key.prefix]
+  )
+})
+
+/** Makes the delivery's lease run out now, as if its holder had died that long ago. */
+const expireLease = Effect.gen(function*() {
+  const db = yield* Database
+  yield* db.execute("UPDATE loaders.deliveries SET lease_until = now() - interval '1 second' WHERE prefix = $1", [key.prefix])
+})
+
 for (const [name, database] of Object.entries(databases)) {
-  const layer = () => Ledger.layer({ lease: Duration.millis(300) }).pipe(Layer.provideMerge(database()))
+  const layer = () => Ledger.layer({ lease: Duration.minutes(5) }).pipe(Layer.provideMerge(database()))
 
   describe(`Ledger on ${name}`, () => {
-    effectTest("one run at a time; a released or expired claim is taken again; a lost claim cannot commit", () =>
+    effectTest("one run at a time; a released or expired claim is taken again; a lost claim cannot record an outcome", () =>
       Effect.gen(function*() {
         const ledger = yield* Ledger
         const first = claimed(yield* ledger.claim(key, objects, "worker-1"))
@@ -27,39 +42,80 @@ for (const [name, database] of Object.entries(databases)) {
         const second = claimed(yield* ledger.claim(key, objects, "worker-2"))
         expect(second).not.toBe(first)
         expect((yield* ledger.renew(key, first).pipe(Effect.flip))._tag).toBe("LeaseLost")
-        // worker-2 dies: once its lease expires, worker-3 takes over and worker-2 can no longer commit.
-        yield* Effect.sleep(Duration.millis(400))
+        // worker-2 dies: once its lease expires, worker-3 takes over and worker-2 can no longer settle.
+        yield* expireLease
         const third = claimed(yield* ledger.claim(key, objects, "worker-3"))
         const db = yield* Database
         const lost = yield* Effect.scoped(
           Effect.gen(function*() {
             const session = yield* db.reserve
             yield* session.exec("BEGIN")
-            const result = yield* ledger.fence(session, key, second).pipe(Effect.flip)
+            const result = yield* ledger.settle(key, second, "succeeded", {}, session).pipe(Effect.flip)
             yield* session.exec("ROLLBACK")
             return result
           })
         )
         expect(lost._tag).toBe("LeaseLost")
-        yield* ledger.finish(key, third, "succeeded", { ok: true })
+        // The released run and the one taken over are recorded as abandoned, never left running.
+        expect(yield* runs).toEqual([
+          { id: first, status: "abandoned" },
+          { id: second, status: "abandoned" },
+          { id: third, status: "running" }
+        ])
+        yield* ledger.settle(key, third, "succeeded", { ok: true })
+        expect((yield* runs).at(-1)).toEqual({ id: third, status: "succeeded" })
       }), layer())
 
-    effectTest("after a run: leftovers of its move, identical re-deposits and new deposits are told apart", () =>
+    effectTest("an outcome recorded in a transaction that rolls back is not recorded", () =>
+      Effect.gen(function*() {
+        const ledger = yield* Ledger
+        const db = yield* Database
+        const run = claimed(yield* ledger.claim(key, objects, "w"))
+        yield* Effect.scoped(
+          Effect.gen(function*() {
+            const session = yield* db.reserve
+            yield* session.exec("BEGIN")
+            yield* ledger.settle(key, run, "succeeded", {}, session)
+            yield* session.exec("ROLLBACK")
+          })
+        )
+        expect((yield* runs).at(-1)).toEqual({ id: run, status: "running" })
+        expect(yield* ledger.claim(key, objects, "w2")).toEqual({ _tag: "Busy", owner: "w" })
+      }), layer())
+
+    effectTest("after an outcome: the move is held by its run, finished by the next after a death, and re-deposits are told apart", () =>
       Effect.gen(function*() {
         const ledger = yield* Ledger
         const run = claimed(yield* ledger.claim(key, objects, "w"))
-        yield* ledger.finish(key, run, "succeeded", {})
-        // The move was interrupted while deleting: what is left is a leftover.
-        expect(yield* ledger.claim(key, { "b.json": "etag-b" }, "w")).toEqual({ _tag: "Leftover", runId: run, state: "succeeded" })
+        yield* ledger.settle(key, run, "succeeded", { status: "succeeded" })
+        // The move is under way and its run alive: nobody else touches the folder.
+        expect(yield* ledger.claim(key, { "b.json": "etag-b" }, "w2")).toEqual({ _tag: "Busy", owner: "w" })
+        // The run dies during its move: the next one takes over only the move, with the recorded report.
+        yield* expireLease
+        expect(yield* ledger.claim(key, { "b.json": "etag-b" }, "w2")).toEqual({
+          _tag: "Leftover",
+          run: { runId: run, status: "succeeded", objects, report: { status: "succeeded" }, loadedBy: run }
+        })
+        expect(yield* ledger.claim(key, { "b.json": "etag-b" }, "w3")).toEqual({ _tag: "Busy", owner: "w2" })
         yield* ledger.archived(key, run)
-        // The same files deposited again after the move: recognised, not loaded again.
-        expect(yield* ledger.claim(key, objects, "w")).toEqual({ _tag: "AlreadyLoaded", runId: run })
+        // The same files deposited again after the move: a run of its own that loads nothing.
+        const duplicate = yield* ledger.claim(key, objects, "w")
+        if (duplicate._tag !== "Duplicate") throw new Error(`expected Duplicate, got ${duplicate._tag}`)
+        expect(duplicate.loadedBy).toBe(run)
+        yield* ledger.settle(key, duplicate.runId, "duplicate", {})
+        yield* ledger.archived(key, duplicate.runId)
+        // Again: still recognised as what `run` loaded.
+        const again = yield* ledger.claim(key, objects, "w")
+        expect(again._tag === "Duplicate" && again.loadedBy).toBe(run)
+        if (again._tag === "Duplicate") yield* ledger.settle(key, again.runId, "duplicate", {})
+        if (again._tag === "Duplicate") yield* ledger.archived(key, again.runId)
         // A changed file is a new delivery.
         const changed = claimed(yield* ledger.claim(key, { ...objects, "b.json": "etag-b2" }, "w"))
-        yield* ledger.finish(key, changed, "failed", {})
+        yield* ledger.settle(key, changed, "failed", {})
         yield* ledger.archived(key, changed)
         // The same files deposited again after a failure run again.
         claimed(yield* ledger.claim(key, { ...objects, "b.json": "etag-b2" }, "w"))
+        expect((yield* runs).map((r) => r.status)).toEqual(["succeeded", "duplicate", "duplicate", "failed", "running"])
       }), layer())
   })
 }
