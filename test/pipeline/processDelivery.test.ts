@@ -70,15 +70,19 @@ for (const [name, database] of Object.entries(databases)) {
       expect(report.datasets["transactions"]).toEqual({ read: 55, loaded: 55, rejected: 0, invalid: 0 })
       expect(balanced(report)).toBe(true)
       expect(await keysUnder(client, bucket, "incoming/")).toEqual([])
-      expect(await keysUnder(client, bucket, "success/acme/2026-11-01/")).toEqual([
-        "success/acme/2026-11-01/_report.json",
-        "success/acme/2026-11-01/leases.ndjson",
-        "success/acme/2026-11-01/properties.json",
-        "success/acme/2026-11-01/transactions-2.ndjson.gz",
-        "success/acme/2026-11-01/transactions-3.json.gz",
-        "success/acme/2026-11-01/transactions.json"
+      // Each run archives into a folder of its own.
+      const archive = `success/acme/2026-11-01/run-${report.runId}/`
+      expect(report.archive).toBe(archive)
+      expect(await keysUnder(client, bucket, "success/")).toEqual([
+        `${archive}_report.json`,
+        `${archive}leases.ndjson`,
+        `${archive}properties.json`,
+        `${archive}transactions-2.ndjson.gz`,
+        `${archive}transactions-3.json.gz`,
+        `${archive}transactions.json`
       ])
-      expect(await readReport(client, bucket, "success/acme/2026-11-01/_report.json")).toEqual(report)
+      expect(await readReport(client, bucket, `${archive}_report.json`)).toEqual(report)
+      expect(await keysUnder(client, bucket, "staging/")).toEqual([])
     })
   
     test("strict: one invalid record fails the delivery, loads nothing, archives to failure/ with every error pinpointed", async () => {
@@ -100,18 +104,22 @@ for (const [name, database] of Object.entries(databases)) {
       expect(report.totals).toEqual({ read: 20, loaded: 0, rejected: 20, invalid: 1 })
       expect(balanced(report)).toBe(true)
       expect(report.errors.map((e) => `${e.rule}:${e.count}`).sort()).toEqual(["date.iso:1", "iban.checksum:1"])
-      const errors = (await readObject(client, bucket, "failure/acme/strict/_errors.ndjson")).trim().split("\n").map((l) => JSON.parse(l))
+      const archive = `failure/acme/strict/run-${report.runId}/`
+      expect(report.archive).toBe(archive)
+      const errors = (await readObject(client, bucket, `${archive}_errors.ndjson`)).trim().split("\n").map((l) => JSON.parse(l))
       expect(errors.map((e) => [e.file, e.index, e.line, e.path, e.rule])).toEqual([
         ["transactions.ndjson", 13, 14, "$.account_iban", "iban.checksum"],
         ["transactions.ndjson", 13, 14, "$.booking_date", "date.iso"]
       ])
       expect(errors[0].value).toBe("\"FR7630006000011234567890188\"")
       expect(await keysUnder(client, bucket, "incoming/")).toEqual([])
-      expect(await keysUnder(client, bucket, "failure/acme/strict/")).toEqual([
-        "failure/acme/strict/_errors.ndjson",
-        "failure/acme/strict/_report.json",
-        "failure/acme/strict/transactions.ndjson"
+      expect(await keysUnder(client, bucket, "failure/")).toEqual([
+        `${archive}_errors.ndjson`,
+        `${archive}_report.json`,
+        `${archive}transactions.ndjson`
       ])
+      // The rejections were staged for the move only: nothing is left there.
+      expect(await keysUnder(client, bucket, "staging/")).toEqual([])
     })
 
     test("lenient: the valid records are loaded, the rest reported, duplicates included", async () => {
@@ -139,7 +147,7 @@ for (const [name, database] of Object.entries(databases)) {
       expect(rows).toBe(28)
       expect(report.totals).toEqual({ read: 30, loaded: 28, rejected: 2, invalid: 2 })
       expect(balanced(report)).toBe(true)
-      const errors = (await readObject(client, bucket, "success/acme/lenient/_errors.ndjson")).trim().split("\n").map((l) => JSON.parse(l))
+      const errors = (await readObject(client, bucket, `${report.archive}_errors.ndjson`)).trim().split("\n").map((l) => JSON.parse(l))
       expect(errors.map((e) => [e.index, e.rule])).toEqual([[4, "amount.format"], [25, "duplicate_key"]])
       expect(errors[1].message.en).toContain("record 2 of bank.json")
     })
@@ -214,8 +222,8 @@ for (const [name, database] of Object.entries(databases)) {
       const report = await runTest(run(key), layer)
       expect(report.status).toBe("succeeded")
       expect(await keysUnder(client, bucket, "success/")).toEqual([
-        "success/agence côte d'azur/relevé 1+1 novembre/_report.json",
-        "success/agence côte d'azur/relevé 1+1 novembre/transactions été+hiver.json"
+        `success/agence côte d'azur/relevé 1+1 novembre/run-${report.runId}/_report.json`,
+        `success/agence côte d'azur/relevé 1+1 novembre/run-${report.runId}/transactions été+hiver.json`
       ])
       expect(await keysUnder(client, bucket, "incoming/")).toEqual([])
     })
