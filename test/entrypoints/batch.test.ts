@@ -35,6 +35,10 @@ const fresh = () => {
 /** An object as s3rver keeps it on disk. */
 const stored = (dir: string, key: string) => join(dir, "s3", "loaders", `${key}._S3rver_object`)
 
+/** The archive folders of a delivery's runs (`run-<id>/`), as s3rver keeps them on disk. */
+const runFolders = (dir: string, delivery: string) =>
+  readdirSync(join(dir, "s3", "loaders", delivery)).filter((name) => name.startsWith("run-")).map((name) => `${delivery}/${name}/`)
+
 describe("bun run batch on the embedded defaults", () => {
   test("loads the samples: one delivery to success/, one to failure/, with reports; a second run has nothing to do", () => {
     const dir = fresh()
@@ -45,11 +49,14 @@ describe("bun run batch on the embedded defaults", () => {
     expect(first.out).toContain("succeeded  acme-gestion/2026-11-01: read 12, loaded 12, rejected 0")
     expect(first.out).toContain("failed     immo-sud/2026-11-02: read 5, loaded 0, rejected 5")
     expect(first.out).toContain("1 succeeded, 1 failed")
-    const success = JSON.parse(readFileSync(stored(dir, "success/acme-gestion/2026-11-01/_report.json"), "utf8"))
+    const [succeeded, ...others] = runFolders(dir, "success/acme-gestion/2026-11-01")
+    expect(others).toEqual([])
+    const success = JSON.parse(readFileSync(stored(dir, `${succeeded}_report.json`), "utf8"))
     expect(success.totals).toEqual({ read: 12, loaded: 12, rejected: 0, invalid: 0 })
-    const failure = JSON.parse(readFileSync(stored(dir, "failure/immo-sud/2026-11-02/_report.json"), "utf8"))
+    const [rejectedRun] = runFolders(dir, "failure/immo-sud/2026-11-02")
+    const failure = JSON.parse(readFileSync(stored(dir, `${rejectedRun}_report.json`), "utf8"))
     expect(failure.status).toBe("failed")
-    const errors = readFileSync(stored(dir, "failure/immo-sud/2026-11-02/_errors.ndjson"), "utf8").trim().split("\n")
+    const errors = readFileSync(stored(dir, `${rejectedRun}_errors.ndjson`), "utf8").trim().split("\n")
     expect(errors.map((line) => JSON.parse(line).rule)).toContain("iban.checksum")
     const incoming = join(dir, "s3", "loaders", "incoming")
     const left = existsSync(incoming) ? readdirSync(incoming, { recursive: true }).filter((f) => String(f).endsWith("_object")) : []

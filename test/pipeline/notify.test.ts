@@ -38,7 +38,7 @@ describe("notifications", () => {
       { channel: "email", to: ["compta@acme.example", "ops@acme.example"], via: "outbox", path: join(fixture.outbox, `report-acme-n1-${report.runId}.eml`) },
       { channel: "webhook", url: `${hook.url}/loaders`, status: "delivered" }
     ])
-    expect(await readReport(fixture.client, fixture.bucket, "failure/acme/n1/_report.json")).toEqual(report)
+    expect(await readReport(fixture.client, fixture.bucket, `failure/acme/n1/run-${report.runId}/_report.json`)).toEqual(report)
     // The webhook: retried after the 503, the same signed body twice.
     expect(hook.requests.length).toBe(2)
     const [first, second] = hook.requests
