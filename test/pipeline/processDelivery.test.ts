@@ -7,10 +7,11 @@ import { processDelivery } from "../../src/pipeline/processDelivery.ts"
 import { runTest } from "../support/effect.ts"
 import { jsonArray, lease, ndjson, property, transaction, wrapped } from "../support/fixtures.ts"
 import {
-  balanced,
   countRows,
+  countsOf,
   databases,
   deposit,
+  expectedCounts,
   keysUnder,
   pipelineFixture,
   readObject,
@@ -46,7 +47,7 @@ for (const [name, database] of Object.entries(databases)) {
         "transactions-2.ndjson.gz": gzipSync(ndjson(range(15, 25).map((i) => transaction(i)))),
         "transactions-3.json.gz": gzipSync(jsonArray(range(15, 40).map((i) => transaction(i))))
       })
-      const { report, rows, enriched } = await runTest(
+      const { report, rows, enriched, counts } = await runTest(
         Effect.gen(function*() {
           const report = yield* run(key)
           const db = yield* Database
@@ -58,7 +59,7 @@ for (const [name, database] of Object.entries(databases)) {
             leases: yield* countRows("leases"),
             transactions: yield* countRows("transactions")
           }
-          return { report, rows, enriched: enriched?.n }
+          return { report, rows, enriched: enriched?.n, counts: yield* countsOf(report) }
         }),
         layer
       )
@@ -68,7 +69,7 @@ for (const [name, database] of Object.entries(databases)) {
       expect(enriched).toBe(6)
       expect(report.totals).toEqual({ read: 75, loaded: 75, rejected: 0, invalid: 0 })
       expect(report.datasets["transactions"]).toEqual({ read: 55, loaded: 55, rejected: 0, invalid: 0 })
-      expect(balanced(report)).toBe(true)
+      expect(counts).toEqual(expectedCounts({ properties: 10, leases: 10, transactions: 55 }, rows))
       expect(await keysUnder(client, bucket, "incoming/")).toEqual([])
       // Each run archives into a folder of its own.
       const archive = `success/acme/2026-11-01/run-${report.runId}/`
@@ -91,18 +92,19 @@ for (const [name, database] of Object.entries(databases)) {
       const lines = range(20).map((i) => transaction(i))
       lines[13] = { ...transaction(13), account_iban: "FR7630006000011234567890188", booking_date: "2026-02-30" }
       await deposit(client, bucket, key.prefix, { "transactions.ndjson": ndjson(lines) })
-      const { report, rows } = await runTest(
+      const { report, rows, counts } = await runTest(
         Effect.gen(function*() {
-          return { report: yield* run(key), rows: yield* countRows("transactions") }
+          const report = yield* run(key)
+          return { report, rows: yield* countRows("transactions"), counts: yield* countsOf(report) }
         }),
         layer
       )
       expect(report.status).toBe("failed")
+      expect(counts).toEqual(expectedCounts({ transactions: 20 }, {}))
       expect(report.reason?.en).toContain("1 of 20 records were rejected")
       expect(report.reason?.fr).toContain("rien de cette livraison n'a été chargé")
       expect(rows).toBe(0)
       expect(report.totals).toEqual({ read: 20, loaded: 0, rejected: 20, invalid: 1 })
-      expect(balanced(report)).toBe(true)
       expect(report.errors.map((e) => `${e.rule}:${e.count}`).sort()).toEqual(["date.iso:1", "iban.checksum:1"])
       const archive = `failure/acme/strict/run-${report.runId}/`
       expect(report.archive).toBe(archive)
@@ -137,19 +139,82 @@ for (const [name, database] of Object.entries(databases)) {
         }),
         "bank.json": jsonArray(records)
       })
-      const { report, rows } = await runTest(
+      const { report, rows, counts } = await runTest(
         Effect.gen(function*() {
-          return { report: yield* run(key), rows: yield* countRows("transactions") }
+          const report = yield* run(key)
+          return { report, rows: yield* countRows("transactions"), counts: yield* countsOf(report) }
         }),
         layer
       )
       expect(report.status).toBe("succeeded")
       expect(rows).toBe(28)
       expect(report.totals).toEqual({ read: 30, loaded: 28, rejected: 2, invalid: 2 })
-      expect(balanced(report)).toBe(true)
+      expect(counts).toEqual(expectedCounts({ transactions: 30 }, { transactions: 28 }))
       const errors = (await readObject(client, bucket, `${report.archive}_errors.ndjson`)).trim().split("\n").map((l) => JSON.parse(l))
       expect(errors.map((e) => [e.index, e.rule])).toEqual([[4, "amount.format"], [25, "duplicate_key"]])
       expect(errors[1].message.en).toContain("record 2 of bank.json")
+    })
+
+    test("strict: a rejection after several batches were written rolls them all back", async () => {
+      const { client, bucket, layer } = await pipelineFixture(database())
+      const key = delivery(bucket, "acme", "late-reject")
+      const lines: Array<unknown> = range(60).map((i) => transaction(i))
+      // Batches of 7: seven batches are in the database when record 50 is rejected.
+      lines[50] = { ...transaction(50), currency: "EURO" }
+      await deposit(client, bucket, key.prefix, { "transactions.ndjson": ndjson(lines) })
+      const { report, rows, counts } = await runTest(
+        Effect.gen(function*() {
+          const report = yield* run(key)
+          return { report, rows: yield* countRows("transactions"), counts: yield* countsOf(report) }
+        }),
+        layer
+      )
+      expect(report.status).toBe("failed")
+      expect(rows).toBe(0)
+      expect(report.totals).toEqual({ read: 60, loaded: 0, rejected: 60, invalid: 1 })
+      expect(counts).toEqual(expectedCounts({ transactions: 60 }, {}))
+      expect(report.archive).toStartWith("failure/")
+    })
+
+    test("threshold: under the ratio the valid records load; over it the delivery fails and nothing stays", async () => {
+      const { client, bucket, layer } = await pipelineFixture(database())
+      const threshold = (name: string, invalid: ReadonlyArray<number>) => {
+        const lines: Array<unknown> = range(40).map((i) => transaction(i, 10))
+        for (const i of invalid) lines[i] = { ...transaction(i), amount: "12,345" }
+        return deposit(client, bucket, `incoming/acme/${name}/`, {
+          "_manifest.json": JSON.stringify({
+            partner: "acme",
+            delivery: name,
+            policy: { mode: "threshold", max_rejected_ratio: 0.1 },
+            files: [{ name: "bank.ndjson", dataset: "transactions" }]
+          }),
+          "bank.ndjson": ndjson(lines)
+        })
+      }
+      // 3 of 40 (7.5%) and 6 of 40 (15%), all after the first batches were written.
+      await threshold("under", [30, 33, 36])
+      await threshold("over", [30, 32, 34, 35, 37, 39])
+      const { under, over, underCounts, overCounts, rows } = await runTest(
+        Effect.gen(function*() {
+          const under = yield* run(delivery(bucket, "acme", "under"))
+          const over = yield* run(delivery(bucket, "acme", "over"))
+          return {
+            under,
+            over,
+            underCounts: yield* countsOf(under),
+            overCounts: yield* countsOf(over),
+            rows: yield* countRows("transactions")
+          }
+        }),
+        layer
+      )
+      expect([under.status, over.status]).toEqual(["succeeded", "failed"])
+      expect(under.totals).toEqual({ read: 40, loaded: 37, rejected: 3, invalid: 3 })
+      expect(over.totals).toEqual({ read: 40, loaded: 0, rejected: 40, invalid: 6 })
+      expect(over.reason?.en).toContain("6 of 40 records were rejected")
+      expect(underCounts).toEqual(expectedCounts({ transactions: 40 }, { transactions: 37 }))
+      expect(overCounts).toEqual(expectedCounts({ transactions: 40 }, {}))
+      expect(rows).toBe(37)
     })
 
     test("malformed JSON fails the delivery with the file, line and column", async () => {
@@ -157,9 +222,10 @@ for (const [name, database] of Object.entries(databases)) {
       const key = delivery(bucket, "acme", "broken")
       const text = jsonArray(range(10).map(property)).replace(`"id":"P-000007"`, `"id":"P-000007",,`)
       await deposit(client, bucket, key.prefix, { "properties.json": text, "leases.ndjson": ndjson(range(3).map(lease)) })
-      const { report, rows } = await runTest(
+      const { report, rows, counts } = await runTest(
         Effect.gen(function*() {
-          return { report: yield* run(key), rows: yield* countRows("leases") }
+          const report = yield* run(key)
+          return { report, rows: yield* countRows("leases"), counts: yield* countsOf(report) }
         }),
         layer
       )
@@ -174,7 +240,7 @@ for (const [name, database] of Object.entries(databases)) {
       // The records before the error were read (and checked); the other files too.
       expect(file?.read).toBe(7)
       expect(report.totals.read).toBe(10)
-      expect(balanced(report)).toBe(true)
+      expect(counts).toEqual(expectedCounts({ properties: 7, leases: 3 }, {}))
     })
 
     test("re-running a delivery never duplicates rows: an identical re-deposit is recognised, a changed one replaces", async () => {
@@ -202,11 +268,23 @@ for (const [name, database] of Object.entries(databases)) {
             duplicateReason: second.reason?.en,
             // The changed delivery's keys are taken: it is read a second time as upserts, and
             // reported once.
-            third: [third.totals, third.files.map((f) => [f.read, f.loaded])]
+            third: [third.totals, third.files.map((f) => [f.read, f.loaded])],
+            reports: [first, second, third]
           }
         }),
         layer
       )
+      // Every run keeps its own archive: nothing of an earlier run is overwritten.
+      const [first, second, third] = counts.reports
+      expect(new Set(counts.reports.map((r) => r.archive)).size).toBe(3)
+      for (const report of counts.reports) {
+        expect(await readReport(client, bucket, `${report.archive}_report.json`)).toEqual(report)
+        expect(report.archive).toBe(`success/acme/again/run-${report.runId}/`)
+      }
+      expect(await readObject(client, bucket, `${first!.archive}properties.json`)).toBe(files["properties.json"])
+      expect(await readObject(client, bucket, `${second!.archive}properties.json`)).toBe(files["properties.json"])
+      expect(await readObject(client, bucket, `${third!.archive}properties.json`)).toContain("Renamed")
+      expect(second!.reason?.en).toContain(`run ${first!.runId}`)
       expect(counts.third).toEqual([{ read: 12, loaded: 12, rejected: 0, invalid: 0 }, [[12, 12]]])
       expect(counts.statuses).toEqual(["succeeded", "duplicate", "succeeded"])
       expect(counts.rows).toEqual([12, 12, 12])

@@ -15,6 +15,8 @@ import type { DeliveryReport } from "../../src/pipeline/Report.ts"
 import { freshDatabase } from "./postgres.ts"
 import { freshBucket } from "./s3.ts"
 
+const datasetsByName = new Map(datasets.map((d) => [d.name, d]))
+
 /** The two databases every pipeline test runs against. */
 export const databases = {
   PostgreSQL: () =>
@@ -72,9 +74,37 @@ export const readObject = async (client: S3Client, bucket: string, key: string):
 export const readReport = async (client: S3Client, bucket: string, key: string): Promise<DeliveryReport> =>
   JSON.parse(await readObject(client, bucket, key)) as DeliveryReport
 
-/** Every count in a report keeps `read = loaded + rejected`. */
-export const balanced = (report: DeliveryReport): boolean =>
-  [report.totals, ...Object.values(report.datasets), ...report.files].every((c) => c.read === c.loaded + c.rejected)
+/**
+ * The report's counts against what the test knows independently: `deposited` records per dataset,
+ * and the rows the run left in each table (`_delivery` = its run). `loaded` must be those rows,
+ * `rejected` the rest of what was deposited; per file counts must add up to the totals.
+ */
+export const countsOf = (report: DeliveryReport) =>
+  Effect.gen(function*() {
+    const db = yield* Database
+    const datasets: Record<string, { read: number; loaded: number; rejected: number; rows: number }> = {}
+    for (const [name, counts] of Object.entries(report.datasets)) {
+      const table = datasetsByName.get(name)?.table ?? name
+      const [row] = yield* db.query<{ n: number }>(`SELECT count(*)::int AS n FROM loaders.${table} WHERE _delivery = $1`, [
+        report.runId ?? ""
+      ])
+      datasets[name] = { read: counts.read, loaded: counts.loaded, rejected: counts.rejected, rows: row?.n ?? 0 }
+    }
+    const fileTotal = (field: "read" | "loaded" | "rejected") => report.files.reduce((sum, file) => sum + file[field], 0)
+    return { datasets, files: { read: fileTotal("read"), loaded: fileTotal("loaded"), rejected: fileTotal("rejected") } }
+  })
+
+/** What `countsOf` must answer for a run that read `read` records of each dataset and left `rows`. */
+export const expectedCounts = (read: Readonly<Record<string, number>>, rows: Readonly<Record<string, number>>) => {
+  const datasets: Record<string, { read: number; loaded: number; rejected: number; rows: number }> = {}
+  for (const [name, n] of Object.entries(read)) {
+    const loaded = rows[name] ?? 0
+    datasets[name] = { read: n, loaded, rejected: n - loaded, rows: loaded }
+  }
+  const sum = (pick: (c: { read: number; loaded: number; rejected: number }) => number) =>
+    Object.values(datasets).reduce((total, counts) => total + pick(counts), 0)
+  return { datasets, files: { read: sum((c) => c.read), loaded: sum((c) => c.loaded), rejected: sum((c) => c.rejected) } }
+}
 
 export const countRows = (table: string) =>
   Effect.gen(function*() {
