@@ -1,5 +1,5 @@
 import { describe, expect } from "bun:test"
-import { Effect, Fiber, Layer, Redacted } from "effect"
+import { Deferred, Effect, Fiber, Layer, Redacted } from "effect"
 import type { Dataset } from "../../schemas/Dataset.ts"
 import { Database } from "../../src/effects/Database.ts"
 import { Sink, type StagedRecord } from "../../src/effects/Sink.ts"
@@ -68,15 +68,18 @@ describe(`Sink on ${name}`, () => {
   effectTest("copy: interrupted while rows stream in, the load rolls back and frees its connection", () =>
     Effect.gen(function*() {
       const sink = yield* Sink
+      const streaming = yield* Deferred.make<void>()
       const writing = yield* Effect.forkChild(Effect.scoped(Effect.gen(function*() {
         const load = yield* sink.begin("run-1", "copy")
         // Rows arrive as a download delivers them: a little at a time.
         for (let i = 0;; i++) {
           yield* load.write(things, [record(i, `key-${i}`, "streaming", i)])
+          if (i === 20) yield* Deferred.succeed(streaming, undefined)
           yield* Effect.sleep("2 millis")
         }
       })))
-      yield* Effect.sleep("300 millis")
+      // Interrupted once the COPY is well under way.
+      yield* Deferred.await(streaming).pipe(Effect.timeout("20 seconds"))
       yield* Fiber.interrupt(writing).pipe(Effect.timeout("10 seconds"))
       expect(yield* rows.pipe(Effect.timeout("5 seconds"))).toEqual([])
     }), layer())

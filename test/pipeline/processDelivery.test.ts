@@ -4,6 +4,7 @@ import { gzipSync } from "node:zlib"
 import { Database } from "../../src/effects/Database.ts"
 import type { DeliveryKey } from "../../src/effects/Ledger.ts"
 import { processDelivery } from "../../src/pipeline/processDelivery.ts"
+import { Progress } from "../../src/pipeline/Progress.ts"
 import { runTest } from "../support/effect.ts"
 import { jsonArray, lease, ndjson, property, transaction, wrapped } from "../support/fixtures.ts"
 import {
@@ -315,9 +316,13 @@ describe("processDelivery interrupted", () => {
     await deposit(client, bucket, key.prefix, { "transactions.ndjson": ndjson(range(60_000).map((i) => transaction(i))) })
     const result = await runTest(
       Effect.gen(function*() {
-        const fiber = yield* Effect.forkChild(processDelivery(key))
-        // Let it load a few batches, then interrupt it as Ctrl-C would.
-        yield* Effect.sleep("400 millis")
+        const progress = { bytes: 0, records: 0 }
+        const fiber = yield* Effect.forkChild(processDelivery(key).pipe(Effect.provideService(Progress, progress)))
+        // Once it has written a few batches, interrupt it as Ctrl-C would.
+        yield* Effect.sleep("5 millis").pipe(
+          Effect.repeat({ until: () => progress.records >= 5_000 }),
+          Effect.timeout("30 seconds")
+        )
         yield* Fiber.interrupt(fiber)
         const afterInterrupt = yield* countRows("transactions")
         const report = yield* run(key)
