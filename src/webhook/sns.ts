@@ -12,7 +12,7 @@ const SIGNED: Record<SnsMessage["Type"], ReadonlyArray<keyof SnsMessage>> = {
 }
 
 /** The exact text SNS signed for `message`. */
-export const stringToSign = (message: SnsMessage): string =>
+const stringToSign = (message: SnsMessage): string =>
   SIGNED[message.Type].flatMap((field) => (message[field] === undefined ? [] : [`${field}\n${message[field]}\n`])).join("")
 
 /**
