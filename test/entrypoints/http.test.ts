@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, test } from "bun:test"
 import { Duration, Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import { Database } from "../../src/effects/Database.ts"
-import { JobQueue } from "../../src/effects/JobQueue.ts"
+import { type DeliveryJob, JobQueue } from "../../src/effects/JobQueue.ts"
 import { makeApp } from "../../src/entrypoints/http.ts"
 import { handleDeliveryJob } from "../../src/pipeline/deliveryJob.ts"
 import { Webhook } from "../../src/webhook/Webhook.ts"
@@ -21,8 +21,12 @@ afterAll(async () => {
 /** The HTTP app in-process, with in-process workers, on a fresh bucket and database. */
 const server = async (webhook: Partial<WebhookSettings> = {}, quietPeriod: Duration.Duration = Duration.zero) => {
   const fixture = await pipelineFixture(databases.PostgreSQL(), { quietPeriod })
+  // Every job a worker takes, to show that a refused request queued nothing.
+  const jobs: Array<DeliveryJob> = []
+  const handle = (job: DeliveryJob, queue: JobQueue["Service"]) =>
+    Effect.sync(() => jobs.push(job)).pipe(Effect.andThen(handleDeliveryJob(job, queue)))
   const layer = Webhook.layer.pipe(
-    Layer.provideMerge(JobQueue.layerInProcess({ workers: 2, handle: handleDeliveryJob })),
+    Layer.provideMerge(JobQueue.layerInProcess({ workers: 2, handle })),
     Layer.provideMerge(WebhookConfig.layerWith({ secret: Redacted.make(SECRET), ...webhook })),
     Layer.provideMerge(fixture.layer)
   )
@@ -41,6 +45,12 @@ const server = async (webhook: Partial<WebhookSettings> = {}, quietPeriod: Durat
         db.query<{ n: number }>(`SELECT count(*)::int AS n FROM loaders.delivery_runs WHERE prefix = $1`, [prefix])
       ).pipe(Effect.map((rows) => rows[0]?.n ?? 0))
     )
+  /** The buckets the ledger holds deliveries under. */
+  const ledgerBuckets = () =>
+    runtime.runPromise(
+      Database.use((db) => db.query<{ bucket: string }>(`SELECT DISTINCT bucket FROM loaders.deliveries ORDER BY bucket`))
+        .pipe(Effect.map((rows) => rows.map((row) => row.bucket)))
+    )
   /** Waits until the queue is idle (nothing waiting, nothing in flight). */
   const settled = async () => {
     for (let i = 0; i < 200; i++) {
@@ -50,7 +60,7 @@ const server = async (webhook: Partial<WebhookSettings> = {}, quietPeriod: Durat
     }
     throw new Error("the job queue did not settle")
   }
-  return { ...fixture, app, post, runs, settled }
+  return { ...fixture, app, post, runs, settled, jobs, ledgerBuckets }
 }
 
 const delivery = (partner: string, name: string) => `incoming/${partner}/${name}/`
@@ -69,8 +79,8 @@ describe("POST /webhooks/s3 (in-process app)", () => {
       const body = (await response.json()) as { error: string }
       expect(body.error).not.toContain(SECRET)
     }
-    await Bun.sleep(300)
     await s.settled()
+    expect(s.jobs).toEqual([])
     expect(await s.runs(prefix)).toBe(0)
     expect(await keysUnder(s.client, s.bucket, prefix)).toEqual([`${prefix}properties.json`])
   })
@@ -153,7 +163,7 @@ describe("POST /webhooks/s3 (in-process app)", () => {
     const prefix = delivery("agence côte", "relevé 1+1 %2B")
     await deposit(s.client, s.bucket, prefix, { "properties été.json": jsonArray([property(1)]) })
     const minio = await s.post(minioEvent(s.bucket, `${prefix}properties été.json`))
-    expect(await minio.json()).toEqual({ kind: "events", accepted: 1, ignored: 0, deliveries: [prefix] })
+    expect(await minio.json()).toEqual({ kind: "events", accepted: 1, ignored: 0, refused: [], deliveries: [prefix] })
     await s.settled()
     const archived = await keysUnder(s.client, s.bucket, "success/")
     expect(archived.map((k) => k.replace(/\/run-\d+\//, "/run-N/"))).toEqual([
@@ -161,7 +171,7 @@ describe("POST /webhooks/s3 (in-process app)", () => {
       "success/agence côte/relevé 1+1 %2B/run-N/properties été.json"
     ])
     const own = await s.post(eventBridgeEvent(s.bucket, archived[0]!))
-    expect(await own.json()).toEqual({ kind: "events", accepted: 0, ignored: 1, deliveries: [] })
+    expect(await own.json()).toEqual({ kind: "events", accepted: 0, ignored: 1, refused: [], deliveries: [] })
     expect(await s.runs(prefix)).toBe(1)
   })
 
@@ -202,6 +212,102 @@ describe("POST /webhooks/s3 (in-process app)", () => {
     expect(response.status).toBe(200)
     expect(await response.json()).toEqual({ kind: "subscription", topic: sns.topic, confirmed: true })
     expect(sns.confirmations).toEqual(["/confirm?Action=ConfirmSubscription&Token=t0k"])
+  })
+})
+
+describe("POST /webhooks/s3: names and buckets", () => {
+  test("keys whose names break the rule (.., %2E%2E, NUL, backslash, empty, too long) are refused with the key named; nothing is queued", async () => {
+    const s = await server()
+    // Deposited for real where s3rver can hold the key, so a queued job would show as a run.
+    await deposit(s.client, s.bucket, "incoming/acme\\sub/d1/", files)
+    await deposit(s.client, s.bucket, `incoming/acme/${"é".repeat(65)}/`, files)
+    const refusals: Array<[string, string]> = [
+      ["incoming/../acme/d1/properties.json", `the partner name ".." is refused (it is a relative path segment)`],
+      ["incoming/acme/./properties.json", `the delivery name "." is refused (it is a relative path segment)`],
+      ["incoming/acme/d1/../../other/properties.json", `the file path segment ".." is refused`],
+      ["incoming/acme\\sub/d1/properties.json", `the partner name "acme\\\\sub" is refused (it holds a backslash)`],
+      ["incoming/acme/d1\u0000/properties.json", `the delivery name "d1\\u0000" is refused (it holds a control character)`],
+      ["incoming//d1/properties.json", `the partner name "" is refused (it is empty)`],
+      [`incoming/acme/${"é".repeat(65)}/properties.json`, "is refused (it is 130 bytes long)"]
+    ]
+    for (const [key, reason] of refusals) {
+      const response = await s.post(awsEvent(s.bucket, [key]))
+      const body = (await response.json()) as { error: string }
+      expect([key, response.status]).toEqual([key, 400])
+      expect(body.error).toContain(`object key ${JSON.stringify(key)}`)
+      expect(body.error).toContain(reason)
+      expect(body.error).toMatch(/; (partner and delivery names must be 1 to 128 bytes|file paths inside a delivery must)/)
+    }
+    // Percent-encoded in the event itself: decoded once, then refused like the plain key.
+    const encoded = awsEvent(s.bucket, ["x"])
+    encoded.Records[0]!.s3.object.key = "incoming/%2E%2E/d1/properties.json"
+    const response = await s.post(encoded)
+    expect(response.status).toBe(400)
+    expect(((await response.json()) as { error: string }).error).toContain(`the partner name ".." is refused`)
+    await s.settled()
+    expect(s.jobs).toEqual([])
+    expect(await keysUnder(s.client, s.bucket, "success/")).toEqual([])
+  })
+
+  test("a request mixing a good key and a refused one queues the good one and lists the refusal (202)", async () => {
+    const s = await server()
+    const prefix = delivery("acme", "mixed")
+    await deposit(s.client, s.bucket, prefix, files)
+    const event = awsEvent(s.bucket, [`${prefix}properties.json`, "x"])
+    event.Records[1]!.s3.object.key = "incoming/acme/%2E%2E/x.json"
+    const response = await s.post(event)
+    expect(response.status).toBe(202)
+    const body = (await response.json()) as { accepted: number; refused: Array<string>; deliveries: Array<string> }
+    expect(body.accepted).toBe(1)
+    expect(body.deliveries).toEqual([prefix])
+    expect(body.refused.length).toBe(1)
+    expect(body.refused[0]).toContain(`the delivery name ".." is refused`)
+    await s.settled()
+    expect(s.jobs.map((job) => job.prefix)).toEqual([prefix])
+    expect(await s.runs(prefix)).toBe(1)
+  })
+
+  test("a well-named file's event does not get a folder holding a refused key processed", async () => {
+    const s = await server()
+    const prefix = delivery("acme", "spoilt")
+    await deposit(s.client, s.bucket, prefix, { ...files, "sub\\x.json": "[]" })
+    expect((await s.post(awsEvent(s.bucket, [`${prefix}properties.json`]))).status).toBe(202)
+    await s.settled()
+    expect(s.jobs.map((job) => job.prefix)).toEqual([prefix])
+    expect(await s.runs(prefix)).toBe(0)
+    expect(await keysUnder(s.client, s.bucket, prefix)).toEqual([`${prefix}properties.json`, `${prefix}sub\\x.json`])
+  })
+
+  test("an event naming another bucket is refused (403) and processes nothing of ours", async () => {
+    const s = await server()
+    const prefix = delivery("acme", "elsewhere")
+    await deposit(s.client, s.bucket, prefix, files)
+    const response = await s.post(awsEvent("someone-elses-bucket", [`${prefix}properties.json`]))
+    expect(response.status).toBe(403)
+    expect(((await response.json()) as { error: string }).error).toBe(
+      `object key "${prefix}properties.json": bucket "someone-elses-bucket" is refused; this service loads bucket "${s.bucket}" only`
+    )
+    const bridged = await s.post(eventBridgeEvent("someone-elses-bucket", `${prefix}properties.json`))
+    expect(bridged.status).toBe(403)
+    await s.settled()
+    expect(s.jobs).toEqual([])
+    expect(await s.runs(prefix)).toBe(0)
+    expect(await keysUnder(s.client, s.bucket, prefix)).toEqual([`${prefix}properties.json`])
+  })
+
+  test("the same folder announced under two bucket names at once runs once, recorded under the real bucket", async () => {
+    const s = await server()
+    const prefix = delivery("acme", "two-names")
+    await deposit(s.client, s.bucket, prefix, files)
+    const key = `${prefix}properties.json`
+    const statuses = await Promise.all([
+      s.post(awsEvent(s.bucket, [key])).then((r) => r.status),
+      s.post(awsEvent(`${s.bucket}-alias`, [key])).then((r) => r.status)
+    ])
+    await s.settled()
+    expect(await s.runs(prefix)).toBe(1)
+    expect(await s.ledgerBuckets()).toEqual([s.bucket])
+    expect(statuses).toEqual([202, 403])
   })
 })
 
