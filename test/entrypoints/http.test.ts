@@ -311,6 +311,63 @@ describe("POST /webhooks/s3: names and buckets", () => {
   })
 })
 
+describe("POST /webhooks/s3: SNS replays", () => {
+  const snsPost = (app: { request: (path: string, init: RequestInit) => Response | Promise<Response> }, message: unknown) =>
+    Promise.resolve(app.request("/webhooks/s3", {
+      method: "POST",
+      headers: { "content-type": "text/plain; charset=UTF-8", "x-amz-sns-message-type": "Notification" },
+      body: JSON.stringify(message)
+    }))
+  const ago = (ms: number) => new Date(Date.now() - ms).toISOString()
+  const MINUTE = 60_000
+
+  test("a genuine message older than LOADERS_SNS_MAX_AGE (default 1 hour) or dated ahead is refused; within the window it passes", async () => {
+    const sns = await fakeSns()
+    const s = await server({ snsTopics: [sns.topic], snsUrl: new RegExp(sns.urlPattern) })
+    const prefix = delivery("acme", "sns-window")
+    await deposit(s.client, s.bucket, prefix, files)
+    const event = JSON.stringify(awsEvent(s.bucket, [`${prefix}properties.json`]))
+    const dated = (Timestamp: string) => sns.sign({ Type: "Notification", Message: event, Subject: "Amazon S3 Notification", Timestamp })
+
+    const from2022 = dated("2022-03-14T09:26:53.589Z")
+    const stale = await snsPost(s.app, from2022)
+    expect(stale.status).toBe(401)
+    expect(((await stale.json()) as { error: string }).error).toBe(
+      `SNS message ${from2022.MessageId} was sent at 2022-03-14T09:26:53.589Z, more than 1h ago (LOADERS_SNS_MAX_AGE): refused as a replay`
+    )
+    expect((await snsPost(s.app, dated(ago(61 * MINUTE)))).status).toBe(401)
+    const ahead = await snsPost(s.app, dated(ago(-30 * MINUTE)))
+    expect(ahead.status).toBe(401)
+    expect(((await ahead.json()) as { error: string }).error).toContain("ahead of this server's clock")
+    const subscription = sns.sign({
+      Type: "SubscriptionConfirmation",
+      Message: "You have chosen to subscribe…",
+      SubscribeURL: `${sns.base}/confirm?Action=ConfirmSubscription&Token=old`,
+      Token: "old",
+      Timestamp: ago(2 * 60 * MINUTE)
+    })
+    expect((await snsPost(s.app, subscription)).status).toBe(401)
+    expect(sns.confirmations).toEqual([])
+    await s.settled()
+    expect(s.jobs).toEqual([])
+
+    expect((await snsPost(s.app, dated(ago(50 * MINUTE)))).status).toBe(202)
+    await s.settled()
+    expect(await s.runs(prefix)).toBe(1)
+  })
+
+  test("the window follows the configured age", async () => {
+    const sns = await fakeSns()
+    const s = await server({ snsTopics: [sns.topic], snsUrl: new RegExp(sns.urlPattern), snsMaxAge: Duration.minutes(10) })
+    const message = (minutes: number) =>
+      sns.sign({ Type: "Notification", Message: JSON.stringify(testEvent(s.bucket)), Timestamp: ago(minutes * MINUTE) })
+    const refused = await snsPost(s.app, message(15))
+    expect(refused.status).toBe(401)
+    expect(((await refused.json()) as { error: string }).error).toContain("more than 10m ago (LOADERS_SNS_MAX_AGE)")
+    expect((await snsPost(s.app, message(5))).status).toBe(202)
+  })
+})
+
 describe("health endpoints", () => {
   test("/healthz answers; /readyz checks S3 and the database", async () => {
     const s = await server()
