@@ -1,6 +1,7 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Clock, Console, Duration, Effect, Exit, Fiber, Layer, Schedule } from "effect"
 import { parseArgs } from "node:util"
+import { NAME_RULE, nameProblem } from "../../schemas/DeliveryName.ts"
 import { type Discovered, discover } from "../pipeline/discover.ts"
 import { type Outcome, processDelivery } from "../pipeline/processDelivery.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
@@ -12,6 +13,8 @@ const USAGE = `Usage: bun run batch [options]
 Backfill: finds the deliveries under the incoming prefix that are ready (manifest present with all
 its files, or no new object for the quiet period), processes them with bounded concurrency, and
 prints a summary. Safe to interrupt (Ctrl-C) and to run again: a delivery is never loaded twice.
+A folder whose partner or delivery name (or any key in it) breaks the name rule is refused with
+one line saying why and never processed (README.md, "Names").
 
 Options:
   --dry-run            validate and report only: nothing is loaded, moved or recorded
@@ -49,6 +52,8 @@ const parseOptions = (argv: ReadonlyArray<string>): Options | "help" => {
   if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1)) {
     throw new Error(`--concurrency expects a positive integer, got "${values.concurrency}"`)
   }
+  const partnerProblem = values.partner === undefined ? undefined : nameProblem(values.partner)
+  if (partnerProblem) throw new Error(`--partner "${values.partner}" is refused (${partnerProblem}): ${NAME_RULE}`)
   return { dryRun: values["dry-run"], concurrency, partner: values.partner }
 }
 
@@ -76,7 +81,8 @@ const progressLine = (counters: ProgressCounters, started: number, done: () => n
 const run = (options: Options) =>
   Effect.gen(function*() {
     yield* Console.log(yield* describeEnvironment)
-    const found = yield* discover(options.partner ? { partner: options.partner } : {})
+    const { found, refused } = yield* discover(options.partner ? { partner: options.partner } : {})
+    for (const folder of refused) yield* Console.log(`  refused    ${folder.reason}`)
     const ready = found.filter((d): d is Discovered & { readiness: { ready: true } } => d.readiness.ready)
     for (const waiting of found) {
       if (!waiting.readiness.ready) {

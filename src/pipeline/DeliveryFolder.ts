@@ -1,3 +1,4 @@
+import { folderNames, keyNames, type KeyNames } from "../../schemas/DeliveryName.ts"
 import type { ObjectInfo } from "../effects/ObjectStore.ts"
 import type { DeliveryKey, FolderObjects } from "../effects/Ledger.ts"
 
@@ -13,24 +14,37 @@ export interface DeliveryFolder {
 }
 
 /**
- * The delivery a folder prefix names, when it has the shape `<incoming><partner>/<delivery>/`.
- * Anything else (a file at the partner level, a deeper folder) is not a delivery.
+ * The delivery a folder prefix names, when it has the shape `<incoming><partner>/<delivery>/` and
+ * its names follow the rule of `schemas/DeliveryName.ts`. Anything else is not a delivery.
  */
 export const deliveryKey = (bucket: string, prefix: string, incomingPrefix: string): DeliveryKey | undefined => {
-  if (!prefix.startsWith(incomingPrefix) || !prefix.endsWith("/")) return undefined
-  const parts = prefix.slice(incomingPrefix.length, -1).split("/")
-  if (parts.length !== 2) return undefined
-  const [partner, delivery] = parts
-  if (!partner || !delivery) return undefined
-  return { bucket, prefix, partner, delivery }
+  const names = folderNames(prefix, incomingPrefix)
+  return names._tag === "Named" ? { bucket, prefix: names.prefix, partner: names.partner, delivery: names.delivery } : undefined
 }
 
+/** What an object key is: a file of a delivery, not a delivery's object, or a key that breaks the name rule. */
+export type ObjectDelivery =
+  | { readonly _tag: "Outside" }
+  | { readonly _tag: "Delivery"; readonly key: DeliveryKey }
+  | Extract<KeyNames, { readonly _tag: "Refused" }>
+
 /** The delivery folder an object key belongs to, e.g. for an S3 event about one of its files. */
-export const deliveryOfObject = (bucket: string, objectKey: string, incomingPrefix: string): DeliveryKey | undefined => {
-  if (!objectKey.startsWith(incomingPrefix)) return undefined
-  const parts = objectKey.slice(incomingPrefix.length).split("/")
-  if (parts.length < 3) return undefined
-  return deliveryKey(bucket, `${incomingPrefix}${parts[0]}/${parts[1]}/`, incomingPrefix)
+export const deliveryOfObject = (bucket: string, objectKey: string, incomingPrefix: string): ObjectDelivery => {
+  const names = keyNames(objectKey, incomingPrefix)
+  if (names._tag !== "Named") return names
+  return { _tag: "Delivery", key: { bucket, prefix: names.prefix, partner: names.partner, delivery: names.delivery } }
+}
+
+/**
+ * Why a listed folder must not be processed: the first of its objects whose key breaks the name
+ * rule (e.g. a `../` file path inside a well-named folder), or `undefined`.
+ */
+export const refusedObject = (folder: DeliveryFolder, incomingPrefix: string): string | undefined => {
+  for (const object of folder.objects) {
+    const names = keyNames(object.key, incomingPrefix)
+    if (names._tag === "Refused") return names.reason
+  }
+  return undefined
 }
 
 /** An object's name inside its folder (may contain `/` for sub-folders). */

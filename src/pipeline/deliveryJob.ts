@@ -1,7 +1,7 @@
 import { Cause, Duration, Effect, Stream, Tracer } from "effect"
 import type { DeliveryJob, JobQueue } from "../effects/JobQueue.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
-import { deliveryKey } from "./DeliveryFolder.ts"
+import { deliveryKey, refusedObject } from "./DeliveryFolder.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
 import { processDelivery } from "./processDelivery.ts"
 import { readiness } from "./Readiness.ts"
@@ -19,10 +19,16 @@ export const handleDeliveryJob = (job: DeliveryJob, queue: JobQueue["Service"]) 
   Effect.gen(function*() {
     const store = yield* ObjectStore
     const config = yield* PipelineConfig
-    const key = deliveryKey(job.bucket, job.prefix, config.incomingPrefix)
-    if (!key) return
+    // The ledger keys a delivery by the store's bucket, never by what a job (an event) says.
+    if (job.bucket !== store.bucket) {
+      return yield* Effect.logError(`job for ${JSON.stringify(job.prefix)} names bucket ${JSON.stringify(job.bucket)}, not "${store.bucket}": dropped`)
+    }
+    const key = deliveryKey(store.bucket, job.prefix, config.incomingPrefix)
+    if (!key) return yield* Effect.logError(`job for ${JSON.stringify(job.prefix)}: not a delivery folder whose names follow the rule; dropped`)
     const objects = yield* Stream.runCollect(store.list(key.prefix))
     if (objects.length === 0) return
+    const refused = refusedObject({ key, objects }, config.incomingPrefix)
+    if (refused) return yield* Effect.logError(`${key.prefix} is not processed: ${refused}`)
     const ready = yield* readiness({ key, objects }, config.quietPeriod)
     if (!ready.ready) {
       yield* Effect.logDebug(`${key.prefix} waits for ${ready.waitingFor}`)

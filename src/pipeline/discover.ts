@@ -11,8 +11,16 @@ export interface Discovered {
   readonly readiness: Readiness
 }
 
+/** A folder under the incoming prefix that is never processed: a key in it breaks the name rule. */
+export interface RefusedFolder {
+  readonly prefix: string
+  /** The first offending key and what the rule expects. */
+  readonly reason: string
+}
+
 /**
- * Every delivery folder under the incoming prefix (optionally of one partner), with its readiness.
+ * Every delivery folder under the incoming prefix (optionally of one partner), with its readiness,
+ * and the folders refused because a key in them breaks the name rule (`schemas/DeliveryName.ts`).
  * One flat listing grouped by folder: delimiter listings are not reliable on every S3-compatible
  * store (s3rver omits nested common prefixes). Stray objects outside `<partner>/<delivery>/` are
  * not deliveries.
@@ -22,20 +30,28 @@ export const discover = Effect.fn("discover")(function*(options: { readonly part
   const config = yield* PipelineConfig
   const root = options.partner ? `${config.incomingPrefix}${options.partner}/` : config.incomingPrefix
   const folders = new Map<string, { key: DeliveryKey; objects: Array<ObjectInfo> }>()
+  const refused = new Map<string, RefusedFolder>()
   yield* store.list(root).pipe(
     Stream.runForEach((object) =>
       Effect.sync(() => {
-        const key = deliveryOfObject(store.bucket, object.key, config.incomingPrefix)
-        if (!key) return
-        const folder = folders.get(key.prefix) ?? { key, objects: [] }
+        const place = deliveryOfObject(store.bucket, object.key, config.incomingPrefix)
+        if (place._tag === "Outside") return
+        if (place._tag === "Refused") {
+          if (!refused.has(place.prefix)) refused.set(place.prefix, { prefix: place.prefix, reason: place.reason })
+          return
+        }
+        const folder = folders.get(place.key.prefix) ?? { key: place.key, objects: [] }
         folder.objects.push(object)
-        folders.set(key.prefix, folder)
+        folders.set(place.key.prefix, folder)
       })
     )
   )
   const found: Array<Discovered> = []
   for (const folder of folders.values()) {
+    // Refused whole, as workers refuse it: loading the other files would load a delivery other
+    // than the one deposited.
+    if (refused.has(folder.key.prefix)) continue
     found.push({ folder, readiness: yield* readiness(folder, config.quietPeriod) })
   }
-  return found
+  return { found, refused: [...refused.values()] }
 })

@@ -1,10 +1,11 @@
 import { Context, Effect, Layer, Result, Schema } from "effect"
 import { SnsMessage } from "../../schemas/events/S3Event.ts"
-import { JobQueue } from "../effects/JobQueue.ts"
+import { type DeliveryJob, JobQueue } from "../effects/JobQueue.ts"
+import { ObjectStore } from "../effects/ObjectStore.ts"
 import { deliveryOfObject } from "../pipeline/DeliveryFolder.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
 import { authenticate } from "./auth.ts"
-import { BadRequest, type Forbidden, PayloadTooLarge, type Unauthorized, type UpstreamFailed } from "./errors.ts"
+import { BadRequest, Forbidden, PayloadTooLarge, type Unauthorized, type UpstreamFailed } from "./errors.ts"
 import { newerSequencer, type ObjectCreated, type ObjectEvents, objectEvents } from "./events.ts"
 import { makeSnsVerifier } from "./sns.ts"
 import { WebhookConfig } from "./WebhookConfig.ts"
@@ -17,7 +18,14 @@ export interface WebhookRequest {
 
 /** What the webhook did with a request. */
 export type WebhookResult =
-  | { readonly kind: "events"; readonly accepted: number; readonly ignored: number; readonly deliveries: ReadonlyArray<string> }
+  | {
+    readonly kind: "events"
+    readonly accepted: number
+    readonly ignored: number
+    /** Why each refused record was refused (another bucket, a key breaking the name rule). */
+    readonly refused: ReadonlyArray<string>
+    readonly deliveries: ReadonlyArray<string>
+  }
   | { readonly kind: "subscription"; readonly topic: string; readonly confirmed: boolean }
 
 /** Remembered (key → newest sequencer) to drop repeated events; bounded, oldest forgotten first. */
@@ -57,7 +65,9 @@ const parseJson = (text: string, what: string) =>
  * The `POST /webhooks/s3` logic, runtime-neutral: authenticates (SNS signature, or the shared
  * secret), decodes the event, and hands each delivery folder it touches to the job queue. Events
  * outside the incoming prefix — the loaders' own archive moves among them — are acknowledged and
- * ignored, so archiving never triggers processing.
+ * ignored, so archiving never triggers processing. Records naming another bucket than the store's,
+ * or a key breaking the name rule, are refused: listed in the answer beside the accepted ones, or,
+ * when nothing was queued, the request's 4xx reason.
  */
 export class Webhook extends Context.Service<Webhook, {
   readonly handle: (
@@ -70,6 +80,7 @@ export class Webhook extends Context.Service<Webhook, {
       const settings = yield* WebhookConfig
       const pipeline = yield* PipelineConfig
       const queue = yield* JobQueue
+      const store = yield* ObjectStore
       const sns = makeSnsVerifier(settings)
       const sequencers = new Map<string, string>()
 
@@ -86,22 +97,39 @@ export class Webhook extends Context.Service<Webhook, {
       }
 
       const dispatch = Effect.fnUntraced(function*(events: ObjectEvents) {
-        const deliveries = new Map<string, { bucket: string; prefix: string }>()
+        const deliveries = new Map<string, DeliveryJob>()
+        const refused: Array<string> = []
+        let otherBuckets = 0
         let accepted = 0
         for (const event of events.created) {
-          const key = deliveryOfObject(event.bucket, event.key, pipeline.incomingPrefix)
-          if (!key || !fresh(event)) continue
+          if (event.bucket !== store.bucket) {
+            refused.push(
+              `object key ${JSON.stringify(event.key)}: bucket ${JSON.stringify(event.bucket)} is refused; this service loads bucket "${store.bucket}" only`
+            )
+            otherBuckets++
+            continue
+          }
+          const place = deliveryOfObject(store.bucket, event.key, pipeline.incomingPrefix)
+          if (place._tag === "Refused") refused.push(place.reason)
+          if (place._tag !== "Delivery" || !fresh(event)) continue
           accepted++
-          deliveries.set(`${key.bucket}\u0000${key.prefix}`, { bucket: key.bucket, prefix: key.prefix })
+          deliveries.set(place.key.prefix, { bucket: place.key.bucket, prefix: place.key.prefix, attempt: 0 })
+        }
+        for (const reason of refused) yield* Effect.logWarning(`webhook: ${reason}`)
+        if (deliveries.size === 0 && refused.length > 0) {
+          const reason = refused.join("; ")
+          // Another bucket is a sound request we refuse (403); a name breaking the rule is a bad one (400).
+          return yield* (otherBuckets === refused.length ? new Forbidden({ reason }) : new BadRequest({ reason }))
         }
         const span = yield* Effect.currentSpan.pipe(Effect.option)
         const origin = span._tag === "Some" ? { origin: { traceId: span.value.traceId, spanId: span.value.spanId } } : {}
-        for (const delivery of deliveries.values()) yield* queue.enqueue({ ...delivery, attempt: 0, ...origin })
+        for (const delivery of deliveries.values()) yield* queue.enqueue({ ...delivery, ...origin })
         return {
           kind: "events",
           accepted,
-          ignored: events.ignored + events.created.length - accepted,
-          deliveries: [...deliveries.values()].map((d) => d.prefix)
+          ignored: events.ignored + events.created.length - accepted - refused.length,
+          refused,
+          deliveries: [...deliveries.keys()]
         } as const
       })
 

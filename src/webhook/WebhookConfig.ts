@@ -14,9 +14,13 @@ export interface WebhookSettings {
   readonly snsTopics: ReadonlyArray<string>
   /** SNS signing certificates and subscription URLs must match this (AWS's own hosts by default). */
   readonly snsUrl: RegExp
+  /** SNS messages whose signed `Timestamp` is older than this are refused as replays. */
+  readonly snsMaxAge: Duration.Duration
 }
 
 const DEFAULT_SNS_URL = "^https://sns\\.[a-z0-9-]+\\.amazonaws\\.com(\\.cn)?/"
+// SNS retries an HTTP(S) delivery for up to an hour at most, keeping the original Timestamp.
+const DEFAULT_SNS_MAX_AGE = Duration.hours(1)
 
 export class WebhookConfig extends Context.Service<WebhookConfig, WebhookSettings>()("loaders/WebhookConfig") {
   /** From `LOADERS_WEBHOOK_*` and `LOADERS_SNS_*` environment variables (see README). */
@@ -33,7 +37,8 @@ export class WebhookConfig extends Context.Service<WebhookConfig, WebhookSetting
           .split(",")
           .map((arn) => arn.trim())
           .filter((arn) => arn.length > 0),
-        snsUrl: new RegExp(yield* Config.String("LOADERS_SNS_URL_PATTERN").pipe(Config.withDefault(DEFAULT_SNS_URL)))
+        snsUrl: new RegExp(yield* Config.String("LOADERS_SNS_URL_PATTERN").pipe(Config.withDefault(DEFAULT_SNS_URL))),
+        snsMaxAge: yield* Config.Duration("LOADERS_SNS_MAX_AGE").pipe(Config.withDefault(DEFAULT_SNS_MAX_AGE))
       })
     })
   )
@@ -46,6 +51,7 @@ export class WebhookConfig extends Context.Service<WebhookConfig, WebhookSetting
       tolerance: Duration.minutes(5),
       snsTopics: [],
       snsUrl: new RegExp(DEFAULT_SNS_URL),
+      snsMaxAge: DEFAULT_SNS_MAX_AGE,
       ...settings
     })
 }

@@ -1,4 +1,4 @@
-import { Effect } from "effect"
+import { Clock, Duration, Effect } from "effect"
 import { createVerify } from "node:crypto"
 import type { SnsMessage } from "../../schemas/events/S3Event.ts"
 import { Forbidden, Unauthorized, UpstreamFailed } from "./errors.ts"
@@ -11,14 +11,18 @@ const SIGNED: Record<SnsMessage["Type"], ReadonlyArray<keyof SnsMessage>> = {
   UnsubscribeConfirmation: ["Message", "MessageId", "SubscribeURL", "Timestamp", "Token", "TopicArn", "Type"]
 }
 
+/** How far ahead of our clock an SNS `Timestamp` may be: clocks disagree a little. */
+const CLOCK_SKEW = Duration.minutes(5)
+
 /** The exact text SNS signed for `message`. */
-export const stringToSign = (message: SnsMessage): string =>
+const stringToSign = (message: SnsMessage): string =>
   SIGNED[message.Type].flatMap((field) => (message[field] === undefined ? [] : [`${field}\n${message[field]}\n`])).join("")
 
 /**
  * Verifies SNS messages: signature (version 1 SHA1, version 2 SHA256) against the certificate at
- * `SigningCertURL`, which must match the allowed SNS URL pattern, fetched once and cached; and the
- * topic, which must be allowed. Confirms allowed subscriptions by visiting their `SubscribeURL`.
+ * `SigningCertURL`, which must match the allowed SNS URL pattern, fetched once and cached; the
+ * topic, which must be allowed; and the `Timestamp`, which must be within `snsMaxAge` (replays).
+ * Confirms allowed subscriptions by visiting their `SubscribeURL`.
  */
 export const makeSnsVerifier = (settings: WebhookSettings) => {
   const certificates = new Map<string, Promise<string>>()
@@ -41,6 +45,29 @@ export const makeSnsVerifier = (settings: WebhookSettings) => {
       catch: (cause) => new Unauthorized({ reason: `cannot fetch the SNS signing certificate: ${cause instanceof Error ? cause.message : String(cause)}` })
     })
 
+  /** A genuine message stays genuine forever: only its signed `Timestamp` tells a replay. */
+  const recent = Effect.fnUntraced(function*(message: SnsMessage) {
+    const sent = Date.parse(message.Timestamp)
+    if (Number.isNaN(sent)) {
+      return yield* new Unauthorized({ reason: `SNS Timestamp ${JSON.stringify(message.Timestamp)} is not an ISO 8601 time` })
+    }
+    const now = yield* Clock.currentTimeMillis
+    if (now - sent > Duration.toMillis(settings.snsMaxAge)) {
+      return yield* new Unauthorized({
+        reason: `SNS message ${message.MessageId} was sent at ${message.Timestamp}, more than ${
+          Duration.format(settings.snsMaxAge)
+        } ago (LOADERS_SNS_MAX_AGE): refused as a replay`
+      })
+    }
+    if (sent - now > Duration.toMillis(CLOCK_SKEW)) {
+      return yield* new Unauthorized({
+        reason: `SNS message ${message.MessageId} is dated ${message.Timestamp}, more than ${
+          Duration.format(CLOCK_SKEW)
+        } ahead of this server's clock`
+      })
+    }
+  })
+
   const verify = Effect.fnUntraced(function*(message: SnsMessage) {
     if (!settings.snsUrl.test(message.SigningCertURL)) {
       return yield* new Unauthorized({ reason: "SNS SigningCertURL is not an allowed SNS host" })
@@ -48,6 +75,7 @@ export const makeSnsVerifier = (settings: WebhookSettings) => {
     if (!settings.snsTopics.includes(message.TopicArn)) {
       return yield* new Forbidden({ reason: `SNS topic ${message.TopicArn} is not allowed (LOADERS_SNS_TOPICS)` })
     }
+    yield* recent(message)
     const pem = yield* certificate(message.SigningCertURL)
     const valid = yield* Effect.try({
       try: () =>

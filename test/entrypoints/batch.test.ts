@@ -4,6 +4,11 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
+import { jsonArray, property } from "../support/fixtures.ts"
+import { deposit, keysUnder } from "../support/pipeline.ts"
+import { freshDatabase } from "../support/postgres.ts"
+import { freshBucket } from "../support/s3.ts"
+import { serverEnv } from "../support/server.ts"
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url))
 const dirs: Array<string> = []
@@ -11,20 +16,24 @@ afterAll(() => {
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
 })
 
-/** Runs `bun run batch` as a user would, on the embedded defaults kept in a fresh directory. */
-const batch = (dir: string, ...args: Array<string>) => {
+/** Runs `bun run batch` as a user would, with `settings` as its only loaders configuration. */
+const batchWith = (settings: Record<string, string>, args: ReadonlyArray<string>) => {
   const env: Record<string, string> = {}
   for (const [name, value] of Object.entries(process.env)) {
     if (value !== undefined && !name.startsWith("LOADERS_") && name !== "DATABASE_URL") env[name] = value
   }
   const result = spawnSync(process.execPath, [join(ROOT, "src/entrypoints/batch.ts"), ...args], {
     cwd: ROOT,
-    env: { ...env, LOADERS_EMBEDDED_DIR: dir, LOADERS_PGLITE_DIR: join(dir, "pglite"), LOADERS_OUTBOX_DIR: join(dir, "outbox") },
+    env: { ...env, ...settings },
     encoding: "utf8",
     timeout: 120_000
   })
   return { status: result.status, out: result.stdout, err: result.stderr }
 }
+
+/** `bun run batch` on the embedded defaults kept in a fresh directory. */
+const batch = (dir: string, ...args: Array<string>) =>
+  batchWith({ LOADERS_EMBEDDED_DIR: dir, LOADERS_PGLITE_DIR: join(dir, "pglite"), LOADERS_OUTBOX_DIR: join(dir, "outbox") }, args)
 
 const fresh = () => {
   const dir = mkdtempSync(join(tmpdir(), "loaders-batch-"))
@@ -93,4 +102,41 @@ describe("bun run batch on the embedded defaults", () => {
     expect(bad.status).toBe(2)
     expect(bad.err).toContain("--concurrency expects a positive integer")
   })
+})
+
+describe("bun run batch on a bucket holding folders whose names break the rule", () => {
+  test("each such folder is refused with one line naming its key, never processed; the others load", async () => {
+    const { s3, client, bucket } = await freshBucket()
+    const url = await freshDatabase()
+    const files = { "properties.json": jsonArray([property(1)]) }
+    await deposit(client, bucket, "incoming/acme/good/", files)
+    // Deposited with the SDK as a partner could; s3rver itself normalises ".." away, so those are
+    // covered at the webhook.
+    await deposit(client, bucket, "incoming/acme\\ops/d1/", files)
+    await deposit(client, bucket, "incoming/acme/d\u0007/", files)
+    await deposit(client, bucket, `incoming/acme/${"x".repeat(129)}/`, files)
+    await deposit(client, bucket, "incoming/acme/spoilt/", { ...files, "sub\\x.json": "[]" })
+    const run = batchWith({ ...serverEnv(s3, bucket, url), LOADERS_QUIET_PERIOD: "0 seconds", LOADERS_OUTBOX_DIR: fresh() }, [])
+    expect(run.err).toBe("")
+    expect(run.status).toBe(0)
+    const refused = run.out.split("\n").filter((line) => line.startsWith("  refused    "))
+    // In key order, as listed.
+    expect(refused.map((line) => line.slice("  refused    object key ".length, line.indexOf(":")))).toEqual([
+      JSON.stringify("incoming/acme/d\u0007/properties.json"),
+      JSON.stringify("incoming/acme/spoilt/sub\\x.json"),
+      JSON.stringify(`incoming/acme/${"x".repeat(129)}/properties.json`),
+      JSON.stringify("incoming/acme\\ops/d1/properties.json")
+    ])
+    for (const line of refused) expect(line).toMatch(/; (partner and delivery names must be 1 to 128 bytes|file paths inside a delivery must)/)
+    expect(run.out).toContain("succeeded  acme/good: read 1, loaded 1")
+    expect(run.out).toContain("1 succeeded, 0 failed")
+    const left = await keysUnder(client, bucket, "incoming/")
+    expect(left).toEqual([
+      "incoming/acme/d\u0007/properties.json",
+      "incoming/acme/spoilt/properties.json",
+      "incoming/acme/spoilt/sub\\x.json",
+      `incoming/acme/${"x".repeat(129)}/properties.json`,
+      "incoming/acme\\ops/d1/properties.json"
+    ].sort())
+  }, 180_000)
 })

@@ -47,7 +47,7 @@ describe("discover on s3rver", () => {
     await deposit(client, bucket, "incoming/stray.json", { "": "[]" })
     const summary = () =>
       runTest(
-        discover().pipe(Effect.map((found) => found.map((d) => [d.folder.key.prefix, d.readiness.ready]))),
+        discover().pipe(Effect.map(({ found }) => found.map((d) => [d.folder.key.prefix, d.readiness.ready]))),
         Layer.merge(layer, config)
       )
     expect(await summary()).toEqual([["incoming/acme/d1/", false], ["incoming/acme/d2/", false]])
@@ -60,7 +60,7 @@ describe("an unusable manifest", () => {
   test("one larger than 1 MiB is refused unread, so the delivery runs and reports it", async () => {
     const { client, bucket, layer } = await freshBucket()
     await deposit(client, bucket, "incoming/acme/huge/", { "_manifest.json": `{"files": [${"\"x\",".repeat(300_000)}"x"]}` })
-    const found = await runTest(discover(), Layer.merge(layer, PipelineConfig.layerWith({ quietPeriod: Duration.hours(1) })))
+    const { found } = await runTest(discover(), Layer.merge(layer, PipelineConfig.layerWith({ quietPeriod: Duration.hours(1) })))
     expect(found.map((d) => d.readiness)).toEqual([{ ready: true, because: "manifest" }])
   })
 })

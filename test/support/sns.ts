@@ -1,17 +1,31 @@
 import { execFileSync } from "node:child_process"
-import { createSign } from "node:crypto"
 import { mkdtempSync, readFileSync, rmSync } from "node:fs"
 import { createServer } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
-import { stringToSign } from "../../src/webhook/sns.ts"
 import type { SnsMessage } from "../../schemas/events/S3Event.ts"
+import { opensslSign } from "./openssl.ts"
 import { onStop } from "./services.ts"
+
+/**
+ * The text SNS signs, written here from AWS's documentation ("Verifying the signatures of Amazon
+ * SNS messages") rather than taken from src/webhook/sns.ts, so a field the verifier leaves out or
+ * misorders makes genuine messages fail. Each field is `Name\nvalue\n`; `Subject` only if present.
+ */
+const documentedStringToSign = (message: SnsMessage): string => {
+  const field = (name: string, value: string | undefined) => (value === undefined ? "" : `${name}\n${value}\n`)
+  const { Message, MessageId, Subject, SubscribeURL, Timestamp, Token, TopicArn, Type } = message
+  return Type === "Notification"
+    ? field("Message", Message) + field("MessageId", MessageId) + field("Subject", Subject) +
+      field("Timestamp", Timestamp) + field("TopicArn", TopicArn) + field("Type", Type)
+    : field("Message", Message) + field("MessageId", MessageId) + field("SubscribeURL", SubscribeURL) +
+      field("Timestamp", Timestamp) + field("Token", Token) + field("TopicArn", TopicArn) + field("Type", Type)
+}
 
 /**
  * Stands in for SNS, which lives on the internet: a signing key and its X.509 certificate (made by
  * openssl), a local HTTP server that serves the certificate and records subscription
- * confirmations, and a signer that produces messages exactly as SNS signs them.
+ * confirmations, and a signer that produces messages exactly as SNS signs them (`openssl dgst`).
  */
 export const fakeSns = async () => {
   const dir = mkdtempSync(join(tmpdir(), "loaders-sns-"))
@@ -19,9 +33,9 @@ export const fakeSns = async () => {
     "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", join(dir, "key.pem"), "-out", join(dir, "cert.pem"),
     "-subj", "/CN=sns.test.local", "-days", "2"
   ], { stdio: "pipe" })
-  const key = readFileSync(join(dir, "key.pem"), "utf8")
+  const keyFile = join(dir, "key.pem")
   const cert = readFileSync(join(dir, "cert.pem"), "utf8")
-  rmSync(dir, { recursive: true, force: true })
+  onStop(async () => rmSync(dir, { recursive: true, force: true }))
   const confirmations: Array<string> = []
   let certificateFetches = 0
   const server = createServer((request, response) => {
@@ -49,8 +63,7 @@ export const fakeSns = async () => {
       Signature: "",
       ...fields
     } as SnsMessage
-    const signature = createSign(version === "1" ? "RSA-SHA1" : "RSA-SHA256").update(stringToSign(message), "utf8").sign(key, "base64")
-    return { ...message, Signature: signature }
+    return { ...message, Signature: opensslSign(keyFile, version === "1" ? "sha1" : "sha256", documentedStringToSign(message)) }
   }
 
   /** An S3 event notification as SNS delivers it. */
