@@ -1,4 +1,4 @@
-import { describeByte, findInvalidUtf8, findJsonError, isJsonWhitespace, JsonValidator, notUtf8 } from "./jsonError.ts"
+import { describeByte, findInvalidUtf8, findJsonError, isJsonWhitespace, type JsonErrorAt, JsonValidator, notUtf8 } from "./jsonError.ts"
 import { JsonSyntaxError, type RawRecord } from "./RawRecord.ts"
 
 /** How the records are laid out in a file. */
@@ -165,7 +165,11 @@ export class JsonSplitter {
       case S.Start:
         throw this.error(this.offset, this.offset === 0 ? "the file is empty" : "the file holds only whitespace")
       case S.Value:
-        throw this.error(this.offset, `the file ends inside record ${this.open!.index} (truncated?)`)
+        throw this.unfinished(
+          concat(this.parts, this.partsBytes),
+          this.open!,
+          () => this.error(this.offset, `the file ends inside record ${this.open!.index} (truncated?)`)
+        )
       case S.Sibling:
         throw this.error(this.offset, `the file ends inside ${this.sibling} (truncated?)`)
       default:
@@ -423,12 +427,7 @@ export class JsonSplitter {
     if (bytes.length === 0) return
     this.partsBytes += bytes.length
     if (this.partsBytes > this.options.maxRecordBytes) {
-      throw this.error(
-        this.open!.offset,
-        `record ${this.open!.index} is larger than ${this.options.maxRecordBytes} bytes`,
-        this.open!.line,
-        this.open!.lineStart
-      )
+      throw this.tooLarge(concat([...this.parts, bytes], this.partsBytes), this.open!, "record")
     }
     this.parts.push(bytes.slice())
   }
@@ -461,9 +460,7 @@ export class JsonSplitter {
     this.state = S.ArrayCommaOrEnd
     this.index++
     if (this.parts.length === 0 && start >= 0) {
-      if (end - start > this.options.maxRecordBytes) {
-        throw this.error(open.offset, `record ${open.index} is larger than ${this.options.maxRecordBytes} bytes`)
-      }
+      if (end - start > this.options.maxRecordBytes) throw this.tooLarge(chunk.subarray(start, end), open, "record")
       pending.push({ index: open.index, line: open.line, offset: open.offset, lineStart: open.lineStart, start, end })
       return
     }
@@ -504,17 +501,41 @@ export class JsonSplitter {
       return JSON.parse(this.decoder.decode(bytes))
     } catch {
       const bad = findInvalidUtf8(bytes)
-      const found = bad >= 0 ? { offset: bad, reason: notUtf8(bytes[bad]!) } : findJsonError(bytes) ?? { offset: 0, reason: "invalid JSON" }
-      let line = at.line
-      let lineStart = at.lineStart
-      for (let k = 0; k < found.offset; k++) {
-        if (bytes[k] === LF) {
-          line++
-          lineStart = at.offset + k + 1
-        }
-      }
-      throw this.error(at.offset + found.offset, `in record ${at.index}: ${found.reason}`, line, lineStart)
+      throw this.inRecord(
+        bytes,
+        at,
+        bad >= 0 ? { offset: bad, reason: notUtf8(bytes[bad]!) } : findJsonError(bytes) ?? { offset: 0, reason: "invalid JSON" }
+      )
     }
+  }
+
+  /** The error for a fault found at `found.offset` inside a record's `bytes`. */
+  private inRecord(bytes: Uint8Array, at: Position, found: JsonErrorAt): JsonSyntaxError {
+    let line = at.line
+    let lineStart = at.lineStart
+    for (let k = 0; k < found.offset; k++) {
+      if (bytes[k] === LF) {
+        line++
+        lineStart = at.offset + k + 1
+      }
+    }
+    return this.error(at.offset + found.offset, `in record ${at.index}: ${found.reason}`, line, lineStart)
+  }
+
+  /**
+   * The error for a record that cannot be read whole: a fault inside its `bytes` comes first, since
+   * it is often what threw the scan off (an unescaped quote turns the rest of the file into one
+   * string, which then looks truncated or too large).
+   */
+  private unfinished(bytes: Uint8Array, at: Position, otherwise: () => JsonSyntaxError): JsonSyntaxError {
+    const found = findJsonError(bytes, false)
+    return found ? this.inRecord(bytes, at, found) : otherwise()
+  }
+
+  private tooLarge(bytes: Uint8Array, at: Position, what: "record" | "line"): JsonSyntaxError {
+    const { maxRecordBytes } = this.options
+    const name = what === "record" ? `record ${at.index}` : `line ${at.line}`
+    return this.unfinished(bytes, at, () => this.error(at.offset, `${name} is larger than ${maxRecordBytes} bytes`, at.line, at.lineStart))
   }
 
   private scanLines(chunk: Uint8Array, from: number, out: Array<RawRecord>) {
@@ -546,7 +567,7 @@ export class JsonSplitter {
     this.parts = []
     this.partsBytes = 0
     if (bytes.length > this.options.maxRecordBytes) {
-      throw this.error(open.offset, `line ${open.line} is larger than ${this.options.maxRecordBytes} bytes`, open.line, open.offset)
+      throw this.tooLarge(bytes, open, "line")
     }
     if (bytes.length > 0 && bytes[bytes.length - 1] === CR) bytes = bytes.subarray(0, bytes.length - 1)
     let blank = true

@@ -374,13 +374,14 @@ export class JsonValidator {
 
 /**
  * Locates the first error of `bytes` as one JSON value (invalid UTF-8 included); undefined if it is
- * valid. Meant for text `JSON.parse` has already refused, to say where and why.
+ * valid. Meant for text `JSON.parse` has already refused, to say where and why. With `whole` false
+ * the bytes may stop short of the value's end: running out of them is not an error.
  */
-export const findJsonError = (bytes: Uint8Array): JsonErrorAt | undefined => {
+export const findJsonError = (bytes: Uint8Array, whole = true): JsonErrorAt | undefined => {
   const validator = new JsonValidator()
   let i = validator.push(bytes, 0, 0)
   if (validator.failure) return validator.failure
-  if (!validator.done) return validator.finish(bytes.length)
+  if (!validator.done) return whole ? validator.finish(bytes.length) : undefined
   while (i < bytes.length && isJsonWhitespace(bytes[i]!)) i++
   return i < bytes.length ? { offset: i, reason: `expected the end of the value, found ${describeByte(bytes[i])}` } : undefined
 }

@@ -160,6 +160,26 @@ describe("records: malformed input fails with the exact position", () => {
     expect(error.offset).toBe(1)
   })
 
+  test("an unescaped quote in a record is reported where it is, not as a truncated or oversized record", async () => {
+    // The stray quote turns the rest of the file into strings, so the record never seems to end.
+    const text = `[{"id": 1, "label": "5" inch"}, {"id": 2}]`
+    const tail = `, "x": "${"y".repeat(2000)}"}]`
+    for (const [input, overrides] of [[text, {}], [text.slice(0, -1) + tail, { maxRecordBytes: 1000 }]] as const) {
+      for (const size of [1 << 16, 100, 1]) {
+        const error = await failure(input, overrides, size)
+        expect({ line: error.line, column: error.column, offset: error.offset }).toEqual({ line: 1, column: 25, offset: 24 })
+        expect(error.reason).toBe(`in record 0: expected "," or "}", found "i"`)
+      }
+    }
+    const line = await failure(`{"a": 1}\n{"a": tru, "b": "${"x".repeat(200)}"}\n`, { ndjson: true, maxRecordBytes: 100 }, 10)
+    expect({ line: line.line, column: line.column, offset: line.offset, reason: line.reason }).toEqual({
+      line: 2,
+      column: 10,
+      offset: 18,
+      reason: `in record 1: expected true, found ","`
+    })
+  })
+
   test("a truncated or corrupt gzip fails with DecompressError", async () => {
     const gz = gzipSync(encoder.encode(`[${`{"id": 1},`.repeat(10_000)}{"id": 2}]`))
     const corrupt = Uint8Array.from(gz)
