@@ -1,4 +1,4 @@
-import { describeByte, findInvalidUtf8, findJsonError, isJsonWhitespace, type JsonErrorAt, JsonValidator, notUtf8 } from "./jsonError.ts"
+import { describeByte, findInvalidUtf8, findJsonError, isJsonWhitespace as isWs, type JsonErrorAt, JsonValidator, notUtf8 } from "./jsonError.ts"
 import { JsonSyntaxError, type RawRecord } from "./RawRecord.ts"
 
 /** How the records are laid out in a file. */
@@ -54,8 +54,6 @@ const LBRACKET = 0x5b
 const RBRACKET = 0x5d
 
 const BOM = [0xef, 0xbb, 0xbf]
-
-const isWs = isJsonWhitespace
 
 const show = (b: number | undefined): string => describeByte(b, "the end of the file")
 
@@ -210,7 +208,7 @@ export class JsonSplitter {
     let valueStart = this.state === S.Value ? 0 : -1
     for (let i = from; i < n; i++) {
       const b = chunk[i]!
-      // Between tokens whitespace only counts lines; inside a value or key it is content.
+      // Between tokens whitespace only counts lines; inside a record, key or sibling it is content.
       if (this.state < S.Value && isWs(b)) {
         if (b === LF) this.newline(this.offset + i)
         continue
