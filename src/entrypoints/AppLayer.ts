@@ -11,6 +11,7 @@ import { Mailer } from "../effects/Mailer.ts"
 import { Partners } from "../effects/Partners.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
 import { Sink } from "../effects/Sink.ts"
+import { sweepErrorLogs } from "../pipeline/ErrorLog.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
 
 /** Where this process reads and writes, in words, for the user. */
@@ -104,7 +105,7 @@ export const AppLayer = Layer.unwrap(
       Layer.succeed(Environment, { lines })
     )
     const seed = store.fresh ? Layer.effectDiscard(seedExamples) : Layer.empty
-    return Layer.mergeAll(Sink.layer(datasets), Ledger.layer({ lease: settings.lease }), seed).pipe(
+    return Layer.mergeAll(Sink.layer(datasets), Ledger.layer({ lease: settings.lease }), seed, Layer.effectDiscard(sweepErrorLogs)).pipe(
       Layer.provideMerge(base),
       Layer.provideMerge(TelemetryLayer)
     )

@@ -1,4 +1,4 @@
-import { findInvalidUtf8, findJsonError } from "./jsonError.ts"
+import { describeByte, findInvalidUtf8, findJsonError, isJsonWhitespace as isWs, type JsonErrorAt, JsonValidator, notUtf8 } from "./jsonError.ts"
 import { JsonSyntaxError, type RawRecord } from "./RawRecord.ts"
 
 /** How the records are laid out in a file. */
@@ -21,26 +21,27 @@ export interface SplitterOptions {
 export const DEFAULT_MAX_DEPTH = 64
 export const DEFAULT_MAX_RECORD_BYTES = 16 * 1024 * 1024
 
-// States of the document-level scanner. Inside a record only brackets and strings are tracked;
-// `JSON.parse` checks the record itself.
+// States of the document-level scanner. Inside a record only brackets and strings are tracked:
+// `JSON.parse` checks the record itself. Everything else of the document (wrapper keys, the values
+// beside the records) goes through a `JsonValidator`, so the file as a whole must be valid JSON.
 const enum S {
   Start, // before the top-level value
   ObjectKeyOrEnd, // after `{`: a key or `}`
   ObjectKey, // after `,` in the wrapper: a key
-  Key, // inside a wrapper key string
   Colon, // after a wrapper key
   ObjectValue, // after `:`
   ObjectCommaOrEnd, // after a wrapper value
   ArrayFirst, // after `[`: a record or `]`
   ArrayNext, // after `,`: a record
   ArrayCommaOrEnd, // after a record
-  Value, // inside a record (captured) or a skipped wrapper value
   Trailing, // after the document: whitespace only
-  Line // NDJSON: inside a line
+  Line, // NDJSON: inside a line
+  // From here on whitespace is content, not a separator.
+  Value, // inside a record
+  Key, // inside a wrapper key string
+  Sibling // inside a wrapper value beside the records
 }
 
-const SPACE = 0x20
-const TAB = 0x09
 const LF = 0x0a
 const CR = 0x0d
 const QUOTE = 0x22
@@ -54,21 +55,10 @@ const RBRACKET = 0x5d
 
 const BOM = [0xef, 0xbb, 0xbf]
 
-const isWs = (b: number) => b === SPACE || b === LF || b === CR || b === TAB
-
-const show = (b: number | undefined): string =>
-  b === undefined
-    ? "the end of the file"
-    : b < 0x20
-    ? `control character 0x${b.toString(16).padStart(2, "0")}`
-    : b >= 0x80
-    ? "a non-ASCII character"
-    : `"${String.fromCharCode(b)}"`
+const show = (b: number | undefined): string => describeByte(b, "the end of the file")
 
 /** Where a record's bytes start and how it is being scanned. */
 interface Open extends Position {
-  /** `true` for records, `false` for wrapper values that are skipped without keeping bytes. */
-  readonly capture: boolean
   /** The value is a number or literal: it ends at the next delimiter rather than a bracket. */
   scalar: boolean
 }
@@ -107,18 +97,24 @@ export class JsonSplitter {
   private open: Open | undefined
   private parts: Array<Uint8Array> = []
   private partsBytes = 0
-  private keyParts: Array<Uint8Array> = []
+  // The wrapper key being read, kept only while it may still be `recordsKey` (spelt with escapes).
+  private keyParts: Array<Uint8Array> | undefined
+  private keyBytes = 0
+  private readonly keyLimit: number
+  // Checks wrapper keys and the values beside the records, which are not kept.
+  private validator: JsonValidator | undefined
+  private sibling = "" // names the value being checked, for messages
   private bomAt = 0
   private failed: JsonSyntaxError | undefined
   private wrapped = false
   private foundKey = false
   // Fatal: bytes that are not UTF-8 are an error to report, never replaced with U+FFFD and loaded.
   private readonly decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
-  // Wrapper keys are only compared with `recordsKey`: a bad byte there simply does not match.
-  private readonly keyDecoder = new TextDecoder("utf-8", { fatal: false, ignoreBOM: true })
 
   constructor(private readonly options: SplitterOptions) {
     this.state = options.layout === "ndjson" ? S.Line : S.Start
+    // The longest spelling of the key: every UTF-16 unit as `\uXXXX`, between quotes.
+    this.keyLimit = 6 * options.recordsKey.length + 2
   }
 
   push(chunk: Uint8Array): Array<RawRecord> {
@@ -167,10 +163,13 @@ export class JsonSplitter {
       case S.Start:
         throw this.error(this.offset, this.offset === 0 ? "the file is empty" : "the file holds only whitespace")
       case S.Value:
-        throw this.error(
-          this.offset,
-          `the file ends inside ${this.open?.capture ? `record ${this.open.index}` : "the document"} (truncated?)`
+        throw this.unfinished(
+          concat(this.parts, this.partsBytes),
+          this.open!,
+          () => this.error(this.offset, `the file ends inside record ${this.open!.index} (truncated?)`)
         )
+      case S.Sibling:
+        throw this.error(this.offset, `the file ends inside ${this.sibling} (truncated?)`)
       default:
         throw this.error(this.offset, `the file ends before the document is complete (truncated?)`)
     }
@@ -185,14 +184,13 @@ export class JsonSplitter {
     this.lineStart = absolute + 1
   }
 
-  private startValue(chunk: Uint8Array, i: number, capture: boolean) {
+  private startRecord(chunk: Uint8Array, i: number) {
     const b = chunk[i]!
     this.open = {
       index: this.index,
       line: this.line,
       offset: this.offset + i,
       lineStart: this.lineStart,
-      capture,
       scalar: b !== LBRACE && b !== LBRACKET && b !== QUOTE
     }
     this.depth = 0
@@ -206,12 +204,12 @@ export class JsonSplitter {
   private scanJson(chunk: Uint8Array, from: number, pending: Array<Pending>, out: Array<RawRecord>) {
     const n = chunk.length
     const { maxDepth } = this.options
-    // Where the value (or wrapper key) being read started in this chunk; 0 when it began before.
-    let valueStart = this.state === S.Value || this.state === S.Key ? 0 : -1
+    // Where the record being read started in this chunk; 0 when it began before.
+    let valueStart = this.state === S.Value ? 0 : -1
     for (let i = from; i < n; i++) {
       const b = chunk[i]!
-      // Between tokens whitespace only counts lines; inside a value or key it is content.
-      if (this.state !== S.Value && this.state !== S.Key && isWs(b)) {
+      // Between tokens whitespace only counts lines; inside a record, key or sibling it is content.
+      if (this.state < S.Value && isWs(b)) {
         if (b === LF) this.newline(this.offset + i)
         continue
       }
@@ -271,7 +269,7 @@ export class JsonSplitter {
             continue
           }
           if (b === COMMA) throw this.error(this.offset + i, "expected a record, found \",\"")
-          this.startValue(chunk, i, true)
+          this.startRecord(chunk, i)
           valueStart = i
           // A bracket or quote is read again in the Value state, which counts it.
           if (!this.open!.scalar) i--
@@ -303,10 +301,11 @@ export class JsonSplitter {
         case S.ObjectKey: {
           if (b === QUOTE) {
             this.keyParts = []
+            this.keyBytes = 0
+            this.validator = new JsonValidator()
             this.state = S.Key
-            this.escaped = false
-            // Key bytes are collected from the next byte on.
-            valueStart = i + 1
+            // The validator reads the key from its opening quote.
+            i--
             continue
           }
           if (b === RBRACE && this.state === S.ObjectKeyOrEnd) {
@@ -316,11 +315,14 @@ export class JsonSplitter {
           throw this.error(this.offset + i, `expected a property name in double quotes, found ${show(b)}`)
         }
         case S.Key: {
-          i = this.closingQuote(chunk, i)
-          if (i === n) break
-          this.keyParts.push(chunk.slice(valueStart, i))
-          valueStart = -1
+          const end = this.validate(chunk, i, "in a property name of the top-level object")
+          this.keepKey(chunk.subarray(i, end))
+          if (!this.validator!.done) {
+            i = n
+            break
+          }
           this.state = S.Colon
+          i = end - 1
           continue
         }
         case S.Colon: {
@@ -339,8 +341,20 @@ export class JsonSplitter {
             this.state = S.ArrayFirst
             continue
           }
-          this.startValue(chunk, i, false)
-          if (!this.open!.scalar) i--
+          this.sibling = key === undefined ? "the value of a long property name" : `the value of ${JSON.stringify(key)}`
+          this.validator = new JsonValidator(maxDepth, this.baseDepth)
+          this.state = S.Sibling
+          i--
+          continue
+        }
+        case S.Sibling: {
+          const end = this.validate(chunk, i, `in ${this.sibling}`)
+          if (!this.validator!.done) {
+            i = n
+            break
+          }
+          this.state = S.ObjectCommaOrEnd
+          i = end - 1
           continue
         }
         case S.ObjectCommaOrEnd: {
@@ -356,9 +370,36 @@ export class JsonSplitter {
           throw new Error("unreachable: NDJSON is scanned by scanLines")
       }
     }
-    // Carry what this chunk holds of an unfinished value or key into the next chunk.
-    if (this.state === S.Value && this.open?.capture) this.keep(chunk.subarray(Math.max(valueStart, 0)))
-    else if (this.state === S.Key && valueStart >= 0) this.keyParts.push(chunk.slice(valueStart))
+    // Carry what this chunk holds of an unfinished record into the next chunk.
+    if (this.state === S.Value) this.keep(chunk.subarray(Math.max(valueStart, 0)))
+  }
+
+  /**
+   * Feeds the validator from `from`; returns where the value ended (or the chunk's length). Lines
+   * are counted here since the validator does not; a failure becomes the file's error, prefixed
+   * with `where`.
+   */
+  private validate(chunk: Uint8Array, from: number, where: string): number {
+    const validator = this.validator!
+    const end = validator.push(chunk, from, this.offset)
+    const failure = validator.failure
+    // A bad UTF-8 sequence is reported at its first byte, possibly in an earlier chunk: no line
+    // break can lie between the two.
+    this.countLines(chunk, from, failure ? Math.max(from, failure.offset - this.offset) : end)
+    if (failure) throw this.error(failure.offset, `${where}: ${failure.reason}`)
+    return end
+  }
+
+  private countLines(chunk: Uint8Array, from: number, to: number) {
+    for (let k = chunk.indexOf(LF, from); k !== -1 && k < to; k = chunk.indexOf(LF, k + 1)) this.newline(this.offset + k)
+  }
+
+  /** Keeps a wrapper key's bytes while it is short enough to be `recordsKey`. */
+  private keepKey(bytes: Uint8Array) {
+    if (!this.keyParts) return
+    this.keyBytes += bytes.length
+    if (this.keyBytes > this.keyLimit) this.keyParts = undefined
+    else this.keyParts.push(bytes.slice())
   }
 
   /**
@@ -384,19 +425,14 @@ export class JsonSplitter {
     if (bytes.length === 0) return
     this.partsBytes += bytes.length
     if (this.partsBytes > this.options.maxRecordBytes) {
-      throw this.error(
-        this.open!.offset,
-        `record ${this.open!.index} is larger than ${this.options.maxRecordBytes} bytes`,
-        this.open!.line,
-        this.open!.lineStart
-      )
+      throw this.tooLarge(concat([...this.parts, bytes], this.partsBytes), this.open!, "record")
     }
     this.parts.push(bytes.slice())
   }
 
-  private decodeKey(): string {
-    const raw = this.keyDecoder.decode(concat(this.keyParts, this.keyParts.reduce((s, p) => s + p.length, 0)))
-    return raw.includes("\\") ? (JSON.parse(`"${raw}"`) as string) : raw
+  /** The wrapper key just read (already validated, quotes included), or undefined if too long to matter. */
+  private decodeKey(): string | undefined {
+    return this.keyParts && (JSON.parse(this.decoder.decode(concat(this.keyParts, this.keyBytes))) as string)
   }
 
   private endArray() {
@@ -419,16 +455,10 @@ export class JsonSplitter {
   private closeValue(chunk: Uint8Array, start: number, end: number, pending: Array<Pending>, out: Array<RawRecord>) {
     const open = this.open!
     this.open = undefined
-    if (!open.capture) {
-      this.state = S.ObjectCommaOrEnd
-      return
-    }
     this.state = S.ArrayCommaOrEnd
     this.index++
     if (this.parts.length === 0 && start >= 0) {
-      if (end - start > this.options.maxRecordBytes) {
-        throw this.error(open.offset, `record ${open.index} is larger than ${this.options.maxRecordBytes} bytes`)
-      }
+      if (end - start > this.options.maxRecordBytes) throw this.tooLarge(chunk.subarray(start, end), open, "record")
       pending.push({ index: open.index, line: open.line, offset: open.offset, lineStart: open.lineStart, start, end })
       return
     }
@@ -469,22 +499,41 @@ export class JsonSplitter {
       return JSON.parse(this.decoder.decode(bytes))
     } catch {
       const bad = findInvalidUtf8(bytes)
-      const found = bad >= 0
-        ? {
-          offset: bad,
-          reason: `expected UTF-8 text, found the byte 0x${bytes[bad]!.toString(16).toUpperCase().padStart(2, "0")} (files must be encoded in UTF-8, not Latin-1 or Windows-1252)`
-        }
-        : findJsonError(bytes) ?? { offset: 0, reason: "invalid JSON" }
-      let line = at.line
-      let lineStart = at.lineStart
-      for (let k = 0; k < found.offset; k++) {
-        if (bytes[k] === LF) {
-          line++
-          lineStart = at.offset + k + 1
-        }
-      }
-      throw this.error(at.offset + found.offset, `in record ${at.index}: ${found.reason}`, line, lineStart)
+      throw this.inRecord(
+        bytes,
+        at,
+        bad >= 0 ? { offset: bad, reason: notUtf8(bytes[bad]!) } : findJsonError(bytes) ?? { offset: 0, reason: "invalid JSON" }
+      )
     }
+  }
+
+  /** The error for a fault found at `found.offset` inside a record's `bytes`. */
+  private inRecord(bytes: Uint8Array, at: Position, found: JsonErrorAt): JsonSyntaxError {
+    let line = at.line
+    let lineStart = at.lineStart
+    for (let k = 0; k < found.offset; k++) {
+      if (bytes[k] === LF) {
+        line++
+        lineStart = at.offset + k + 1
+      }
+    }
+    return this.error(at.offset + found.offset, `in record ${at.index}: ${found.reason}`, line, lineStart)
+  }
+
+  /**
+   * The error for a record that cannot be read whole: a fault inside its `bytes` comes first, since
+   * it is often what threw the scan off (an unescaped quote turns the rest of the file into one
+   * string, which then looks truncated or too large).
+   */
+  private unfinished(bytes: Uint8Array, at: Position, otherwise: () => JsonSyntaxError): JsonSyntaxError {
+    const found = findJsonError(bytes, false)
+    return found ? this.inRecord(bytes, at, found) : otherwise()
+  }
+
+  private tooLarge(bytes: Uint8Array, at: Position, what: "record" | "line"): JsonSyntaxError {
+    const { maxRecordBytes } = this.options
+    const name = what === "record" ? `record ${at.index}` : `line ${at.line}`
+    return this.unfinished(bytes, at, () => this.error(at.offset, `${name} is larger than ${maxRecordBytes} bytes`, at.line, at.lineStart))
   }
 
   private scanLines(chunk: Uint8Array, from: number, out: Array<RawRecord>) {
@@ -495,7 +544,7 @@ export class JsonSplitter {
       const end = nl === -1 ? n : nl
       if (!this.open) {
         const offset = this.offset + i
-        this.open = { index: this.index, line: this.line, offset, lineStart: offset, capture: true, scalar: false }
+        this.open = { index: this.index, line: this.line, offset, lineStart: offset, scalar: false }
         this.parts = []
         this.partsBytes = 0
       }
@@ -516,7 +565,7 @@ export class JsonSplitter {
     this.parts = []
     this.partsBytes = 0
     if (bytes.length > this.options.maxRecordBytes) {
-      throw this.error(open.offset, `line ${open.line} is larger than ${this.options.maxRecordBytes} bytes`, open.line, open.offset)
+      throw this.tooLarge(bytes, open, "line")
     }
     if (bytes.length > 0 && bytes[bytes.length - 1] === CR) bytes = bytes.subarray(0, bytes.length - 1)
     let blank = true
