@@ -274,8 +274,16 @@ const make = Effect.fnUntraced(function*(settings: S3Settings) {
           })
         ).pipe(
           Effect.flatMap((response) => {
-            const body = response.Body as AsyncIterable<Uint8Array> | undefined
-            etag ??= stripQuotes(response.ETag)
+            const body = response.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined
+            const served = stripQuotes(response.ETag)
+            // Stores that ignore If-Match (s3rver) answer with the new version: refuse to splice it.
+            if (etag !== undefined && served !== "" && served !== etag) {
+              body?.destroy?.()
+              return Effect.fail(
+                failure("PreconditionFailed", new Error(`the object changed while read (ETag ${served}, expected ${etag})`))
+              )
+            }
+            etag ??= served
             if (!body) return Effect.succeed(Stream.empty)
             return Effect.succeed(
               Stream.fromAsyncIterable(body, (cause) => failure("Unavailable", cause)).pipe(

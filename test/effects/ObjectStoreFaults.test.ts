@@ -2,7 +2,7 @@ import { PutObjectCommand } from "@aws-sdk/client-s3"
 import { afterEach, describe, expect, test } from "bun:test"
 import { Clock, ConfigProvider, Effect, Layer, Logger, Metric, Stream } from "effect"
 import { createHash, randomBytes } from "node:crypto"
-import { ObjectStore, s3Metrics } from "../../src/effects/ObjectStore.ts"
+import { ObjectStore, ObjectStoreError, s3Metrics } from "../../src/effects/ObjectStore.ts"
 import { runTest } from "../support/effect.ts"
 import { freshBucket } from "../support/s3.ts"
 import { type FaultProxy, type Faults, startS3FaultProxy } from "../support/s3FaultProxy.ts"
@@ -222,6 +222,59 @@ describe("ObjectStore through an S3 fault proxy", () => {
     expect(counted.resumed).toBeGreaterThan(0)
     expect(lines.filter((line) => line.message.includes("resuming from byte")).length).toBe(counted.resumed)
   }, 150_000)
+
+  /**
+   * The object is replaced between two chunks of a download (the consumer holds back after the
+   * first chunk while another writer overwrites it), and the first GET is cut, so the download
+   * must resume: the resumed GET must not splice the new version's tail onto the old one's head.
+   */
+  const replacedMidDownload = async (honourIfMatch: boolean) => {
+    const before = randomBytes(4 * 1024 * 1024)
+    const after = randomBytes(4 * 1024 * 1024)
+    const { proxy, bucket, layer, putDirect } = await faulty({ error: 0, cut: 0, stall: 0 })
+    await putDirect("v.bin", before)
+    proxy.setFaults({ error: 0, cut: 1, stall: 0, honourIfMatch, match: firstOf("GET", `/${bucket}/v.bin`) })
+    let replaced = false
+    const outcome = await runTest(
+      Effect.gen(function*() {
+        const store = yield* ObjectStore
+        return yield* store.get("v.bin").pipe(
+          Stream.tap(() =>
+            replaced ? Effect.void : Effect.promise(async () => {
+              await putDirect("v.bin", after)
+              replaced = true
+            })
+          ),
+          Stream.mkUint8Array,
+          Effect.timeout(NEVER),
+          Effect.match({
+            onSuccess: (bytes) => `spliced ${bytes.length} bytes (${sha256(bytes) === sha256(before) ? "old" : "not the old"} version)`,
+            onFailure: (error) => error
+          })
+        )
+      }),
+      layer
+    )
+    expect(replaced).toBe(true)
+    expect(proxy.stats.cuts).toBe(1)
+    return outcome
+  }
+
+  test("an object replaced mid-download fails the download with PreconditionFailed, even on a store that ignores If-Match", async () => {
+    // s3rver answers a ranged GET with the new version whatever its If-Match says.
+    const error = await replacedMidDownload(false)
+    expect(error).toBeInstanceOf(ObjectStoreError)
+    expect(error).toMatchObject({ operation: "get", key: "v.bin", reason: "PreconditionFailed" })
+    expect((error as ObjectStoreError).message).toMatch(/the object changed while read \(ETag \w+, expected \w+\)/)
+  })
+
+  test("the resumed GET asks for the first ETag with If-Match: a store that honours it answers 412", async () => {
+    const error = await replacedMidDownload(true)
+    expect(error).toBeInstanceOf(ObjectStoreError)
+    expect(error).toMatchObject({ operation: "get", key: "v.bin", reason: "PreconditionFailed" })
+    // The store's own answer, not the ETag check behind it.
+    expect((error as ObjectStoreError).cause).toMatchObject({ name: "PreconditionFailed", $metadata: { httpStatusCode: 412 } })
+  })
 
   test("LOADERS_S3_TIMEOUT sets the bound from the environment; a value that is no duration is refused, naming it", async () => {
     const { s3, proxy, bucket, putDirect } = await faulty({ error: 0, cut: 0, stall: 0 })
