@@ -8,8 +8,9 @@ import {
   S3Client
 } from "@aws-sdk/client-s3"
 import { Upload } from "@aws-sdk/lib-storage"
-import { Config, Context, Data, Effect, Layer, Option, Redacted, Schedule, Stream } from "effect"
+import { Config, Context, Data, Duration, Effect, Layer, Metric, Option, Redacted, Schedule, Stream } from "effect"
 import { Readable } from "node:stream"
+import { S3Watchdog } from "./S3Watchdog.ts"
 
 /** Metadata of one stored object. */
 export interface ObjectInfo {
@@ -67,7 +68,10 @@ export class ObjectStore extends Context.Service<ObjectStore, {
     body: string | Uint8Array,
     options?: PutOptions
   ) => Effect.Effect<{ readonly etag: string }, ObjectStoreError>
-  /** Streams `body` into `key` (multipart for large bodies) without holding it in memory. */
+  /**
+   * Streams `body` into `key` (multipart for large bodies) without holding it in memory. A retry
+   * runs `body` again from its start, so it must be a stream that can be read twice (a file).
+   */
   readonly upload: <E>(
     key: string,
     body: Stream.Stream<Uint8Array, E>,
@@ -82,8 +86,9 @@ export class ObjectStore extends Context.Service<ObjectStore, {
 
   /**
    * From the environment: `LOADERS_S3_BUCKET` (required), `LOADERS_S3_ENDPOINT` (any
-   * S3-compatible store; AWS when unset), `AWS_REGION`, `LOADERS_S3_FORCE_PATH_STYLE`, and
-   * credentials from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or the SDK's default chain.
+   * S3-compatible store; AWS when unset), `AWS_REGION`, `LOADERS_S3_FORCE_PATH_STYLE`,
+   * `LOADERS_S3_TIMEOUT`, and credentials from `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` or the
+   * SDK's default chain.
    */
   static readonly layer = Layer.unwrap(
     Effect.gen(function*() {
@@ -99,10 +104,14 @@ export class ObjectStore extends Context.Service<ObjectStore, {
         ),
         credentials: Option.isSome(accessKeyId) && Option.isSome(secretAccessKey)
           ? { accessKeyId: accessKeyId.value, secretAccessKey: Redacted.value(secretAccessKey.value) }
-          : undefined
+          : undefined,
+        timeout: yield* ObjectStore.timeoutConfig
       })
     })
   )
+
+  /** `LOADERS_S3_TIMEOUT`: the longest an S3 call may go without progress (30 seconds by default). */
+  static readonly timeoutConfig = Config.Duration("LOADERS_S3_TIMEOUT").pipe(Config.withDefault(Duration.seconds(30)))
 }
 
 /** How to reach the bucket. */
@@ -113,7 +122,27 @@ export interface S3Settings {
   readonly forcePathStyle?: boolean | undefined
   /** Static credentials; the SDK's default provider chain when absent. */
   readonly credentials?: { readonly accessKeyId: string; readonly secretAccessKey: string } | undefined
+  /**
+   * The longest a call may wait on the store without progress (no answer, or no next bytes while
+   * the body is being read) before it is aborted and retried; 30 seconds when absent.
+   */
+  readonly timeout?: Duration.Input | undefined
 }
+
+/**
+ * S3's metrics, kept beside the store (`src/effects` does not import the pipeline); the Grafana
+ * dashboard in `otel/` shows them.
+ */
+export const s3Metrics = {
+  retries: Metric.counter("loaders.s3.retries", {
+    description: "S3 calls retried after a transient fault (5xx, reset, stall), by operation; resumed gets included",
+    incremental: true
+  }),
+  resumptions: Metric.counter("loaders.s3.resumptions", {
+    description: "Downloads resumed mid-object with a ranged GET",
+    incremental: true
+  })
+} as const
 
 const stripQuotes = (etag: string | undefined): string => (etag ?? "").replaceAll("\"", "")
 
@@ -137,11 +166,26 @@ const reasonOf = (cause: unknown): ObjectStoreError["reason"] => {
   return "Unknown"
 }
 
-/** Transient faults are retried a few times with backoff; answers (404, 412, 403) are not. */
-const transient = Schedule.max([Schedule.exponential("100 millis", 2), Schedule.recurs(5)]).pipe(
-  Schedule.setInputType<ObjectStoreError>(),
-  Schedule.while(({ input }) => input.reason === "Unavailable")
-)
+/**
+ * Transient faults are retried a few times with backoff; answers (404, 412, 403) are not. Each
+ * retry is announced (logged and counted) just before it happens.
+ */
+const transient = (announce: (error: ObjectStoreError, attempt: number) => Effect.Effect<void>) =>
+  Schedule.max([Schedule.exponential("100 millis", 2), Schedule.recurs(5)]).pipe(
+    Schedule.setInputType<ObjectStoreError>(),
+    Schedule.while(({ input }) => input.reason === "Unavailable"),
+    Schedule.tap(({ attempt, input }) => announce(input, attempt + 1))
+  )
+
+const countRetry = (operation: string) => Metric.update(Metric.withAttributes(s3Metrics.retries, { operation }), 1)
+
+const announceRetry = (error: ObjectStoreError, attempt: number) =>
+  Effect.logInfo(`${error.message}; retrying (attempt ${attempt})`).pipe(
+    Effect.annotateLogs({ "s3.operation": error.operation, "s3.key": error.key }),
+    Effect.andThen(countRetry(error.operation))
+  )
+
+const retried = transient(announceRetry)
 
 /** Keys inside `CopySource` are URL-encoded, segment by segment (spaces, `+`, accents, `%`). */
 const copySource = (bucket: string, key: string): string =>
@@ -158,7 +202,10 @@ const make = Effect.fnUntraced(function*(settings: S3Settings) {
         ...(settings.credentials ? { credentials: settings.credentials } : {}),
         // The defaults send streamed bodies aws-chunked, which S3-compatible stores may store verbatim.
         requestChecksumCalculation: "WHEN_REQUIRED",
-        responseChecksumValidation: "WHEN_REQUIRED"
+        responseChecksumValidation: "WHEN_REQUIRED",
+        // Retries are ours (`transient`), so that each one is logged and counted.
+        maxAttempts: 1,
+        requestHandler: new S3Watchdog(Duration.toMillis(Duration.fromInputUnsafe(settings.timeout ?? "30 seconds")))
       })
     ),
     (client) => Effect.sync(() => client.destroy())
@@ -169,7 +216,7 @@ const make = Effect.fnUntraced(function*(settings: S3Settings) {
       try: run,
       catch: (cause) => new ObjectStoreError({ operation, bucket, key, reason: reasonOf(cause), cause })
     }).pipe(
-      Effect.retry(transient),
+      Effect.retry(retried),
       Effect.withSpan(`ObjectStore.${operation}`, { attributes: { "aws.s3.bucket": bucket, "aws.s3.key": key } })
     )
 
@@ -205,8 +252,11 @@ const make = Effect.fnUntraced(function*(settings: S3Settings) {
   const get = (key: string, options: GetOptions = {}): Stream.Stream<Uint8Array, ObjectStoreError> =>
     Stream.suspend(() => {
       // Where the next attempt resumes, and the version it must still be reading.
-      let position = options.start ?? 0
+      const start = options.start ?? 0
+      let position = start
       let etag = options.ifMatch
+      const failure = (reason: ObjectStoreError["reason"], cause: unknown) =>
+        new ObjectStoreError({ operation: "get", bucket, key, reason, cause })
       const attempt = Stream.unwrap(
         Effect.suspend(() =>
           Effect.tryPromise({
@@ -220,27 +270,43 @@ const make = Effect.fnUntraced(function*(settings: S3Settings) {
                 }),
                 { abortSignal }
               ),
-            catch: (cause) => new ObjectStoreError({ operation: "get", bucket, key, reason: reasonOf(cause), cause })
+            catch: (cause) => failure(reasonOf(cause), cause)
           })
         ).pipe(
-          Effect.map((response) => {
-            etag ??= stripQuotes(response.ETag)
-            const body = response.Body as AsyncIterable<Uint8Array> | undefined
-            if (!body) return Stream.empty
-            return Stream.fromAsyncIterable(
-              body,
-              (cause) => new ObjectStoreError({ operation: "get", bucket, key, reason: "Unavailable", cause })
-            ).pipe(
-              Stream.mapArray((chunks) => {
-                for (const chunk of chunks) position += chunk.length
-                return chunks
-              })
+          Effect.flatMap((response) => {
+            const body = response.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined
+            const served = stripQuotes(response.ETag)
+            // Stores that ignore If-Match (s3rver) answer with the new version: refuse to splice it.
+            if (etag !== undefined && served !== "" && served !== etag) {
+              body?.destroy?.()
+              return Effect.fail(
+                failure("PreconditionFailed", new Error(`the object changed while read (ETag ${served}, expected ${etag})`))
+              )
+            }
+            etag ??= served
+            if (!body) return Effect.succeed(Stream.empty)
+            return Effect.succeed(
+              Stream.fromAsyncIterable(body, (cause) => failure("Unavailable", cause)).pipe(
+                Stream.mapArray((chunks) => {
+                  for (const chunk of chunks) position += chunk.length
+                  return chunks
+                })
+              )
             )
           })
         )
       )
+      const resumed = transient((error, attempt) =>
+        position === start
+          ? announceRetry(error, attempt)
+          : Effect.logInfo(`${error.message}; resuming from byte ${position} with a ranged GET (attempt ${attempt})`).pipe(
+            Effect.annotateLogs({ "s3.operation": "get", "s3.key": key, "s3.from": position }),
+            Effect.andThen(countRetry("get")),
+            Effect.andThen(Metric.update(s3Metrics.resumptions, 1))
+          )
+      )
       return attempt.pipe(
-        Stream.retry(transient),
+        Stream.retry(resumed),
         Stream.withSpan("ObjectStore.get", { attributes: { "aws.s3.bucket": bucket, "aws.s3.key": key } })
       )
     })
@@ -265,7 +331,7 @@ const make = Effect.fnUntraced(function*(settings: S3Settings) {
           }).done(),
         catch: (cause) => new ObjectStoreError({ operation: "upload", bucket, key, reason: reasonOf(cause), cause })
       })
-    }).pipe(Effect.withSpan("ObjectStore.upload", { attributes: { "aws.s3.bucket": bucket, "aws.s3.key": key } }))
+    }).pipe(Effect.retry(retried), Effect.withSpan("ObjectStore.upload", { attributes: { "aws.s3.bucket": bucket, "aws.s3.key": key } }))
 
   const copy = (from: string, to: string) =>
     call("copy", from, (abortSignal) =>

@@ -56,7 +56,12 @@ const objectStore = Effect.fnUntraced(function*(lines: Array<string>) {
     `Object store: embedded S3 at ${s3.endpoint}, bucket "${EMBEDDED_BUCKET}", kept in ${directory}` +
       (fresh ? " (new: seeded with the sample deliveries of examples/)" : "")
   )
-  const layer = ObjectStore.layerWith({ bucket: EMBEDDED_BUCKET, endpoint: s3.endpoint, credentials: s3.credentials })
+  const layer = ObjectStore.layerWith({
+    bucket: EMBEDDED_BUCKET,
+    endpoint: s3.endpoint,
+    credentials: s3.credentials,
+    timeout: yield* ObjectStore.timeoutConfig
+  })
   return { layer, fresh }
 })
 

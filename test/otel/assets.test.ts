@@ -3,6 +3,7 @@ import { existsSync, readFileSync } from "node:fs"
 import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { queueMetrics } from "../../src/effects/JobQueue.ts"
+import { s3Metrics } from "../../src/effects/ObjectStore.ts"
 import { metrics } from "../../src/pipeline/metrics.ts"
 
 const OTEL = fileURLToPath(new URL("../../otel/", import.meta.url))
@@ -10,7 +11,7 @@ const yaml = (name: string) => Bun.YAML.parse(readFileSync(join(OTEL, name), "ut
 
 /** Prometheus names of what the code emits: dots become underscores (counters get `_total`). */
 const emitted = new Set(
-  [...Object.values(metrics), ...Object.values(queueMetrics)].map((metric) => metric.id.replaceAll(".", "_"))
+  [...Object.values(metrics), ...Object.values(queueMetrics), ...Object.values(s3Metrics)].map((metric) => metric.id.replaceAll(".", "_"))
 )
 
 interface Panel {
@@ -54,7 +55,7 @@ describe("observability assets", () => {
     for (const panel of dashboard.panels) {
       expect(panel.targets.length).toBeGreaterThan(0)
       for (const { expr } of panel.targets) {
-        const names = expr.match(/loaders_[a-z_]+/g) ?? []
+        const names = expr.match(/loaders_[a-z0-9_]+/g) ?? []
         expect([panel.title, names.length > 0]).toEqual([panel.title, true])
         for (const name of names) {
           const base = name.replace(/_(total|bucket|sum|count)$/, "")
