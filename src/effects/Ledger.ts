@@ -201,11 +201,12 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
     if (claimed) return { _tag: "Claimed", runId: claimed.run_id } as const
 
     // The objects a successful run loaded, deposited again: a run of its own that loads nothing.
-    // The row keeps the loaded objects, so every later identical deposit is recognised too.
+    // The row keeps the loaded objects, so every later identical deposit is recognised too (a row
+    // recorded before `loaded_run_id` existed was loaded by its last run).
     const [duplicate] = yield* db.query<{ run_id: string; loaded_by: string }>(
       `WITH duplicate AS (
          UPDATE ${SCHEMA}.deliveries SET state = 'duplicate', run_id = nextval('${SCHEMA}.delivery_run_ids'),
-           owner = $6, started_at = now(), lease_until = now() + $7::interval, archived = false, updated_at = now()
+           loaded_run_id = COALESCE(loaded_run_id, run_id), owner = $6, started_at = now(), lease_until = now() + $7::interval, archived = false, updated_at = now()
          WHERE ${where} AND archived AND state IN ('succeeded', 'duplicate') AND objects @> $5::text::jsonb
          RETURNING run_id, loaded_run_id
        ), run AS (
