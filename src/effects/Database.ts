@@ -1,19 +1,35 @@
 import { PGlite } from "@electric-sql/pglite"
-import { Config, Context, Data, Effect, Layer, Option, Redacted, Scope, Semaphore } from "effect"
+import { Config, Context, Data, Duration, Effect, Layer, Option, Redacted, Scope, Semaphore } from "effect"
 import postgres from "postgres"
 
 /**
- * A database call failed. `code` is the PostgreSQL SQLSTATE when the server answered (e.g.
- * `40001` serialization failure), absent for connection faults.
+ * Why a database call failed. `ConnectionLost`: the connection broke, or could not be opened;
+ * `Timeout`: no answer within the bound (`LOADERS_DB_TIMEOUT`); `Statement`: the server refused
+ * the statement (`code` says why). After either of the first two, the connection is given up.
+ */
+export type DatabaseFault = "ConnectionLost" | "Timeout" | "Statement"
+
+/**
+ * A database call failed. `operation` names the call (`COMMIT`, `COPY loaders.properties write`,
+ * …); `code` is the PostgreSQL SQLSTATE when the server answered (e.g. `40001` serialization
+ * failure).
  */
 export class DatabaseError extends Data.TaggedError("DatabaseError")<{
   readonly operation: string
+  readonly reason: DatabaseFault
   readonly code?: string
   readonly cause: unknown
 }> {
   override get message(): string {
     const detail = this.cause instanceof Error ? this.cause.message : String(this.cause)
-    return `database ${this.operation} failed${this.code ? ` (SQLSTATE ${this.code})` : ""}: ${detail}`
+    switch (this.reason) {
+      case "ConnectionLost":
+        return `database ${this.operation} failed: connection lost (${detail})`
+      case "Timeout":
+        return `database ${this.operation} failed: ${detail}`
+      case "Statement":
+        return `database ${this.operation} failed${this.code ? ` (SQLSTATE ${this.code})` : ""}: ${detail}`
+    }
   }
 }
 
@@ -64,30 +80,42 @@ export class Database extends Context.Service<Database, SqlSession & {
   /**
    * A session on one connection held for the scope, for transactions. On PGlite (a single
    * connection) this excludes every other query until the scope closes: never wait for another
-   * session's work while holding one.
+   * session's work while holding one. On Postgres, a session whose call did not finish (connection
+   * lost, timed out, interrupted) sends nothing more: its later calls fail at once, and at the end
+   * of the scope its server process is terminated rather than its connection reused.
    */
   readonly reserve: Effect.Effect<SqlSession, DatabaseError, Scope.Scope>
 }>()("loaders/Database") {
-  /** Postgres at `url` (a `postgres://` URL), through a pool of `max` connections. */
-  static readonly layerPostgres = (url: Redacted.Redacted<string>, options: { readonly max?: number } = {}) =>
-    Layer.effect(Database, makePostgres(url, options.max ?? 8))
+  /**
+   * Postgres at `url` (a `postgres://` URL), through a pool of `max` connections. Every wait on the
+   * server (connecting, a statement, a COPY write, a commit) ends within `timeout` (default 30 s).
+   */
+  static readonly layerPostgres = (
+    url: Redacted.Redacted<string>,
+    options: { readonly max?: number; readonly timeout?: Duration.Input } = {}
+  ) => Layer.effect(Database, makePostgres(url, options.max ?? 8, Duration.fromInputUnsafe(options.timeout ?? DEFAULT_TIMEOUT)))
 
   /** PGlite persisted in `dataDir` (in memory when undefined). */
   static readonly layerPGlite = (dataDir: string | undefined) => Layer.effect(Database, makePGlite(dataDir))
 
   /**
-   * From the environment: `DATABASE_URL` selects Postgres; without it, PGlite in
-   * `LOADERS_PGLITE_DIR` (default `.loaders/pglite`).
+   * From the environment: `DATABASE_URL` selects Postgres (waits bounded by `LOADERS_DB_TIMEOUT`);
+   * without it, PGlite in `LOADERS_PGLITE_DIR` (default `.loaders/pglite`).
    */
   static readonly layer = Layer.unwrap(
     Effect.gen(function*() {
       const url = yield* Config.option(Config.Redacted("DATABASE_URL"))
-      if (Option.isSome(url)) return Database.layerPostgres(url.value)
+      if (Option.isSome(url)) {
+        const timeout = yield* Config.Duration("LOADERS_DB_TIMEOUT").pipe(Config.withDefault(DEFAULT_TIMEOUT))
+        return Database.layerPostgres(url.value, { timeout })
+      }
       const dir = yield* Config.String("LOADERS_PGLITE_DIR").pipe(Config.withDefault(".loaders/pglite"))
       return Database.layerPGlite(dir)
     })
   )
 }
+
+const DEFAULT_TIMEOUT = Duration.seconds(30)
 
 const sqlState = (cause: unknown): string | undefined => {
   if (typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string") {
@@ -96,42 +124,127 @@ const sqlState = (cause: unknown): string | undefined => {
   return undefined
 }
 
+/** No answer from the server within the bound. */
+class NoAnswer extends Error {}
+
+/** The connection closed under an open COPY without an error of its own. */
+class CopyClosed extends Error {}
+
+/**
+ * Codes of a connection that broke or could not be made: postgres.js's own, the socket's, and the
+ * server's when it ends the session (SQLSTATE class 08; 57P01–57P03: terminated by an administrator,
+ * server crash, server starting or stopping).
+ */
+const LOST = new Set([
+  "CONNECTION_CLOSED", "CONNECTION_DESTROYED", "CONNECTION_ENDED", "CONNECT_TIMEOUT",
+  "ECONNRESET", "ECONNREFUSED", "ECONNABORTED", "EPIPE", "ECANCELED", "ETIMEDOUT", "EHOSTUNREACH", "ENETUNREACH",
+  "ERR_STREAM_DESTROYED", "57P01", "57P02", "57P03"
+])
+
+const fault = (operation: string, cause: unknown): DatabaseError => {
+  if (cause instanceof NoAnswer) return new DatabaseError({ operation, reason: "Timeout", cause })
+  const code = typeof cause === "object" && cause !== null && "code" in cause ? String(cause.code) : ""
+  const lost = cause instanceof CopyClosed || LOST.has(code) || code.startsWith("08")
+  return new DatabaseError({ operation, reason: lost ? "ConnectionLost" : "Statement", code: sqlState(cause), cause })
+}
+
 const attempt = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, DatabaseError> =>
-  Effect.tryPromise({
-    try: run,
-    catch: (cause) => new DatabaseError({ operation, code: sqlState(cause), cause })
+  Effect.tryPromise({ try: run, catch: (cause) => fault(operation, cause) })
+
+/**
+ * `run`, failed with `NoAnswer` once `limit` passes. The bound is on the promise, not a fiber
+ * interruption, because some calls run uninterruptibly (a COPY is recorded as it opens) and must
+ * end all the same.
+ */
+const within = <A>(limit: Duration.Duration, setting: string, run: () => Promise<A>): Promise<A> =>
+  new Promise<A>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new NoAnswer(`no answer within ${Duration.format(limit)} (${setting})`)),
+      Duration.toMillis(limit)
+    )
+    const settle = <X>(done: (x: X) => void) => (x: X) => {
+      clearTimeout(timer)
+      done(x)
+    }
+    Promise.resolve().then(run).then(settle(resolve), settle(reject))
   })
+
+/** The statement's first word (`SELECT`, `COMMIT`, …), to name the operation in errors. */
+const verb = (text: string): string => text.trimStart().split(/\s|;/, 1)[0]?.toUpperCase() || "statement"
 
 const copyStatement = (table: string, columns: ReadonlyArray<string>, source: string): string =>
   `COPY ${table} (${columns.map((c) => `"${c}"`).join(", ")}) FROM ${source}`
 
 type PostgresConnection = postgres.Sql | postgres.ReservedSql
 
+/** One bounded call to the server, named `operation` in its error. */
+type Call = <A>(operation: string, run: () => Promise<A>) => Effect.Effect<A, DatabaseError>
+
 /**
  * `COPY … FROM STDIN` on postgres.js. A refusal the server sends while rows still flow destroys
  * the stream; one sent after the last row ends it with the error only with
  * patches/postgres+3.4.9.patch (upstream porsager/postgres#1183) — unpatched, `end` would hang.
+ * A write or end waiting when the stream fails (its connection closed, say) fails with it.
  */
-const copyStream = (conn: PostgresConnection, table: string, columns: ReadonlyArray<string>) =>
-  Effect.map(attempt("copy", () => conn.unsafe(copyStatement(table, columns, "STDIN")).writable()), (writable): CopyStream => {
+const copyStream = (conn: PostgresConnection, call: Call, table: string, columns: ReadonlyArray<string>) => {
+  const name = `COPY ${table}`
+  return Effect.map(call(name, () => conn.unsafe(copyStatement(table, columns, "STDIN")).writable()), (writable): CopyStream => {
     let failure: unknown
-    writable.on("error", (error) => (failure ??= error))
-    const settle = (start: (done: (error?: unknown) => void) => void) =>
-      attempt("copy", () =>
+    const waiting = new Set<(error: unknown) => void>()
+    const fail = (error: unknown) => {
+      failure ??= error
+      for (const reject of waiting) reject(failure)
+      waiting.clear()
+    }
+    writable.on("error", fail)
+    writable.on("close", () => {
+      if (!writable.writableFinished) fail(new CopyClosed("the connection closed during the COPY"))
+    })
+    const settle = (step: string, start: (done: (error?: unknown) => void) => void) =>
+      call(`${name} ${step}`, () =>
         new Promise<void>((resolve, reject) => {
           if (failure !== undefined) return reject(failure)
-          start((error) => (error === undefined || error === null ? resolve() : reject(failure ?? error)))
+          waiting.add(reject)
+          start((error) => {
+            waiting.delete(reject)
+            if (error === undefined || error === null) resolve()
+            else reject(failure ?? error)
+          })
         }))
     return {
-      write: (data) => settle((done) => writable.write(data, (error) => done(error))),
-      end: settle((done) => writable.end(done)),
+      write: (data) => settle("write", (done) => writable.write(data, (error) => done(error))),
+      end: settle("end", (done) => writable.end(done)),
       abort: Effect.sync(() => {
-        if (!writable.writableFinished) writable.destroy(new Error("COPY abandoned"))
+        if (!writable.writableFinished && !writable.destroyed) writable.destroy(new Error("COPY abandoned"))
       })
     }
   })
+}
 
-const makePostgres = Effect.fnUntraced(function*(url: Redacted.Redacted<string>, max: number) {
+const postgresSession = (conn: PostgresConnection, call: Call): SqlSession => ({
+  query: <T>(text: string, params: ReadonlyArray<SqlParam> = []) =>
+    call(verb(text), () => conn.unsafe(text, [...params]).then((rows) => Array.from(rows) as Array<T>)),
+  execute: (text, params = []) => call(verb(text), () => conn.unsafe(text, [...params]).then((result) => result.count)),
+  exec: (text) => call(verb(text), () => conn.unsafe(text).simple()).pipe(Effect.asVoid),
+  // Never left half-way: a connection inside an unfinished COPY would queue the ROLLBACK forever.
+  copyIn: (table, columns, data) =>
+    Effect.uninterruptible(
+      Effect.flatMap(copyStream(conn, call, table, columns), (stream) =>
+        Effect.andThen(stream.write(data), stream.end).pipe(Effect.onError(() => stream.abort)))
+    ),
+  copyStream: (table, columns) => copyStream(conn, call, table, columns)
+})
+
+/**
+ * Why a reserved connection was given up, if it was: its connection closed (postgres.js has
+ * dropped it from the pool), or a call on it did not finish (it may still be running there).
+ */
+interface Link {
+  given: { readonly error: DatabaseError; readonly closed: boolean } | undefined
+}
+
+const makePostgres = Effect.fnUntraced(function*(url: Redacted.Redacted<string>, max: number, limit: Duration.Duration) {
+  const seconds = Math.max(1, Math.ceil(Duration.toSeconds(limit)))
   const sql = yield* Effect.acquireRelease(
     Effect.sync(() =>
       postgres(Redacted.value(url), {
@@ -139,32 +252,67 @@ const makePostgres = Effect.fnUntraced(function*(url: Redacted.Redacted<string>,
         onnotice: () => {},
         // Dates and bigints stay strings: reports and tests compare exact values, not JS numbers.
         types: {},
-        connection: { application_name: "loaders" }
+        connection: { application_name: "loaders" },
+        connect_timeout: seconds,
+        // TCP keep-alive probes start after this much silence, so a dead peer is noticed at last.
+        keep_alive: seconds
       })
     ),
-    (sql) => Effect.promise(() => sql.end({ timeout: 5 }))
+    (sql) => Effect.ignore(attempt("end", () => within(limit, "LOADERS_DB_TIMEOUT", () => sql.end({ timeout: 5 }))))
   )
-  yield* attempt("connect", () => sql`select 1`)
 
-  const session = (conn: PostgresConnection): SqlSession => ({
-    query: <T>(text: string, params: ReadonlyArray<SqlParam> = []) =>
-      attempt("query", async () => Array.from(await conn.unsafe(text, [...params])) as Array<T>),
-    execute: (text, params = []) => attempt("execute", async () => (await conn.unsafe(text, [...params])).count),
-    exec: (text) => attempt("exec", () => conn.unsafe(text).simple()).pipe(Effect.asVoid),
-    // Never left half-way: a connection inside an unfinished COPY would queue the ROLLBACK forever.
-    copyIn: (table, columns, data) =>
-      Effect.uninterruptible(Effect.flatMap(copyStream(conn, table, columns), (stream) => Effect.andThen(stream.write(data), stream.end))),
-    copyStream: (table, columns) => copyStream(conn, table, columns)
+  const bounded = (link: Link | undefined): Call => (operation, run) =>
+    Effect.suspend(() => {
+      if (link?.given !== undefined) {
+        return Effect.fail(new DatabaseError({ operation, reason: "ConnectionLost", cause: link.given.error }))
+      }
+      const call = attempt(operation, () => within(limit, "LOADERS_DB_TIMEOUT", run))
+      if (link === undefined) return call
+      const giveUp = (error: DatabaseError, closed: boolean) => Effect.sync(() => (link.given ??= { error, closed }))
+      return call.pipe(
+        Effect.tapError((error) => (error.reason === "Statement" ? Effect.void : giveUp(error, error.reason === "ConnectionLost"))),
+        Effect.onInterrupt(() => giveUp(new DatabaseError({ operation, reason: "ConnectionLost", cause: "interrupted" }), false))
+      )
+    })
+  const pool = bounded(undefined)
+  yield* pool("connect", () => sql`select 1`)
+
+  // A reservation granted after its deadline goes back to the pool at once.
+  const reserveConnection = Effect.suspend(() => {
+    let abandoned = false
+    const late = (conn: postgres.ReservedSql) => {
+      if (abandoned) conn.release()
+      return conn
+    }
+    return pool("reserve", () => sql.reserve().then(late)).pipe(
+      Effect.tapError(() => Effect.sync(() => (abandoned = true)))
+    )
   })
 
-  return Database.of({
-    kind: "postgres",
-    ...session(sql),
-    reserve: Effect.acquireRelease(
-      attempt("reserve", () => sql.reserve()),
-      (reserved) => Effect.sync(() => reserved.release())
-    ).pipe(Effect.map(session))
-  })
+  // Closed: postgres.js has already dropped it. A call may still be running on it otherwise, maybe
+  // inside the transaction: end its server process (which rolls back) rather than hand it on.
+  const giveBack = (conn: postgres.ReservedSql, link: Link, pid: number | undefined) =>
+    link.given === undefined
+      ? Effect.sync(() => conn.release())
+      : link.given.closed || pid === undefined
+      ? Effect.void
+      : pool("pg_terminate_backend", () => sql`select pg_terminate_backend(${pid})`).pipe(Effect.ignore)
+
+  const reserve = Effect.acquireRelease(
+    Effect.gen(function*() {
+      const conn = yield* reserveConnection
+      const link: Link = { given: undefined }
+      const call = bounded(link)
+      const pid = yield* call("SELECT pg_backend_pid()", () => conn<Array<{ pid: number }>>`select pg_backend_pid() as pid`).pipe(
+        Effect.map((rows) => rows[0]?.pid),
+        Effect.tapError(() => giveBack(conn, link, undefined))
+      )
+      return { conn, link, pid, session: postgresSession(conn, call) }
+    }),
+    ({ conn, link, pid }) => giveBack(conn, link, pid)
+  ).pipe(Effect.map(({ session }) => session))
+
+  return Database.of({ kind: "postgres", ...postgresSession(sql, pool), reserve })
 })
 
 const makePGlite = Effect.fnUntraced(function*(dataDir: string | undefined) {
@@ -182,12 +330,12 @@ const makePGlite = Effect.fnUntraced(function*(dataDir: string | undefined) {
 
   const session: SqlSession = {
     query: <T>(text: string, params: ReadonlyArray<SqlParam> = []) =>
-      attempt("query", async () => (await db.query<T>(text, [...params])).rows),
+      attempt(verb(text), async () => (await db.query<T>(text, [...params])).rows),
     execute: (text, params = []) =>
-      attempt("execute", async () => (await db.query(text, [...params])).affectedRows ?? 0),
-    exec: (text) => attempt("exec", () => db.exec(text)).pipe(Effect.asVoid),
+      attempt(verb(text), async () => (await db.query(text, [...params])).affectedRows ?? 0),
+    exec: (text) => attempt(verb(text), () => db.exec(text)).pipe(Effect.asVoid),
     copyIn: (table, columns, data) =>
-      attempt("copy", () => db.query(copyStatement(table, columns, "'/dev/blob'"), [], { blob: new Blob([data]) }))
+      attempt(`COPY ${table}`, () => db.query(copyStatement(table, columns, "'/dev/blob'"), [], { blob: new Blob([data]) }))
         .pipe(Effect.asVoid),
     // PGlite copies from a whole blob: each write is a statement of its own.
     copyStream: (table, columns) =>

@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from "node:child_process"
+import { type ChildProcess, execFileSync, spawn } from "node:child_process"
 import { chmodSync, chownSync, existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs"
 import { createServer } from "node:net"
 import { tmpdir } from "node:os"
@@ -29,13 +29,27 @@ const freePort = () =>
 const asServerUser = (command: string, args: ReadonlyArray<string>): [string, Array<string>] =>
   process.getuid?.() === 0 ? ["runuser", ["-u", "postgres", "--", command, ...args]] : [command, [...args]]
 
-let cluster: Promise<{ readonly port: number }> | undefined
+/** A PostgreSQL server of its own: a throwaway cluster on a free loopback port, removed at the end of the run. */
+export interface Cluster {
+  readonly port: number
+  /** A new, empty database on it; answers its connection URL. */
+  readonly freshDatabase: () => Promise<string>
+  /** Stops the server (`pg_ctl stop -m <mode>`) and waits until it is down. */
+  readonly stop: (mode: "fast" | "immediate") => Promise<void>
+  /** Starts it again, same port and data, and waits until it answers. */
+  readonly start: () => Promise<void>
+}
+
+let shared: Promise<Cluster> | undefined
 let databases = 0
 
 /** The run's shared cluster, started once (by the preload, before any test). */
-export const startCluster = (): Promise<{ readonly port: number }> => (cluster ??= newCluster())
+export const startCluster = (): Promise<Cluster> => (shared ??= newCluster())
 
-const newCluster = async () => {
+/** A cluster of its own, for a test that stops and starts its server. */
+export const dedicatedCluster = (): Promise<Cluster> => newCluster()
+
+const newCluster = async (): Promise<Cluster> => {
   const bin = binaries()
   const dir = mkdtempSync(join(tmpdir(), "loaders-pg-"))
   const data = join(dir, "data")
@@ -47,38 +61,60 @@ const newCluster = async () => {
   const port = await freePort()
   const [initdb, initArgs] = asServerUser(join(bin, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
   execFileSync(initdb, initArgs, { stdio: "pipe" })
-  const [server, serverArgs] = asServerUser(join(bin, "postgres"), [
-    "-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
-    "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200"
-  ])
-  const child = spawn(server, serverArgs, { stdio: ["ignore", "ignore", "pipe"] })
+  const admin = () => postgres({ host: "127.0.0.1", port, user: "postgres", database: "postgres", onnotice: () => {}, max: 1 })
+
+  let child: ChildProcess | undefined
   let log = ""
-  child.stderr?.on("data", (chunk: Buffer) => {
-    log += chunk.toString()
-  })
-  onStop(async () => {
-    if (child.exitCode === null) {
-      const exited = new Promise((resolve) => child.once("exit", resolve))
-      const [pgCtl, stopArgs] = asServerUser(join(bin, "pg_ctl"), ["stop", "-D", data, "-m", "immediate", "-w"])
-      try {
-        execFileSync(pgCtl, stopArgs, { stdio: "pipe" })
-      } catch {
-        // Already stopping or gone: make sure of it.
-        child.kill("SIGKILL")
-      }
-      await exited
+  const start = async () => {
+    const [server, serverArgs] = asServerUser(join(bin, "postgres"), [
+      "-D", data, "-p", String(port), "-k", dir, "-c", "listen_addresses=127.0.0.1",
+      "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off", "-c", "max_connections=200"
+    ])
+    const started = spawn(server, serverArgs, { stdio: ["ignore", "ignore", "pipe"] })
+    child = started
+    started.stderr?.on("data", (chunk: Buffer) => {
+      log += chunk.toString()
+    })
+    for (let attempt = 0; attempt < 100; attempt++) {
+      const sql = admin()
+      const ready = await sql`select 1`.then(() => true, () => false)
+      await sql.end()
+      if (ready) return
+      if (started.exitCode !== null) break
+      await new Promise((resolve) => setTimeout(resolve, 100))
     }
+    throw new Error(`PostgreSQL did not start on port ${port}:\n${log}`)
+  }
+  const stop = async (mode: "fast" | "immediate") => {
+    const running = child
+    if (running === undefined || running.exitCode !== null) return
+    const exited = new Promise((resolve) => running.once("exit", resolve))
+    const [pgCtl, stopArgs] = asServerUser(join(bin, "pg_ctl"), ["stop", "-D", data, "-m", mode, "-w"])
+    try {
+      execFileSync(pgCtl, stopArgs, { stdio: "pipe" })
+    } catch {
+      // Already stopping or gone: make sure of it.
+      running.kill("SIGKILL")
+    }
+    await exited
+  }
+  onStop(async () => {
+    await stop("immediate")
     rmSync(dir, { recursive: true, force: true })
   })
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const sql = postgres({ host: "127.0.0.1", port, user: "postgres", database: "postgres", onnotice: () => {}, max: 1 })
-    const ready = await sql`select 1`.then(() => true, () => false)
-    await sql.end()
-    if (ready) return { port }
-    if (child.exitCode !== null) break
-    await new Promise((resolve) => setTimeout(resolve, 100))
+  await start()
+  return {
+    port,
+    freshDatabase: async () => {
+      const name = `test_${process.pid}_${++databases}`
+      const sql = admin()
+      await sql.unsafe(`CREATE DATABASE ${name}`)
+      await sql.end()
+      return `postgres://postgres@127.0.0.1:${port}/${name}`
+    },
+    stop,
+    start
   }
-  throw new Error(`PostgreSQL did not start on port ${port}:\n${log}`)
 }
 
 const userIds = (name: string) => {
@@ -88,14 +124,7 @@ const userIds = (name: string) => {
 }
 
 /**
- * A fresh database on the run's throwaway PostgreSQL cluster (on a free loopback port, stopped at
- * the end of the run); returns its connection URL.
+ * A fresh database on the run's shared throwaway PostgreSQL cluster (on a free loopback port,
+ * stopped at the end of the run); returns its connection URL.
  */
-export const freshDatabase = async (): Promise<string> => {
-  const { port } = await startCluster()
-  const name = `test_${process.pid}_${++databases}`
-  const admin = postgres({ host: "127.0.0.1", port, user: "postgres", database: "postgres", onnotice: () => {}, max: 1 })
-  await admin.unsafe(`CREATE DATABASE ${name}`)
-  await admin.end()
-  return `postgres://postgres@127.0.0.1:${port}/${name}`
-}
+export const freshDatabase = async (): Promise<string> => (await startCluster()).freshDatabase()
