@@ -1,6 +1,9 @@
 import { PGlite } from "@electric-sql/pglite"
-import { Config, Context, Data, Duration, Effect, Layer, Option, Redacted, Scope, Semaphore } from "effect"
+import { Clock, Config, Context, Data, Duration, Effect, Layer, Option, Redacted, Result, Schedule, Schema, Scope, Semaphore } from "effect"
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { basename, isAbsolute, join, relative, resolve } from "node:path"
 import postgres from "postgres"
+import { tryLockFile } from "./FileLock.ts"
 
 /**
  * Why a database call failed. `ConnectionLost`: the connection broke, or could not be opened;
@@ -30,6 +33,31 @@ export class DatabaseError extends Data.TaggedError("DatabaseError")<{
       case "Statement":
         return `database ${this.operation} failed${this.code ? ` (SQLSTATE ${this.code})` : ""}: ${detail}`
     }
+  }
+}
+
+/** The process that holds a PGlite directory, as it recorded itself in the directory's lock file. */
+export interface DatabaseHolder {
+  readonly pid: number
+  readonly command: string
+  /** When it opened the directory (ISO 8601). */
+  readonly since: string
+}
+
+/**
+ * The PGlite directory is open in another process. PGlite is one process's database: a second
+ * process on the same files would lose the first one's commits (or its own) when either closes.
+ */
+export class DatabaseInUse extends Data.TaggedError("DatabaseInUse")<{
+  readonly directory: string
+  readonly holder: DatabaseHolder | undefined
+}> {
+  override get message(): string {
+    const who = this.holder
+      ? `process ${this.holder.pid} (${this.holder.command}, since ${this.holder.since})`
+      : "another process"
+    return `the embedded database ${this.directory} is in use by ${who}: stop that process, ` +
+      `or set LOADERS_PGLITE_DIR to another directory, or use a PostgreSQL server through DATABASE_URL`
   }
 }
 
@@ -95,7 +123,10 @@ export class Database extends Context.Service<Database, SqlSession & {
     options: { readonly max?: number; readonly timeout?: Duration.Input } = {}
   ) => Layer.effect(Database, makePostgres(url, options.max ?? 8, Duration.fromInputUnsafe(options.timeout ?? DEFAULT_TIMEOUT)))
 
-  /** PGlite persisted in `dataDir` (in memory when undefined). */
+  /**
+   * PGlite persisted in `dataDir` (in memory when undefined). The directory is locked for the
+   * layer's lifetime: another process opening it fails with `DatabaseInUse`.
+   */
   static readonly layerPGlite = (dataDir: string | undefined) => Layer.effect(Database, makePGlite(dataDir))
 
   /**
@@ -315,7 +346,57 @@ const makePostgres = Effect.fnUntraced(function*(url: Redacted.Redacted<string>,
   return Database.of({ kind: "postgres", ...postgresSession(sql, pool), reserve })
 })
 
+const LOCK_FILE = "loaders.lock"
+
+/** This process's command as a user would type it, e.g. `bun src/entrypoints/serve.bun.ts`. */
+const runningCommand = (): string => {
+  const runtime = "Deno" in globalThis ? "deno" : process.versions.bun !== undefined ? "bun" : basename(process.argv[0] ?? "")
+  const args = process.argv.slice(1).map((arg) => {
+    const path = relative(process.cwd(), arg)
+    return isAbsolute(arg) && !path.startsWith("..") ? path : arg
+  })
+  return [runtime, ...args].join(" ")
+}
+
+const Holder = Schema.fromJsonString(Schema.Struct({ pid: Schema.Number, command: Schema.String, since: Schema.String }))
+const decodeHolder = Schema.decodeUnknownResult(Holder)
+
+/** The holder's record; it writes it right after taking the lock, so an empty file is read again. */
+const readHolder = (path: string) =>
+  Effect.try(() => decodeHolder(readFileSync(path, "utf8"))).pipe(
+    Effect.flatMap((decoded) => (Result.isSuccess(decoded) ? Effect.succeed(decoded.success) : Effect.fail(decoded.failure))),
+    Effect.retry({ schedule: Schedule.spaced(Duration.millis(50)), times: 20 }),
+    Effect.option,
+    Effect.map(Option.getOrUndefined)
+  )
+
+/**
+ * Holds `dataDir` for the scope: a `flock` on `<dataDir>/loaders.lock` (released by the kernel
+ * however the process ends), with this process's pid, command and start time written in it for
+ * whoever finds the directory taken.
+ */
+const holdDirectory = Effect.fnUntraced(function*(dataDir: string) {
+  const directory = resolve(dataDir)
+  const path = join(directory, LOCK_FILE)
+  yield* Effect.try({
+    try: () => mkdirSync(directory, { recursive: true }),
+    catch: (cause) => new DatabaseError({ operation: "open", reason: "Statement", cause })
+  })
+  const lock = yield* Effect.acquireRelease(tryLockFile(path), (lock) => lock?.release ?? Effect.void)
+  if (lock === undefined) return yield* new DatabaseInUse({ directory, holder: yield* readHolder(path) })
+  const holder: DatabaseHolder = {
+    pid: process.pid,
+    command: runningCommand(),
+    since: new Date(yield* Clock.currentTimeMillis).toISOString()
+  }
+  yield* Effect.try({
+    try: () => writeFileSync(path, `${JSON.stringify(holder)}\n`),
+    catch: (cause) => new DatabaseError({ operation: "open", reason: "Statement", cause })
+  })
+})
+
 const makePGlite = Effect.fnUntraced(function*(dataDir: string | undefined) {
+  if (dataDir !== undefined) yield* holdDirectory(dataDir)
   const db = yield* Effect.acquireRelease(
     attempt("open", async () => {
       const db = new PGlite(dataDir)

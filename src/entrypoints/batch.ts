@@ -156,9 +156,12 @@ const main = (argv: ReadonlyArray<string>) => {
   }
   const program = run(options).pipe(
     Effect.provide(Layer.fresh(AppLayer)),
+    // One line a user can act on (the embedded database held by another process, a bad setting),
+    // not a stack trace.
     Effect.catchCause((cause) =>
       Effect.sync(() => {
-        console.error(`loaders batch could not run: ${Cause.pretty(cause)}`)
+        const error = Cause.squash(cause)
+        console.error(`loaders batch could not run: ${error instanceof Error ? error.message : String(error)}`)
         process.exitCode = 2
       })
     )

@@ -1,8 +1,11 @@
 import { describe, expect, test } from "bun:test"
-import { Duration, Effect, Redacted } from "effect"
+import { Duration, Effect, Layer, Redacted } from "effect"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
 import postgres from "postgres"
 import { Database } from "../../src/effects/Database.ts"
-import { runTest } from "../support/effect.ts"
+import { runScoped, runTest } from "../support/effect.ts"
 import { freshDatabase } from "../support/postgres.ts"
 
 /** Polls `check` until it holds, for at most `ms`. */
@@ -86,5 +89,20 @@ describe("Database on PostgreSQL", () => {
     await holder`ROLLBACK`
     holder.release()
     await admin.end({ timeout: 1 })
+  }, 60_000)
+})
+
+describe("Database on PGlite", () => {
+  test("a directory opened in this process cannot be opened again until the first is closed", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "loaders-pglite-"))
+    const refused = await runScoped(Effect.gen(function*() {
+      yield* Layer.build(Database.layerPGlite(dir))
+      return yield* Effect.flip(Effect.scoped(Layer.build(Database.layerPGlite(dir))))
+    }))
+    expect(refused._tag).toBe("DatabaseInUse")
+    expect(refused.message).toContain(`is in use by process ${process.pid} (bun `)
+    // The first open ended with its scope: the lock went with it.
+    expect(await runScoped(Effect.as(Layer.build(Database.layerPGlite(dir)), "opened"))).toBe("opened")
+    rmSync(dir, { recursive: true, force: true })
   }, 60_000)
 })
