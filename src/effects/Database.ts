@@ -7,13 +7,14 @@ import { tryLockFile } from "./FileLock.ts"
 
 /**
  * Why a database call failed. `ConnectionLost`: the connection broke, or could not be opened;
- * `Timeout`: no answer within the bound (`LOADERS_DB_TIMEOUT`); `Statement`: the server refused
- * the statement (`code` says why). After either of the first two, the connection is given up.
+ * `Timeout`: no answer within the bound (`LOADERS_DB_TIMEOUT`); `Refused`: the server refused
+ * the statement (`code` says why), or PGlite could not open its files. After a `ConnectionLost`
+ * or a `Timeout`, the connection is given up.
  */
-export type DatabaseFault = "ConnectionLost" | "Timeout" | "Statement"
+export type DatabaseFault = "ConnectionLost" | "Timeout" | "Refused"
 
 /**
- * A database call failed. `operation` names the call (`COMMIT`, `COPY loaders.properties write`,
+ * A database call failed. `operation` names the call (`COMMIT`, `COPY loaders."properties" write`,
  * …); `code` is the PostgreSQL SQLSTATE when the server answered (e.g. `40001` serialization
  * failure).
  */
@@ -30,7 +31,7 @@ export class DatabaseError extends Data.TaggedError("DatabaseError")<{
         return `database ${this.operation} failed: connection lost (${detail})`
       case "Timeout":
         return `database ${this.operation} failed: ${detail}`
-      case "Statement":
+      case "Refused":
         return `database ${this.operation} failed${this.code ? ` (SQLSTATE ${this.code})` : ""}: ${detail}`
     }
   }
@@ -176,7 +177,7 @@ const fault = (operation: string, cause: unknown): DatabaseError => {
   if (cause instanceof NoAnswer) return new DatabaseError({ operation, reason: "Timeout", cause })
   const code = typeof cause === "object" && cause !== null && "code" in cause ? String(cause.code) : ""
   const lost = cause instanceof CopyClosed || LOST.has(code) || code.startsWith("08")
-  return new DatabaseError({ operation, reason: lost ? "ConnectionLost" : "Statement", code: sqlState(cause), cause })
+  return new DatabaseError({ operation, reason: lost ? "ConnectionLost" : "Refused", code: sqlState(cause), cause })
 }
 
 const attempt = <A>(operation: string, run: () => Promise<A>): Effect.Effect<A, DatabaseError> =>
@@ -301,7 +302,7 @@ const makePostgres = Effect.fnUntraced(function*(url: Redacted.Redacted<string>,
       if (link === undefined) return call
       const giveUp = (error: DatabaseError, closed: boolean) => Effect.sync(() => (link.given ??= { error, closed }))
       return call.pipe(
-        Effect.tapError((error) => (error.reason === "Statement" ? Effect.void : giveUp(error, error.reason === "ConnectionLost"))),
+        Effect.tapError((error) => (error.reason === "Refused" ? Effect.void : giveUp(error, error.reason === "ConnectionLost"))),
         Effect.onInterrupt(() => giveUp(new DatabaseError({ operation, reason: "ConnectionLost", cause: "interrupted" }), false))
       )
     })
@@ -380,7 +381,7 @@ const holdDirectory = Effect.fnUntraced(function*(dataDir: string) {
   const path = join(directory, LOCK_FILE)
   yield* Effect.try({
     try: () => mkdirSync(directory, { recursive: true }),
-    catch: (cause) => new DatabaseError({ operation: "open", reason: "Statement", cause })
+    catch: (cause) => new DatabaseError({ operation: "open", reason: "Refused", cause })
   })
   const lock = yield* Effect.acquireRelease(tryLockFile(path), (lock) => lock?.release ?? Effect.void)
   if (lock === undefined) return yield* new DatabaseInUse({ directory, holder: yield* readHolder(path) })
@@ -391,7 +392,7 @@ const holdDirectory = Effect.fnUntraced(function*(dataDir: string) {
   }
   yield* Effect.try({
     try: () => writeFileSync(path, `${JSON.stringify(holder)}\n`),
-    catch: (cause) => new DatabaseError({ operation: "open", reason: "Statement", cause })
+    catch: (cause) => new DatabaseError({ operation: "open", reason: "Refused", cause })
   })
 })
 
