@@ -303,7 +303,9 @@ const makePostgres = Effect.fnUntraced(function*(url: Redacted.Redacted<string>,
       const giveUp = (error: DatabaseError, closed: boolean) => Effect.sync(() => (link.given ??= { error, closed }))
       return call.pipe(
         Effect.tapError((error) => (error.reason === "Refused" ? Effect.void : giveUp(error, error.reason === "ConnectionLost"))),
-        Effect.onInterrupt(() => giveUp(new DatabaseError({ operation, reason: "ConnectionLost", cause: "interrupted" }), false))
+        Effect.onInterrupt(() =>
+          giveUp(new DatabaseError({ operation, reason: "Timeout", cause: new Error("interrupted before the server answered") }), false)
+        )
       )
     })
   const pool = bounded(undefined)

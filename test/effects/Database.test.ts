@@ -7,15 +7,7 @@ import postgres from "postgres"
 import { Database } from "../../src/effects/Database.ts"
 import { runScoped, runTest } from "../support/effect.ts"
 import { freshDatabase } from "../support/postgres.ts"
-
-/** Polls `check` until it holds, for at most `ms`. */
-const until = async (ms: number, what: string, check: () => Promise<boolean>) => {
-  const deadline = performance.now() + ms
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`${what}: not within ${ms} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-}
+import { until } from "../support/wait.ts"
 
 /** A database of its own, the layer under test on it, and a connection of the test's own. */
 const postgresFixture = async (timeout: Duration.Input) => {
@@ -37,7 +29,7 @@ describe("Database on PostgreSQL", () => {
           const [{ pid }] = (yield* session.query<{ pid: number }>("SELECT pg_backend_pid() AS pid")) as [{ pid: number }]
           yield* Effect.promise(async () => {
             await admin`SELECT pg_terminate_backend(${pid})`
-            await until(5_000, "the backend to end", async () => !(await alive(pid)))
+            await until(5_000, () => "the backend to end", async () => ((await alive(pid)) ? undefined : true))
           })
           const started = performance.now()
           const failed = yield* Effect.flip(session.exec("ROLLBACK"))
@@ -84,7 +76,7 @@ describe("Database on PostgreSQL", () => {
     expect(outcome.failed.message).toBe("database INSERT failed: no answer within 2s (LOADERS_DB_TIMEOUT)")
     expect(outcome.ms).toBeLessThan(5_000)
     // Its transaction does not stay open on the server, waiting and holding what it took.
-    await until(5_000, "the session's backend to end", async () => !(await alive(outcome.pid)))
+    await until(5_000, () => "the session's backend to end", async () => ((await alive(outcome.pid)) ? undefined : true))
     expect(outcome.after).toEqual([{ one: 1 }])
     await holder`ROLLBACK`
     holder.release()

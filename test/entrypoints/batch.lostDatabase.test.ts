@@ -6,11 +6,12 @@ import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import postgres from "postgres"
 import { jsonArray, property } from "../support/fixtures.ts"
-import { deposit, keysUnder } from "../support/pipeline.ts"
+import { deposit, keysUnder, readReport } from "../support/pipeline.ts"
 import { type Cluster, dedicatedCluster } from "../support/postgres.ts"
 import { freshBucket } from "../support/s3.ts"
 import { serverEnv } from "../support/server.ts"
 import { onStop } from "../support/services.ts"
+import { until, within } from "../support/wait.ts"
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url))
 const RECORDS = 60_000
@@ -41,21 +42,6 @@ const startBatch = (env: Record<string, string>) => {
     rmSync(outbox, { recursive: true, force: true })
   })
   return { pid: child.pid ?? 0, output: () => output, exited, signal: (signal: NodeJS.Signals) => child.kill(signal) }
-}
-
-/** `promise`, or a failure naming `what` once `ms` passed. */
-const within = <A>(ms: number, what: () => string, promise: Promise<A>): Promise<A> =>
-  Promise.race([promise, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`${what()}: not within ${ms} ms`)), ms))])
-
-/** Polls `check` until it answers something other than undefined, for at most `ms`. */
-const until = async <A>(ms: number, what: () => string, check: () => Promise<A | undefined>): Promise<A> => {
-  const deadline = performance.now() + ms
-  for (;;) {
-    const found = await check()
-    if (found !== undefined) return found
-    if (performance.now() > deadline) throw new Error(`${what()}: not within ${ms} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 50))
-  }
 }
 
 /** A delivery of `RECORDS` properties in a fresh bucket, and a fresh database on `cluster`. */
@@ -121,6 +107,8 @@ const scenario = async (cluster: Cluster, settings: Record<string, string> = {})
     expect(await keysUnder(client, bucket, "incoming/")).toEqual([])
     const archived = await keysUnder(client, bucket, "success/big/d1/")
     expect(archived.map((key) => key.slice(key.lastIndexOf("/") + 1))).toEqual(["_manifest.json", "_report.json", "properties.json"])
+    const report = await readReport(client, bucket, archived.find((key) => key.endsWith("/_report.json")) ?? "")
+    expect([report.status, report.totals]).toEqual(["succeeded", { read: RECORDS, loaded: RECORDS, rejected: 0, invalid: 0 }])
   }
 
   return { env, copyWaiting, ledger, backendAlive, close, runAgain, admin: sql }
