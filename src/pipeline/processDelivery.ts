@@ -231,9 +231,14 @@ const firstRejections = (key: string) =>
     )
   })
 
-/** A local file's bytes, pulled as they are consumed. */
+/**
+ * A local file's bytes, pulled as they are consumed. Opened anew each time the stream runs: a
+ * retried upload runs it again, and a shared read stream would send only what was left (nothing).
+ */
 const readFile = (path: string) =>
-  Stream.fromAsyncIterable(createReadStream(path) as AsyncIterable<Uint8Array>, (cause) => cause).pipe(Stream.orDie)
+  Stream.suspend(() => Stream.fromAsyncIterable(createReadStream(path) as AsyncIterable<Uint8Array>, (cause) => cause)).pipe(
+    Stream.orDie
+  )
 
 /** Deletes every object under `prefix`. */
 const deleteUnder = (prefix: string) =>

@@ -31,9 +31,11 @@ export const databases = {
 export const pipelineFixture = async <E>(
   database: Layer.Layer<Database, E>,
   settings: Partial<PipelineConfig["Service"]> = {},
-  partners: Readonly<Record<string, PartnerSettings>> = {}
+  partners: Readonly<Record<string, PartnerSettings>> = {},
+  /** Where the pipeline reaches the bucket (a fault proxy); the shared s3rver itself by default. */
+  endpoint?: string
 ) => {
-  const bucket = await freshBucket()
+  const bucket = await freshBucket(endpoint)
   const outbox = mkdtempSync(join(tmpdir(), "loaders-outbox-"))
   const layer = Layer.mergeAll(Sink.layer(datasets), Ledger.layer({ lease: Duration.seconds(30) })).pipe(
     Layer.provideMerge(
