@@ -3,39 +3,59 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { transaction } from "../test/support/fixtures.ts"
 
-/** Where generated benchmark files are cached, by size. */
+/** Where generated benchmark files are cached, by name. */
 export const BENCH_DIR = join(tmpdir(), "loaders-bench")
 
+/** A generated file and how many records it holds. */
+export interface GeneratedFile {
+  readonly path: string
+  readonly records: number
+}
+
 /**
- * A transactions delivery file (a JSON array, one record per line) of about `megabytes` MB,
- * generated once and reused. Returns its path and record count.
+ * A file of the records `record(0)`, `record(1)`, … up to about `limit.megabytes` MB or exactly
+ * `limit.records` records: a JSON array with one record per line, or NDJSON. Generated once and
+ * reused: `name` is the cache key, so it must say everything the records depend on.
  */
-export const transactionsFile = async (megabytes: number): Promise<{ readonly path: string; readonly records: number }> => {
+export const recordsFile = async (
+  name: string,
+  limit: { readonly megabytes: number } | { readonly records: number },
+  record: (index: number) => unknown,
+  format: "array" | "ndjson" = "array"
+): Promise<GeneratedFile> => {
   mkdirSync(BENCH_DIR, { recursive: true })
-  const path = join(BENCH_DIR, `transactions-${megabytes}MB.json`)
+  const path = join(BENCH_DIR, name)
   const meta = `${path}.count`
   if (existsSync(path) && existsSync(meta)) return { path, records: Number(readFileSync(meta, "utf8")) }
-  const target = megabytes * 1_000_000
+  const more = (bytes: number, records: number) => ("megabytes" in limit ? bytes < limit.megabytes * 1_000_000 : records < limit.records)
   const out = createWriteStream(path)
   let written = 0
   let records = 0
   const write = (text: string) =>
     out.write(text) ? Promise.resolve() : new Promise<void>((resolve) => out.once("drain", () => resolve()))
-  await write("[\n")
-  while (written < target) {
+  if (format === "array") await write("[\n")
+  while (more(written, records)) {
     let batch = ""
-    for (let k = 0; k < 1000 && written + batch.length < target; k++) {
-      batch += `${records === 0 ? "" : ",\n"}${JSON.stringify(transaction(records, 1000))}`
+    for (let k = 0; k < 1000 && more(written + batch.length, records); k++) {
+      const separator = format === "ndjson" ? "" : records === 0 ? "" : ",\n"
+      batch += `${separator}${JSON.stringify(record(records))}${format === "ndjson" ? "\n" : ""}`
       records++
     }
     written += Buffer.byteLength(batch)
     await write(batch)
   }
-  await write("\n]\n")
+  if (format === "array") await write("\n]\n")
   await new Promise<void>((resolve, reject) => out.end((error?: Error | null) => (error ? reject(error) : resolve())))
   writeFileSync(meta, String(records))
   return { path, records }
 }
+
+/**
+ * A transactions delivery file (a JSON array, one record per line) of about `megabytes` MB,
+ * generated once and reused. Returns its path and record count.
+ */
+export const transactionsFile = (megabytes: number): Promise<GeneratedFile> =>
+  recordsFile(`transactions-${megabytes}MB.json`, { megabytes }, (i) => transaction(i, 1000))
 
 if (import.meta.main) {
   const megabytes = Number(process.argv[2] ?? 100)
