@@ -1,0 +1,248 @@
+import { type BatchExit, batchEnvironment, startBatch } from "./batch.ts"
+import { folderOf } from "./deliveries.ts"
+import { BucketWatch, type Step, type Timeline } from "./observe.ts"
+import { compare, type Snapshot, takeSnapshot } from "./snapshot.ts"
+import type { Target, World } from "./world.ts"
+
+/** How one trial ended, against the clean run. */
+export interface TrialResult {
+  readonly kind: string
+  readonly verdict: "identical" | "differs" | "stuck"
+  /** Every difference from the clean run and every broken expectation (exit codes, bounds). */
+  readonly differences: ReadonlyArray<string>
+  /** Exit codes of the trial's batch processes, in order (`SIGKILL` for the one killed on purpose). */
+  readonly exits: ReadonlyArray<string>
+  readonly seconds: number
+  /** What the kind of trial measures: step killed in, time to exit after a fault, stall detections. */
+  readonly details: Readonly<Record<string, unknown>>
+}
+
+/** Bounds and settings every trial shares, fixed once the clean run is measured. */
+export interface Plan {
+  /** A batch process that has not ended after this long is stuck. */
+  readonly runBoundMs: number
+  /** `LOADERS_LEASE`: how long a killed run's claim blocks the next run. */
+  readonly lease: string
+  readonly leaseMs: number
+  readonly reference: Snapshot
+  /** When, in the clean run, each delivery's archive steps were first seen (ms since spawn). */
+  readonly timelines: ReadonlyMap<string, Timeline>
+  /** Milliseconds from spawn to the first archive object of the clean run. */
+  readonly firstArchiveMs: number
+}
+
+/** What a trial's batch processes did, as it goes: their exits, their last lines, the expectations they broke. */
+class Runs {
+  readonly exits: Array<string> = []
+  readonly outputs: Array<ReadonlyArray<string>> = []
+  readonly problems: Array<string> = []
+
+  add(exit: BatchExit, as = exitText(exit)): BatchExit {
+    this.exits.push(as)
+    this.outputs.push(exit.lines.slice(-12).map((l) => l.text.slice(0, 500)))
+    const crash = crashOf(exit)
+    if (crash !== undefined) this.problems.push(`a run crashed (${as}) instead of failing with a clear error: ${crash}`)
+    return exit
+  }
+}
+
+/**
+ * The uncaught error a process died of, when it did: Bun ends its report of an uncaught exception
+ * with its version banner (`Bun v1.4.5 (Linux x64)`), which no handled failure prints.
+ */
+const crashOf = (exit: BatchExit): string | undefined => {
+  const banner = exit.lines.findIndex((l) => /^Bun v\d+\.\d+\.\d+ \(/.test(l.text))
+  if (banner < 0) return undefined
+  const error = exit.lines.slice(0, banner).findLast((l) => /\b\w*Error\b/.test(l.text))
+  return (error?.text ?? exit.lines[banner]!.text).trim()
+}
+
+const exitText = (exit: BatchExit): string =>
+  exit.stuck ? `stuck after ${exit.seconds.toFixed(1)} s` : exit.code === null ? String(exit.signal) : String(exit.code)
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * Runs `batch` again and again, without faults, until nothing is left under incoming/ (a killed
+ * run's claim holds until its lease ends, so the first runs may find the delivery busy), within
+ * one bound for the whole recovery. Every run must exit 0.
+ */
+export const recover = async (world: World, target: Target, plan: Plan, runs: Runs) => {
+  const deadline = performance.now() + plan.leaseMs + 3 * plan.runBoundMs
+  for (;;) {
+    const remaining = deadline - performance.now()
+    if (remaining <= 0) return "stuck" as const
+    const run = runs.add(await startBatch(batchEnvironment(world.settings(target, plan.lease)), Math.min(plan.runBoundMs, remaining)).exited)
+    if (run.stuck) return "stuck" as const
+    if (run.code !== 0) runs.problems.push(`a run without faults exited ${exitText(run)}: ${lastLines(run)}`)
+    if ((await world.keys(target.bucket, "incoming/")).length === 0) return "done" as const
+    // A claim left by a killed run is only taken over once its lease ends.
+    await sleep(500)
+  }
+}
+
+/** The last lines a process printed, for a difference's explanation. */
+export const lastLines = (exit: BatchExit, count = 3): string =>
+  exit.lines.slice(-count).map((l) => l.text.slice(0, 300)).join(" | ")
+
+/** Compares the trial's end state with the clean run, then frees its database and bucket. */
+export const conclude = async (
+  world: World,
+  target: Target,
+  plan: Plan,
+  kind: string,
+  started: number,
+  outcome: "done" | "stuck",
+  runs: Runs,
+  details: Readonly<Record<string, unknown>>
+): Promise<TrialResult> => {
+  const snapshot = await takeSnapshot(target.databaseUrl, world.client, target.bucket, world.deliveries)
+  const differences = [...runs.problems, ...compare(plan.reference, snapshot)]
+  await world.dispose(target)
+  return {
+    kind,
+    verdict: outcome === "stuck" ? "stuck" : differences.length === 0 ? "identical" : "differs",
+    differences,
+    exits: runs.exits,
+    seconds: (performance.now() - started) / 1000,
+    details: { ...details, ledgerRuns: snapshot.runs, outputs: runs.outputs }
+  }
+}
+
+/** Where a kill is aimed: a random moment of the whole run, or a moment inside one delivery's archive step. */
+export type KillAim =
+  | { readonly _tag: "anywhere"; readonly atMs: number }
+  | { readonly _tag: "archive"; readonly folder: string; readonly step: "copy" | "report" | "delete"; readonly delayMs: number }
+
+/**
+ * kill -9 of a batch process at the aimed moment, then batch again until incoming/ is empty. The
+ * step the kill fell in is judged from the bucket at the moment of the kill.
+ */
+export const killTrial = async (world: World, plan: Plan, aim: KillAim): Promise<TrialResult> => {
+  const started = performance.now()
+  const target = await world.target()
+  const runs = new Runs()
+  const batch = startBatch(batchEnvironment(world.settings(target, plan.lease)), plan.runBoundMs)
+  const watch = new BucketWatch(world.client, target.bucket, world.deliveries, batch.startedAt)
+  let step: Step | "ended before the kill" = "ended before the kill"
+  if (aim._tag === "anywhere") {
+    await watch.until(() => !batch.running() || performance.now() - batch.startedAt >= aim.atMs, plan.runBoundMs)
+  } else {
+    const seen = (w: BucketWatch) => {
+      const timeline = w.timelines.get(aim.folder)
+      return timeline?.[aim.step] !== undefined
+    }
+    await watch.until((w) => !batch.running() || seen(w), plan.runBoundMs)
+    const deadline = performance.now() + aim.delayMs
+    await watch.until(() => !batch.running() || performance.now() >= deadline, plan.runBoundMs)
+  }
+  let views = {}
+  if (batch.running()) {
+    step = watch.step()
+    views = Object.fromEntries(watch.current)
+    batch.kill()
+  }
+  const first = await batch.exited
+  await watch.stop()
+  runs.add(first, step === "ended before the kill" ? exitText(first) : "SIGKILL")
+  const details = { aim, step, killedAtMs: Math.round(first.seconds * 1000), views }
+  if (first.stuck) return conclude(world, target, plan, "kill", started, "stuck", runs, details)
+  return conclude(world, target, plan, "kill", started, await recover(world, target, plan, runs), runs, details)
+}
+
+/** Waits for a `COPY` of the trial's database in pg_stat_activity; its backend pids, or none within the bound. */
+const copyingBackends = async (world: World, database: string, boundMs: number, running: () => boolean) => {
+  const admin = world.admin()
+  try {
+    const deadline = performance.now() + boundMs
+    while (performance.now() < deadline && running()) {
+      const rows = await admin<Array<{ pid: number }>>`
+        SELECT pid FROM pg_stat_activity
+        WHERE datname = ${database} AND state = 'active' AND query ILIKE 'COPY%' AND pid <> pg_backend_pid()`
+      if (rows.length > 0) return rows.map((r) => r.pid)
+      await sleep(20)
+    }
+    return []
+  } finally {
+    await admin.end({ timeout: 5 })
+  }
+}
+
+/** The bound within which a run whose database went away must have exited 1. */
+const LOST_DATABASE_BOUND_MS = 30_000
+const SERVER_DOWN_MS = 10_000
+
+/**
+ * The database lost mid-COPY: the loading backend terminated (`pg_terminate_backend`), or the
+ * whole server stopped (`pg_ctl stop -m fast`) for 10 s. The run must exit 1 within 30 s of the
+ * fault; then batch again, without faults, must end identical to the clean run.
+ */
+export const databaseTrial = async (world: World, plan: Plan, fault: "terminate" | "stop"): Promise<TrialResult> => {
+  const kind = fault === "terminate" ? "pg_terminate_backend mid-COPY" : "PostgreSQL stopped 10 s mid-COPY"
+  const started = performance.now()
+  const target = await world.target()
+  const runs = new Runs()
+  const database = new URL(target.databaseUrl).pathname.slice(1)
+  const batch = startBatch(batchEnvironment(world.settings(target, plan.lease)), plan.runBoundMs + LOST_DATABASE_BOUND_MS)
+  const pids = await copyingBackends(world, database, plan.runBoundMs, batch.running)
+  let faultAt: number | undefined
+  let restart: Promise<void> = Promise.resolve()
+  if (pids.length > 0 && batch.running()) {
+    faultAt = performance.now()
+    if (fault === "terminate") {
+      const admin = world.admin()
+      // One loading connection: the run's other work, if any, goes on.
+      await admin`SELECT pg_terminate_backend(${pids[0]!})`.finally(() => admin.end({ timeout: 5 }))
+    } else {
+      await world.cluster.stop("fast")
+      restart = sleep(SERVER_DOWN_MS).then(() => world.cluster.start())
+    }
+  } else {
+    runs.problems.push("no COPY seen in pg_stat_activity before the run ended: no fault injected")
+  }
+  // The run is stuck if it has not ended within the bound after the fault.
+  const bound = faultAt === undefined ? undefined : setTimeout(batch.kill, LOST_DATABASE_BOUND_MS)
+  const first = runs.add(await batch.exited)
+  clearTimeout(bound)
+  const exitedAfterMs = faultAt === undefined ? undefined : performance.now() - faultAt
+  await restart
+  const stuck = first.stuck || (faultAt !== undefined && first.code === null)
+  if (!stuck && faultAt !== undefined && first.code !== 1) {
+    runs.problems.push(`the run whose database went away exited ${exitText(first)}, expected 1: ${lastLines(first)}`)
+  }
+  const details = { exitedAfterMs }
+  if (stuck) {
+    runs.problems.push(`the run did not end within ${LOST_DATABASE_BOUND_MS / 1000} s of the fault: killed`)
+    await recover(world, target, plan, runs)
+    return conclude(world, target, plan, kind, started, "stuck", runs, details)
+  }
+  return conclude(world, target, plan, kind, started, await recover(world, target, plan, runs), runs, details)
+}
+
+/** Two batch processes started together on the same deliveries: each delivery loaded once. */
+export const pairTrial = async (world: World, plan: Plan): Promise<TrialResult> => {
+  const started = performance.now()
+  const target = await world.target()
+  const env = batchEnvironment(world.settings(target, plan.lease))
+  const runs = new Runs()
+  const pair = await Promise.all([startBatch(env, plan.runBoundMs), startBatch(env, plan.runBoundMs)].map((b) => b.exited))
+  for (const exit of pair) {
+    runs.add(exit)
+    if (!exit.stuck && exit.code !== 0) runs.problems.push(`a run exited ${exitText(exit)}: ${lastLines(exit)}`)
+  }
+  const outcome = pair.some((r) => r.stuck) ? "stuck" : await recover(world, target, plan, runs)
+  return conclude(world, target, plan, "two batch processes at once", started, outcome, runs, {})
+}
+
+/** The clean run: one batch on fresh deliveries, watched, its end state taken as the reference. */
+export const cleanRun = async (world: World, boundMs: number, lease: string) => {
+  const target = await world.target()
+  const batch = startBatch(batchEnvironment(world.settings(target, lease)), boundMs)
+  const watch = new BucketWatch(world.client, target.bucket, world.deliveries, batch.startedAt)
+  const exit = await batch.exited
+  await watch.stop()
+  const snapshot = await takeSnapshot(target.databaseUrl, world.client, target.bucket, world.deliveries)
+  await world.dispose(target)
+  const copies = world.deliveries.map((d) => watch.timelines.get(folderOf(d))?.copy).filter((t) => t !== undefined)
+  return { exit, snapshot, timelines: watch.timelines, firstArchiveMs: Math.min(...copies) }
+}
