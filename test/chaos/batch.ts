@@ -9,6 +9,8 @@ export interface BatchExit {
   /** Exit code, null when killed by a signal. */
   readonly code: number | null
   readonly signal: NodeJS.Signals | null
+  /** `performance.now()` at spawn. */
+  readonly startedAt: number
   /** Seconds from spawn to exit. */
   readonly seconds: number
   /** It did not end within its bound and was killed. */
@@ -73,7 +75,7 @@ export const startBatch = (env: Readonly<Record<string, string>>, boundMs: numbe
     child.once("close", (code, signal) => {
       ended = true
       clearTimeout(timer)
-      resolve({ code, signal, seconds: (performance.now() - startedAt) / 1000, stuck, lines })
+      resolve({ code, signal, startedAt, seconds: (performance.now() - startedAt) / 1000, stuck, lines })
     })
   })
   return { startedAt, exited, kill, running: () => !ended }

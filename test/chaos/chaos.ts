@@ -17,7 +17,18 @@ import { parseArgs } from "node:util"
 import { stopAll } from "../support/services.ts"
 import { chaosDeliveries, folderOf } from "./deliveries.ts"
 import { checkReference } from "./snapshot.ts"
-import { cleanRun, databaseTrial, type KillAim, killTrial, pairTrial, type Plan, type TrialResult } from "./trials.ts"
+import {
+  cleanRun,
+  databaseTrial,
+  type KillAim,
+  killTrial,
+  pairTrial,
+  type Plan,
+  S3_SLACK_MS,
+  S3_TIMEOUT_MS,
+  s3Trial,
+  type TrialResult
+} from "./trials.ts"
 import { World } from "./world.ts"
 
 const USAGE = `Usage: bun run chaos [options]
@@ -119,7 +130,7 @@ const main = async (): Promise<number> => {
     for (let i = 0; i < dbTrials; i++) record(await databaseTrial(world, plan, "terminate"))
     for (let i = 0; i < dbTrials; i++) record(await databaseTrial(world, plan, "stop"))
     for (let i = 0; i < pairTrials; i++) record(await pairTrial(world, plan))
-    void s3Trials
+    for (let i = 0; i < s3Trials; i++) record(await s3Trial(world, plan, Math.floor(random() * 2 ** 31)))
 
     const leftovers = world.leftovers()
     log("")
@@ -185,6 +196,12 @@ const table = (results: ReadonlyArray<TrialResult>, leftovers: ReadonlyArray<str
       const times = mine.map((r) => r.details.exitedAfterMs).filter((t): t is number => typeof t === "number").map((t) => t / 1000)
       const firstExits = mine.map((r) => r.exits[0] ?? "?")
       notes = `first run exit ${[...new Set(firstExits)].join("/")} ${range(times, "s after the fault")}`
+    } else if (kind.startsWith("S3")) {
+      const detections = mine.flatMap((r) => (r.details.detectionMs as ReadonlyArray<number> | undefined) ?? []).map((ms) => ms / 1000)
+      const sum = (key: string) => mine.reduce((total, r) => total + Number(r.details[key] ?? 0), 0)
+      notes = `${sum("requests")} requests: ${sum("errors")} 5xx, ${sum("cuts")} cut, ${sum("stalls")} stalled, ` +
+        `${detections.length} stalls noticed ${range(detections, "s after they began")} (bound ${S3_TIMEOUT_MS / 1000} s + ${S3_SLACK_MS / 1000} s slack); ` +
+        `exits ${[...new Set(mine.flatMap((r) => r.exits))].join("/")}`
     } else {
       notes = `exits ${[...new Set(mine.flatMap((r) => r.exits))].join("/")}`
     }

@@ -11,7 +11,8 @@ export interface Snapshot {
   /** Per loaded table: row count and md5 of its rows (data columns with `_file`/`_record`). */
   readonly tables: Readonly<Record<string, { readonly rows: number; readonly md5: string }>>
   /**
-   * Per archived object, its key with the run folder (if any) replaced by `<run>`: the md5 of its
+   * Per archived object, its key with the run folder (if any) replaced by `<run>`, so the layouts
+   * `success/<partner>/<delivery>/<name>` and `…/<delivery>/<run folder>/<name>` compare alike: the md5 of its
    * bytes, or for `_report.json` its status and counts (it also carries times and ids).
    */
   readonly archive: Readonly<Record<string, string>>
@@ -86,7 +87,7 @@ const archiveOf = async (client: S3Client, bucket: string, deliveries: ReadonlyA
       continue
     }
     folders.set(where, (folders.get(where) ?? new Set()).add(run))
-    const normalised = `${where}/${run === "" ? "" : "<run>/"}${name}`
+    const normalised = `${where}/<run>/${name}`
     const bytes = await objectBytes(client, bucket, key)
     const value = name === "_report.json" ? reportSummary(bytes) : md5(bytes)
     // Two runs' archives of one delivery collide here on purpose: the second shows as a difference.

@@ -1,3 +1,4 @@
+import { startS3FaultProxy } from "../support/s3FaultProxy.ts"
 import { type BatchExit, batchEnvironment, startBatch } from "./batch.ts"
 import { folderOf } from "./deliveries.ts"
 import { BucketWatch, type Step, type Timeline } from "./observe.ts"
@@ -34,11 +35,13 @@ export interface Plan {
 /** What a trial's batch processes did, as it goes: their exits, their last lines, the expectations they broke. */
 class Runs {
   readonly exits: Array<string> = []
+  readonly all: Array<BatchExit> = []
   readonly outputs: Array<ReadonlyArray<string>> = []
   readonly problems: Array<string> = []
 
   add(exit: BatchExit, as = exitText(exit)): BatchExit {
     this.exits.push(as)
+    this.all.push(exit)
     this.outputs.push(exit.lines.slice(-12).map((l) => l.text.slice(0, 500)))
     const crash = crashOf(exit)
     if (crash !== undefined) this.problems.push(`a run crashed (${as}) instead of failing with a clear error: ${crash}`)
@@ -63,18 +66,25 @@ const exitText = (exit: BatchExit): string =>
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**
- * Runs `batch` again and again, without faults, until nothing is left under incoming/ (a killed
- * run's claim holds until its lease ends, so the first runs may find the delivery busy), within
- * one bound for the whole recovery. Every run must exit 0.
+ * Runs `batch` again and again until nothing is left under incoming/ (a killed run's claim holds
+ * until its lease ends, so the first runs may find the delivery busy), within one bound for the
+ * whole recovery. Without faults (`env` unchanged), every run must exit 0.
  */
-export const recover = async (world: World, target: Target, plan: Plan, runs: Runs) => {
+export const recover = async (
+  world: World,
+  target: Target,
+  plan: Plan,
+  runs: Runs,
+  env = batchEnvironment(world.settings(target, plan.lease)),
+  faulty = false
+) => {
   const deadline = performance.now() + plan.leaseMs + 3 * plan.runBoundMs
   for (;;) {
     const remaining = deadline - performance.now()
     if (remaining <= 0) return "stuck" as const
-    const run = runs.add(await startBatch(batchEnvironment(world.settings(target, plan.lease)), Math.min(plan.runBoundMs, remaining)).exited)
+    const run = runs.add(await startBatch(env, Math.min(plan.runBoundMs, remaining)).exited)
     if (run.stuck) return "stuck" as const
-    if (run.code !== 0) runs.problems.push(`a run without faults exited ${exitText(run)}: ${lastLines(run)}`)
+    if (run.code !== 0 && !faulty) runs.problems.push(`a run without faults exited ${exitText(run)}: ${lastLines(run)}`)
     if ((await world.keys(target.bucket, "incoming/")).length === 0) return "done" as const
     // A claim left by a killed run is only taken over once its lease ends.
     await sleep(500)
@@ -232,6 +242,63 @@ export const pairTrial = async (world: World, plan: Plan): Promise<TrialResult> 
   }
   const outcome = pair.some((r) => r.stuck) ? "stuck" : await recover(world, target, plan, runs)
   return conclude(world, target, plan, "two batch processes at once", started, outcome, runs, {})
+}
+
+/** `LOADERS_S3_TIMEOUT` in the S3 trials: a stall must be noticed this long after the bytes stop. */
+export const S3_TIMEOUT_MS = 3_000
+/**
+ * How late after its bound a stall may be noticed: the reader first drains what was buffered
+ * before the stall (socket and stream buffers, a few MB), and the machine is shared.
+ */
+export const S3_SLACK_MS = 3_000
+
+/**
+ * Every S3 call of the loader through a fault proxy: 10% answered 500/503, 10% cut mid-body, 2%
+ * stalled mid-body (headers and part of the body, then silence with the socket open). Batch runs
+ * through the proxy until incoming/ is empty (a run may give a delivery up after its retries; it
+ * runs again); the end state must be the clean run's. Each stall, timed where the proxy makes it,
+ * is matched with the next "no progress" line of the loader's log: that delay is its detection time.
+ */
+export const s3Trial = async (world: World, plan: Plan, seed: number): Promise<TrialResult> => {
+  const started = performance.now()
+  const target = await world.target()
+  const proxy = await startS3FaultProxy(world.s3.endpoint, { error: 0.1, cut: 0.1, stall: 0.02, seed })
+  const stalls: Array<number> = []
+  let seen = 0
+  // The proxy counts its faults; watching the count gives each stall's time to within a few ms.
+  const stallWatch = setInterval(() => {
+    for (; seen < proxy.stats.stalls; seen++) stalls.push(performance.now())
+  }, 5)
+  const runs = new Runs()
+  const detections: Array<number> = []
+  const env = batchEnvironment({ ...world.settings(target, plan.lease, proxy.endpoint), LOADERS_S3_TIMEOUT: `${S3_TIMEOUT_MS} millis` })
+  const outcome = await recover(world, target, plan, runs, env, true).finally(() => {
+    clearInterval(stallWatch)
+    return proxy.close()
+  })
+  for (const exit of runs.all) {
+    for (const line of exit.lines) if (/no progress for/i.test(line.text)) detections.push(exit.startedAt + line.at)
+  }
+  const detected: Array<number> = []
+  const undetected: Array<number> = []
+  let next = 0
+  for (const at of stalls) {
+    while (next < detections.length && detections[next]! < at) next++
+    if (next < detections.length) detected.push(detections[next++]! - at)
+    else undetected.push(at)
+  }
+  for (const ms of detected) {
+    if (ms > S3_TIMEOUT_MS + S3_SLACK_MS) runs.problems.push(`a stall was noticed after ${(ms / 1000).toFixed(1)} s, bound ${S3_TIMEOUT_MS / 1000} s`)
+  }
+  if (undetected.length > 0) runs.problems.push(`${undetected.length} stall(s) never logged as "no progress"`)
+  return conclude(world, target, plan, "S3 faults (10% 5xx, 10% cut, 2% stalled)", started, outcome, runs, {
+    seed,
+    requests: proxy.stats.requests,
+    errors: proxy.stats.errors,
+    cuts: proxy.stats.cuts,
+    stalls: proxy.stats.stalls,
+    detectionMs: detected.map(Math.round)
+  })
 }
 
 /** The clean run: one batch on fresh deliveries, watched, its end state taken as the reference. */
