@@ -34,8 +34,8 @@ import { World } from "./world.ts"
 const USAGE = `Usage: bun run chaos [options]
 
   --quick             a short run for CI: small delivery, a few trials of each kind
-  --mb <n>            size of the generated deliveries in MB (default 100; --quick: 6)
-  --kills <n>         kill -9 trials, a third of them (at least 5 when n >= 15) inside the archive step (default 20; --quick: 3)
+  --mb <n>            size of the generated deliveries in MB (default 100; --quick: 3)
+  --kills <n>         kill -9 trials, a third of them (at least 5 when n >= 15) inside the archive step (default 20; --quick: 2)
   --db-trials <n>     trials of each database fault (default 5; --quick: 1)
   --s3-trials <n>     trials through the S3 fault proxy (default 3; --quick: 1)
   --pair-trials <n>   trials of two batch processes at once (default 3; --quick: 1)
@@ -66,8 +66,8 @@ const count = (value: string | undefined, full: number, quick: number, name: str
   }
   return n
 }
-const megabytes = count(values.mb, 100, 6, "mb")
-const kills = count(values.kills, 20, 3, "kills")
+const megabytes = count(values.mb, 100, 3, "mb")
+const kills = count(values.kills, 20, 2, "kills")
 const dbTrials = count(values["db-trials"], 5, 1, "db-trials")
 const s3Trials = count(values["s3-trials"], 3, 1, "s3-trials")
 const pairTrials = count(values["pair-trials"], 3, 1, "pair-trials")
@@ -87,8 +87,8 @@ const random = (() => {
 
 // Long enough that a busy machine's renewals (every third of it) stay in time; short enough that a
 // killed run's delivery is taken over within seconds.
-const LEASE = values.quick ? "5 seconds" : "8 seconds"
-const LEASE_MS = values.quick ? 5_000 : 8_000
+const LEASE = values.quick ? "4 seconds" : "8 seconds"
+const LEASE_MS = values.quick ? 4_000 : 8_000
 
 const log = (line: string) => console.log(line)
 
@@ -123,7 +123,7 @@ const main = async (): Promise<number> => {
       results.push(result)
       const extra = result.kind === "kill" ? ` (${String(result.details.step)})` : ""
       log(`  ${result.kind}${extra}: ${result.verdict} in ${result.seconds.toFixed(1)} s, exits ${result.exits.join(", ")}`)
-      for (const difference of result.differences.slice(0, 8)) log(`    ${difference}`)
+      for (const difference of result.differences.slice(0, 8)) log(`    ${difference.length > 400 ? `${difference.slice(0, 400)}…` : difference}`)
     }
 
     for (const aim of killAims(kills, plan, deliveries.map(folderOf))) record(await killTrial(world, plan, aim))

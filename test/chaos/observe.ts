@@ -49,7 +49,8 @@ export class BucketWatch {
     })()
   }
 
-  private async look(): Promise<void> {
+  /** Looks at the bucket now (after a kill, the state the run died in: it writes nothing more). */
+  async look(): Promise<void> {
     const keys = await listKeys(this.client, this.bucket)
     const at = performance.now() - this.startedAt
     const views = new Map<string, DeliveryView>()

@@ -48,6 +48,13 @@ const objectBytes = async (client: S3Client, bucket: string, key: string): Promi
   return answer.Body.transformToByteArray()
 }
 
+/** JSON with every object's keys sorted: a report kept in a jsonb column comes back in another key order. */
+const canonical = (value: unknown): string =>
+  JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === "object" && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v)
+
 /** A report's status and counts: what must not depend on when or by which run it was written. */
 const reportSummary = (bytes: Uint8Array): string => {
   const report = JSON.parse(new TextDecoder().decode(bytes)) as {
@@ -65,7 +72,7 @@ const reportSummary = (bytes: Uint8Array): string => {
     rejected: f.rejected,
     invalid: f.invalid
   }))
-  return JSON.stringify({ status: report.status, totals: report.totals, datasets: report.datasets, files })
+  return canonical({ status: report.status, totals: report.totals, datasets: report.datasets, files })
 }
 
 /**

@@ -79,6 +79,7 @@ export const recover = async (
   faulty = false
 ) => {
   const deadline = performance.now() + plan.leaseMs + 3 * plan.runBoundMs
+  let pause = 0
   for (;;) {
     const remaining = deadline - performance.now()
     if (remaining <= 0) return "stuck" as const
@@ -86,8 +87,9 @@ export const recover = async (
     if (run.stuck) return "stuck" as const
     if (run.code !== 0 && !faulty) runs.problems.push(`a run without faults exited ${exitText(run)}: ${lastLines(run)}`)
     if ((await world.keys(target.bucket, "incoming/")).length === 0) return "done" as const
-    // A claim left by a killed run is only taken over once its lease ends.
-    await sleep(500)
+    // A claim left by a killed run is only taken over once its lease ends; a folder whose manifest
+    // is gone waits for the quiet period: look again less and less often.
+    await sleep(Math.min(1_000 * 2 ** pause++, 10_000))
   }
 }
 
@@ -134,7 +136,6 @@ export const killTrial = async (world: World, plan: Plan, aim: KillAim): Promise
   const runs = new Runs()
   const batch = startBatch(batchEnvironment(world.settings(target, plan.lease)), plan.runBoundMs)
   const watch = new BucketWatch(world.client, target.bucket, world.deliveries, batch.startedAt)
-  let step: Step | "ended before the kill" = "ended before the kill"
   if (aim._tag === "anywhere") {
     await watch.until(() => !batch.running() || performance.now() - batch.startedAt >= aim.atMs, plan.runBoundMs)
   } else {
@@ -146,17 +147,21 @@ export const killTrial = async (world: World, plan: Plan, aim: KillAim): Promise
     const deadline = performance.now() + aim.delayMs
     await watch.until(() => !batch.running() || performance.now() >= deadline, plan.runBoundMs)
   }
-  let views = {}
-  if (batch.running()) {
-    step = watch.step()
-    views = Object.fromEntries(watch.current)
-    batch.kill()
-  }
+  const killed = batch.running()
+  batch.kill()
   const first = await batch.exited
   await watch.stop()
-  runs.add(first, step === "ended before the kill" ? exitText(first) : "SIGKILL")
+  // Once the process is dead the bucket no longer moves: what it holds now is where the kill fell.
+  await watch.look()
+  const step: Step | "ended before the kill" = killed ? watch.step() : "ended before the kill"
+  const views = Object.fromEntries(watch.current)
+  runs.add(first, killed ? "SIGKILL" : exitText(first))
   const details = { aim, step, killedAtMs: Math.round(first.seconds * 1000), views }
   if (first.stuck) return conclude(world, target, plan, "kill", started, "stuck", runs, details)
+  // The killed run renewed its claim at the latest when it died: a run started before the claim
+  // runs out would only find the delivery busy (the recovery below retries anyway, this only
+  // saves those runs).
+  await sleep(plan.leaseMs)
   return conclude(world, target, plan, "kill", started, await recover(world, target, plan, runs), runs, details)
 }
 
