@@ -29,6 +29,14 @@ export interface BatchProcess {
   readonly running: () => boolean
 }
 
+/** Processes started and not yet ended, so an interrupted harness leaves none behind. */
+const running = new Set<BatchProcess>()
+
+/** SIGKILLs every batch process still running (the harness is being interrupted). */
+export const killAll = (): void => {
+  for (const batch of running) batch.kill()
+}
+
 /**
  * Starts the real `batch` entry point (`bun src/entrypoints/batch.ts`) as a child process in its
  * own process group, configured only by `env`, and kills it (group and all) if it runs past
@@ -74,11 +82,14 @@ export const startBatch = (env: Readonly<Record<string, string>>, boundMs: numbe
   const exited = new Promise<BatchExit>((resolve) => {
     child.once("close", (code, signal) => {
       ended = true
+      running.delete(batch)
       clearTimeout(timer)
       resolve({ code, signal, startedAt, seconds: (performance.now() - startedAt) / 1000, stuck, lines })
     })
   })
-  return { startedAt, exited, kill, running: () => !ended }
+  const batch: BatchProcess = { startedAt, exited, kill, running: () => !ended }
+  running.add(batch)
+  return batch
 }
 
 /** The environment a trial's `batch` runs with: nothing inherited that could point it elsewhere. */

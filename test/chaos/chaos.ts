@@ -14,7 +14,8 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
-import { stopAll } from "../support/services.ts"
+import { onStop, stopAll } from "../support/services.ts"
+import { killAll } from "./batch.ts"
 import { chaosDeliveries, folderOf } from "./deliveries.ts"
 import { checkReference } from "./snapshot.ts"
 import {
@@ -94,59 +95,56 @@ const log = (line: string) => console.log(line)
 
 const main = async (): Promise<number> => {
   const work = mkdtempSync(join(tmpdir(), "loaders-chaos-"))
+  onStop(async () => rmSync(work, { recursive: true, force: true }))
   log(`Generating (or reusing) ${megabytes} MB of deliveries; seed ${seed}`)
   const deliveries = await chaosDeliveries(megabytes)
   const world = await World.start(deliveries, work)
-  try {
-    log(`Clean run (reference)…`)
-    const clean = await cleanRun(world, 600_000, LEASE)
-    const cleanProblems = [
-      ...(clean.exit.code === 0 ? [] : [`the clean run exited ${clean.exit.code ?? clean.exit.signal}`]),
-      ...checkReference(clean.snapshot, deliveries)
-    ]
-    log(`  ${clean.exit.seconds.toFixed(1)} s, first archive object at ${(clean.firstArchiveMs / 1000).toFixed(1)} s`)
-    if (cleanProblems.length > 0) {
-      console.error(`The clean run is not what the deliveries should give; nothing to compare with:\n  ${cleanProblems.join("\n  ")}`)
-      console.error(clean.exit.lines.map((l) => l.text).join("\n"))
-      return 1
-    }
-    const plan: Plan = {
-      runBoundMs: Math.max(60_000, clean.exit.seconds * 1000 * 5),
-      lease: LEASE,
-      leaseMs: LEASE_MS,
-      reference: clean.snapshot,
-      timelines: clean.timelines,
-      firstArchiveMs: clean.firstArchiveMs
-    }
-    const results: Array<TrialResult> = []
-    const record = (result: TrialResult) => {
-      results.push(result)
-      const extra = result.kind === "kill" ? ` (${String(result.details.step)})` : ""
-      log(`  ${result.kind}${extra}: ${result.verdict} in ${result.seconds.toFixed(1)} s, exits ${result.exits.join(", ")}`)
-      for (const difference of result.differences.slice(0, 8)) log(`    ${difference.length > 400 ? `${difference.slice(0, 400)}…` : difference}`)
-    }
-
-    for (const aim of killAims(kills, plan, deliveries.map(folderOf))) record(await killTrial(world, plan, aim))
-    for (let i = 0; i < dbTrials; i++) record(await databaseTrial(world, plan, "terminate"))
-    for (let i = 0; i < dbTrials; i++) record(await databaseTrial(world, plan, "stop"))
-    for (let i = 0; i < pairTrials; i++) record(await pairTrial(world, plan))
-    for (let i = 0; i < s3Trials; i++) record(await s3Trial(world, plan, Math.floor(random() * 2 ** 31)))
-
-    const leftovers = world.leftovers()
-    log("")
-    log(table(results, leftovers))
-    const out = join(fileURLToPath(new URL("../artifacts/", import.meta.url)))
-    mkdirSync(out, { recursive: true })
-    const file = join(out, "chaos.json")
-    writeFileSync(
-      file,
-      JSON.stringify({ megabytes, seed, lease: LEASE, runBoundMs: plan.runBoundMs, clean: { seconds: clean.exit.seconds, timelines: Object.fromEntries(clean.timelines) }, results, leftovers }, null, 2)
-    )
-    log(`Details: ${file}`)
-    return results.every((r) => r.verdict === "identical") && leftovers.length === 0 ? 0 : 1
-  } finally {
-    rmSync(work, { recursive: true, force: true })
+  log(`Clean run (reference)…`)
+  const clean = await cleanRun(world, 600_000, LEASE)
+  const cleanProblems = [
+    ...(clean.exit.code === 0 ? [] : [`the clean run exited ${clean.exit.code ?? clean.exit.signal}`]),
+    ...checkReference(clean.snapshot, deliveries)
+  ]
+  log(`  ${clean.exit.seconds.toFixed(1)} s, first archive object at ${(clean.firstArchiveMs / 1000).toFixed(1)} s`)
+  if (cleanProblems.length > 0) {
+    console.error(`The clean run is not what the deliveries should give; nothing to compare with:\n  ${cleanProblems.join("\n  ")}`)
+    console.error(clean.exit.lines.map((l) => l.text).join("\n"))
+    return 1
   }
+  const plan: Plan = {
+    runBoundMs: Math.max(60_000, clean.exit.seconds * 1000 * 5),
+    lease: LEASE,
+    leaseMs: LEASE_MS,
+    reference: clean.snapshot,
+    timelines: clean.timelines,
+    firstArchiveMs: clean.firstArchiveMs
+  }
+  const results: Array<TrialResult> = []
+  const record = (result: TrialResult) => {
+    results.push(result)
+    const extra = result.kind === "kill" ? ` (${String(result.details.step)})` : ""
+    log(`  ${result.kind}${extra}: ${result.verdict} in ${result.seconds.toFixed(1)} s, exits ${result.exits.join(", ")}`)
+    for (const difference of result.differences.slice(0, 8)) log(`    ${difference.length > 400 ? `${difference.slice(0, 400)}…` : difference}`)
+  }
+
+  for (const aim of killAims(kills, plan, deliveries.map(folderOf))) record(await killTrial(world, plan, aim))
+  for (let i = 0; i < dbTrials; i++) record(await databaseTrial(world, plan, "terminate"))
+  for (let i = 0; i < dbTrials; i++) record(await databaseTrial(world, plan, "stop"))
+  for (let i = 0; i < pairTrials; i++) record(await pairTrial(world, plan))
+  for (let i = 0; i < s3Trials; i++) record(await s3Trial(world, plan, Math.floor(random() * 2 ** 31)))
+
+  const leftovers = world.leftovers()
+  log("")
+  log(table(results, leftovers))
+  const out = join(fileURLToPath(new URL("../artifacts/", import.meta.url)))
+  mkdirSync(out, { recursive: true })
+  const file = join(out, "chaos.json")
+  writeFileSync(
+    file,
+    JSON.stringify({ megabytes, seed, lease: LEASE, runBoundMs: plan.runBoundMs, clean: { seconds: clean.exit.seconds, timelines: Object.fromEntries(clean.timelines) }, results, leftovers }, null, 2)
+  )
+  log(`Details: ${file}`)
+  return results.every((r) => r.verdict === "identical") && leftovers.length === 0 ? 0 : 1
 }
 
 /**
@@ -215,6 +213,14 @@ const table = (results: ReadonlyArray<TrialResult>, leftovers: ReadonlyArray<str
     "",
     `Runs left 'running' in the ledger: ${running.length}. Temp leftovers (loaders-errors-*): ${leftovers.length}.`
   ].join("\n")
+}
+
+// Interrupted (Ctrl-C, a CI timeout): no batch process, PostgreSQL or s3rver may outlive the harness.
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.once(signal, () => {
+    killAll()
+    void stopAll().finally(() => process.exit(130))
+  })
 }
 
 let status = 1

@@ -6,7 +6,7 @@ import { listKeys } from "./snapshot.ts"
 export interface DeliveryView {
   /** Objects of the delivery still under incoming/. */
   readonly sources: number
-  /** Objects of the delivery in its archive (any run folder). */
+  /** Objects of the delivery under success/ or failure/ (any run folder). */
   readonly archived: number
   readonly report: boolean
 }
@@ -58,7 +58,8 @@ export class BucketWatch {
       const folder = folderOf(d)
       const mine = (key: string) => key.split("/").slice(1, 3).join("/") === folder
       const sources = keys.filter((k) => k.startsWith("incoming/") && mine(k)).length
-      const archive = keys.filter((k) => !k.startsWith("incoming/") && mine(k))
+      // The archive roots only: the loader's staging/ (rejections written during the load) is not the archive.
+      const archive = keys.filter((k) => (k.startsWith("success/") || k.startsWith("failure/")) && mine(k))
       const view = { sources, archived: archive.length, report: archive.some((k) => k.endsWith("/_report.json")) }
       views.set(folder, view)
       const timeline = this.timelines.get(folder) ?? {}
