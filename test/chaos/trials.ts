@@ -267,7 +267,7 @@ export const S3_SLACK_MS = 3_000
 export const s3Trial = async (world: World, plan: Plan, seed: number): Promise<TrialResult> => {
   const started = performance.now()
   const target = await world.target()
-  const proxy = await startS3FaultProxy(world.s3.endpoint, { error: 0.1, cut: 0.1, stall: 0.02, seed })
+  const proxy = await startS3FaultProxy(world.s3.endpoint, { error: 0.1, cut: 0.1, stall: 0.02, seed, honourIfMatch: true })
   const stalls: Array<number> = []
   let seen = 0
   // The proxy counts its faults; watching the count gives each stall's time to within a few ms.
