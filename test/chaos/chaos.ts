@@ -7,7 +7,7 @@
  * Prints a table of trials (identical / differs / stuck), writes the details as JSON under
  * test/artifacts/, and exits 1 when any trial differs or is stuck.
  *
- *   bun run chaos [--quick] [--mb 100] [--kills 20] [--db-trials 5] [--s3-trials 3] [--pair-trials 3] [--seed N]
+ *   bun run chaos [--quick] [--mb 100] [--kills 20] [--db-trials 5] [--s3-trials 3] [--pair-trials 3] [--seed N] [--jobs 1]
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -40,7 +40,9 @@ const USAGE = `Usage: bun run chaos [options]
   --db-trials <n>     trials of each database fault (default 5; --quick: 1)
   --s3-trials <n>     trials through the S3 fault proxy (default 3; --quick: 1)
   --pair-trials <n>   trials of two batch processes at once (default 3; --quick: 1)
-  --seed <n>          seed of the kill moments (default: random, printed)
+  --seed <n>          seed of the kill moments and S3 faults (default: random, printed)
+  --jobs <n>          trials run side by side, each on its own database and bucket (default 1; --quick: 2);
+                      the server-stop trials always run alone
   -h, --help          this help`
 
 const { values } = parseArgs({
@@ -52,6 +54,7 @@ const { values } = parseArgs({
     "s3-trials": { type: "string" },
     "pair-trials": { type: "string" },
     seed: { type: "string" },
+    jobs: { type: "string" },
     help: { type: "boolean", short: "h", default: false }
   }
 })
@@ -72,6 +75,7 @@ const kills = count(values.kills, 20, 2, "kills")
 const dbTrials = count(values["db-trials"], 5, 1, "db-trials")
 const s3Trials = count(values["s3-trials"], 3, 1, "s3-trials")
 const pairTrials = count(values["pair-trials"], 3, 1, "pair-trials")
+const jobs = Math.max(1, count(values.jobs, 1, 2, "jobs"))
 const seed = count(values.seed, Math.floor(Math.random() * 2 ** 31), Math.floor(Math.random() * 2 ** 31), "seed")
 
 /** mulberry32, so a seed replays the same kill moments. */
@@ -88,8 +92,8 @@ const random = (() => {
 
 // Long enough that a busy machine's renewals (every third of it) stay in time; short enough that a
 // killed run's delivery is taken over within seconds.
-const LEASE = values.quick ? "4 seconds" : "8 seconds"
-const LEASE_MS = values.quick ? 4_000 : 8_000
+const LEASE = values.quick ? "3 seconds" : "8 seconds"
+const LEASE_MS = values.quick ? 3_000 : 8_000
 
 const log = (line: string) => console.log(line)
 
@@ -127,11 +131,20 @@ const main = async (): Promise<number> => {
     for (const difference of result.differences.slice(0, 8)) log(`    ${difference.length > 400 ? `${difference.slice(0, 400)}…` : difference}`)
   }
 
-  for (const aim of killAims(kills, plan, deliveries.map(folderOf))) record(await killTrial(world, plan, aim))
-  for (let i = 0; i < dbTrials; i++) record(await databaseTrial(world, plan, "terminate"))
+  // Every trial has its own database and bucket, so they may run side by side; stopping the
+  // server would fault them all, so those trials run alone, after the others.
+  const shared: Array<() => Promise<TrialResult>> = [
+    ...killAims(kills, plan, deliveries.map(folderOf)).map((aim) => () => killTrial(world, plan, aim)),
+    ...Array.from({ length: dbTrials }, () => () => databaseTrial(world, plan, "terminate")),
+    ...Array.from({ length: pairTrials }, () => () => pairTrial(world, plan)),
+    ...Array.from({ length: s3Trials }, () => Math.floor(random() * 2 ** 31)).map((s3Seed) => () => s3Trial(world, plan, s3Seed))
+  ]
+  let next = 0
+  const lane = async () => {
+    while (next < shared.length) record(await shared[next++]!())
+  }
+  await Promise.all(Array.from({ length: jobs }, lane))
   for (let i = 0; i < dbTrials; i++) record(await databaseTrial(world, plan, "stop"))
-  for (let i = 0; i < pairTrials; i++) record(await pairTrial(world, plan))
-  for (let i = 0; i < s3Trials; i++) record(await s3Trial(world, plan, Math.floor(random() * 2 ** 31)))
 
   const leftovers = world.leftovers()
   log("")
@@ -141,7 +154,7 @@ const main = async (): Promise<number> => {
   const file = join(out, "chaos.json")
   writeFileSync(
     file,
-    JSON.stringify({ megabytes, seed, lease: LEASE, runBoundMs: plan.runBoundMs, clean: { seconds: clean.exit.seconds, timelines: Object.fromEntries(clean.timelines) }, results, leftovers }, null, 2)
+    JSON.stringify({ megabytes, seed, jobs, lease: LEASE, runBoundMs: plan.runBoundMs, clean: { seconds: clean.exit.seconds, timelines: Object.fromEntries(clean.timelines) }, results, leftovers }, null, 2)
   )
   log(`Details: ${file}`)
   return results.every((r) => r.verdict === "identical") && leftovers.length === 0 ? 0 : 1

@@ -69,7 +69,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.
 const RECOVERY_RUNS = 3
 
 /**
- * Runs `batch` until nothing is left under incoming/, at most `RECOVERY_RUNS` times: what a fault
+ * Runs `batch` until nothing is left under incoming/ (none when nothing is), at most `RECOVERY_RUNS` times: what a fault
  * left must be taken over by the next run once the dead run's claim has run out, not after some
  * later timeout (a folder left without its manifest, say, waiting for the quiet period). Without
  * faults (`env` unchanged), every run must exit 0. `unfinished` leaves the rest to the comparison
@@ -83,14 +83,15 @@ export const recover = async (
   env = batchEnvironment(world.settings(target, plan.lease)),
   faulty = false
 ): Promise<"done" | "unfinished" | "stuck"> => {
+  const empty = async () => (await world.keys(target.bucket, "incoming/")).length === 0
   for (let attempt = 1; attempt <= RECOVERY_RUNS; attempt++) {
+    if (await empty()) return "done"
+    if (attempt > 1) await sleep(1_000)
     const run = runs.add(await startBatch(env, plan.runBoundMs).exited)
     if (run.stuck) return "stuck"
     if (run.code !== 0 && !faulty) runs.problems.push(`a run without faults exited ${exitText(run)}: ${lastLines(run)}`)
-    if ((await world.keys(target.bucket, "incoming/")).length === 0) return "done"
-    await sleep(1_000)
   }
-  return "unfinished"
+  return (await empty()) ? "done" : "unfinished"
 }
 
 /** The last lines a process printed, for a difference's explanation. */

@@ -10,7 +10,7 @@ import { createReadStream, mkdirSync, readdirSync, statSync } from "node:fs"
 import { join } from "node:path"
 import postgres from "postgres"
 import type { EmbeddedS3 } from "../../src/effects/EmbeddedS3.ts"
-import { type Cluster, freshDatabase, startCluster } from "../support/postgres.ts"
+import { type Cluster, dedicatedCluster } from "../support/postgres.ts"
 import { rawClient, s3Server } from "../support/s3.ts"
 import { type Delivery, manifestOf } from "./deliveries.ts"
 import { listKeys } from "./snapshot.ts"
@@ -41,7 +41,8 @@ export class World {
   ) {}
 
   static async start(deliveries: ReadonlyArray<Delivery>, work: string): Promise<World> {
-    const [s3, cluster] = await Promise.all([s3Server(), startCluster()])
+    // A cluster of its own: the database trials stop its server.
+    const [s3, cluster] = await Promise.all([s3Server(), dedicatedCluster()])
     const client = rawClient(s3)
     await client.send(new CreateBucketCommand({ Bucket: SEED_BUCKET }))
     for (const d of deliveries) {
@@ -68,7 +69,7 @@ export class World {
     for (const key of await this.keys(SEED_BUCKET)) {
       await this.client.send(new CopyObjectCommand({ Bucket: bucket, Key: key, CopySource: `${SEED_BUCKET}/${key}` }))
     }
-    return { databaseUrl: await freshDatabase(), bucket }
+    return { databaseUrl: await this.cluster.freshDatabase(), bucket }
   }
 
   /** Drops the trial's database and empties and removes its bucket. */
