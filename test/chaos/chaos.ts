@@ -42,7 +42,7 @@ const USAGE = `Usage: bun run chaos [options]
   --pair-trials <n>   trials of two batch processes at once (default 3; --quick: 1)
   --seed <n>          seed of the kill moments and S3 faults (default: random, printed)
   --jobs <n>          trials run side by side, each on its own database and bucket (default 1; --quick: 2);
-                      the server-stop trials always run alone
+                      the server-stop trials run one at a time, on a cluster of their own
   -h, --help          this help`
 
 const { values } = parseArgs({
@@ -131,20 +131,31 @@ const main = async (): Promise<number> => {
     for (const difference of result.differences.slice(0, 8)) log(`    ${difference.length > 400 ? `${difference.slice(0, 400)}…` : difference}`)
   }
 
-  // Every trial has its own database and bucket, so they may run side by side; stopping the
-  // server would fault them all, so those trials run alone, after the others.
-  const shared: Array<() => Promise<TrialResult>> = [
-    ...killAims(kills, plan, deliveries.map(folderOf)).map((aim) => () => killTrial(world, plan, aim)),
-    ...Array.from({ length: dbTrials }, () => () => databaseTrial(world, plan, "terminate")),
-    ...Array.from({ length: pairTrials }, () => () => pairTrial(world, plan)),
-    ...Array.from({ length: s3Trials }, () => Math.floor(random() * 2 ** 31)).map((s3Seed) => () => s3Trial(world, plan, s3Seed))
+  // Every trial has its own database and bucket, so they may run side by side; the trials that
+  // stop the server share a cluster of their own, so only one of them runs at a time. They are
+  // queued first: they spend most of their time waiting.
+  const queue: Array<{ readonly stopsServer: boolean; readonly run: () => Promise<TrialResult> }> = [
+    ...Array.from({ length: dbTrials }, () => ({ stopsServer: true, run: () => databaseTrial(world, plan, "stop") })),
+    ...killAims(kills, plan, deliveries.map(folderOf)).map((aim) => ({ stopsServer: false, run: () => killTrial(world, plan, aim) })),
+    ...Array.from({ length: dbTrials }, () => ({ stopsServer: false, run: () => databaseTrial(world, plan, "terminate") })),
+    ...Array.from({ length: pairTrials }, () => ({ stopsServer: false, run: () => pairTrial(world, plan) })),
+    ...Array.from({ length: s3Trials }, () => Math.floor(random() * 2 ** 31)).map((s3Seed) => ({
+      stopsServer: false,
+      run: () => s3Trial(world, plan, s3Seed)
+    }))
   ]
-  let next = 0
+  let stopping = false
   const lane = async () => {
-    while (next < shared.length) record(await shared[next++]!())
+    for (;;) {
+      const index = queue.findIndex((t) => !t.stopsServer || !stopping)
+      const trial = index < 0 ? undefined : queue.splice(index, 1)[0]
+      if (!trial) return
+      stopping ||= trial.stopsServer
+      record(await trial.run())
+      if (trial.stopsServer) stopping = false
+    }
   }
   await Promise.all(Array.from({ length: jobs }, lane))
-  for (let i = 0; i < dbTrials; i++) record(await databaseTrial(world, plan, "stop"))
 
   const leftovers = world.leftovers()
   log("")
@@ -193,7 +204,10 @@ const range = (numbers: ReadonlyArray<number>, unit: string) =>
 
 /** The summary table: one line per kind of trial, then the leftovers. */
 const table = (results: ReadonlyArray<TrialResult>, leftovers: ReadonlyArray<string>): string => {
-  const kinds = [...new Set(results.map((r) => r.kind))]
+  // The issue's order: kills, S3, database, two processes.
+  const order = ["kill", "S3", "pg_terminate", "PostgreSQL", "two"]
+  const rank = (kind: string) => order.findIndex((prefix) => kind.startsWith(prefix))
+  const kinds = [...new Set(results.map((r) => r.kind))].sort((a, b) => rank(a) - rank(b))
   const rows = kinds.map((kind) => {
     const mine = results.filter((r) => r.kind === kind)
     const n = (verdict: TrialResult["verdict"]) => mine.filter((r) => r.verdict === verdict).length

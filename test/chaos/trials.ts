@@ -32,7 +32,7 @@ export interface Plan {
   readonly firstArchiveMs: number
 }
 
-/** What a trial's batch processes did, as it goes: their exits, their last lines, the expectations they broke. */
+/** What a trial's batch processes did, as it goes: their exits, their output, the expectations they broke. */
 class Runs {
   readonly exits: Array<string> = []
   readonly all: Array<BatchExit> = []
@@ -42,7 +42,8 @@ class Runs {
   add(exit: BatchExit, as = exitText(exit)): BatchExit {
     this.exits.push(as)
     this.all.push(exit)
-    this.outputs.push(exit.lines.slice(-12).map((l) => l.text.slice(0, 500)))
+    // Everything it said (bounded), for whoever has to explain a difference from the JSON.
+    this.outputs.push(exit.lines.slice(-400).map((l) => l.text.slice(0, 1000)))
     const crash = crashOf(exit)
     if (crash !== undefined) this.problems.push(`a run crashed (${as}) instead of failing with a clear error: ${crash}`)
     return exit
@@ -167,8 +168,9 @@ export const killTrial = async (world: World, plan: Plan, aim: KillAim): Promise
 }
 
 /** Waits for a `COPY` of the trial's database in pg_stat_activity; its backend pids, or none within the bound. */
-const copyingBackends = async (world: World, database: string, boundMs: number, running: () => boolean) => {
-  const admin = world.admin()
+const copyingBackends = async (world: World, target: Target, boundMs: number, running: () => boolean) => {
+  const database = new URL(target.databaseUrl).pathname.slice(1)
+  const admin = world.admin(target.cluster)
   try {
     const deadline = performance.now() + boundMs
     while (performance.now() < deadline && running()) {
@@ -196,22 +198,21 @@ const SERVER_DOWN_MS = 10_000
 export const databaseTrial = async (world: World, plan: Plan, fault: "terminate" | "stop"): Promise<TrialResult> => {
   const kind = fault === "terminate" ? "pg_terminate_backend mid-COPY" : "PostgreSQL stopped 10 s mid-COPY"
   const started = performance.now()
-  const target = await world.target()
+  const target = await world.target({ stopsServer: fault === "stop" })
   const runs = new Runs()
-  const database = new URL(target.databaseUrl).pathname.slice(1)
   const batch = startBatch(batchEnvironment(world.settings(target, plan.lease)), plan.runBoundMs + LOST_DATABASE_BOUND_MS)
-  const pids = await copyingBackends(world, database, plan.runBoundMs, batch.running)
+  const pids = await copyingBackends(world, target, plan.runBoundMs, batch.running)
   let faultAt: number | undefined
   let restart: Promise<void> = Promise.resolve()
   if (pids.length > 0 && batch.running()) {
     faultAt = performance.now()
     if (fault === "terminate") {
-      const admin = world.admin()
+      const admin = world.admin(target.cluster)
       // One loading connection: the run's other work, if any, goes on.
       await admin`SELECT pg_terminate_backend(${pids[0]!})`.finally(() => admin.end({ timeout: 5 }))
     } else {
-      await world.cluster.stop("fast")
-      restart = sleep(SERVER_DOWN_MS).then(() => world.cluster.start())
+      await target.cluster.stop("fast")
+      restart = sleep(SERVER_DOWN_MS).then(() => target.cluster.start())
     }
   } else {
     runs.problems.push("no COPY seen in pg_stat_activity before the run ended: no fault injected")

@@ -19,13 +19,16 @@ import { listKeys } from "./snapshot.ts"
 export interface Target {
   readonly databaseUrl: string
   readonly bucket: string
+  /** The server the database is on. */
+  readonly cluster: Cluster
 }
 
 const SEED_BUCKET = "chaos-seed"
 
 /**
- * The services every trial shares — one PostgreSQL cluster, one s3rver — and the deliveries,
- * uploaded once to a seed bucket and copied server-side into each trial's fresh bucket.
+ * The services the trials share — one s3rver, two PostgreSQL clusters (one that the trials which
+ * stop the server may stop without faulting the others running beside them) — and the
+ * deliveries, uploaded once to a seed bucket and copied server-side into each trial's fresh bucket.
  */
 export class World {
   private buckets = 0
@@ -33,7 +36,7 @@ export class World {
   private constructor(
     readonly s3: EmbeddedS3,
     readonly client: S3Client,
-    readonly cluster: Cluster,
+    private readonly clusters: { readonly shared: Cluster; readonly stoppable: Cluster },
     readonly deliveries: ReadonlyArray<Delivery>,
     /** `TMPDIR` of every batch process, where leftover `loaders-errors-*` directories are counted. */
     readonly tmp: string,
@@ -41,8 +44,7 @@ export class World {
   ) {}
 
   static async start(deliveries: ReadonlyArray<Delivery>, work: string): Promise<World> {
-    // A cluster of its own: the database trials stop its server.
-    const [s3, cluster] = await Promise.all([s3Server(), dedicatedCluster()])
+    const [s3, shared, stoppable] = await Promise.all([s3Server(), dedicatedCluster(), dedicatedCluster()])
     const client = rawClient(s3)
     await client.send(new CreateBucketCommand({ Bucket: SEED_BUCKET }))
     for (const d of deliveries) {
@@ -59,17 +61,21 @@ export class World {
     const outbox = join(work, "outbox")
     mkdirSync(tmp, { recursive: true })
     mkdirSync(outbox, { recursive: true })
-    return new World(s3, client, cluster, deliveries, tmp, outbox)
+    return new World(s3, client, { shared, stoppable }, deliveries, tmp, outbox)
   }
 
-  /** A fresh database and a fresh bucket holding every delivery under incoming/. */
-  async target(): Promise<Target> {
+  /**
+   * A fresh database and a fresh bucket holding every delivery under incoming/; the database on
+   * the cluster no other trial uses when the trial will stop its server.
+   */
+  async target(options: { readonly stopsServer?: boolean } = {}): Promise<Target> {
+    const cluster = options.stopsServer ? this.clusters.stoppable : this.clusters.shared
     const bucket = `chaos-${++this.buckets}`
     await this.client.send(new CreateBucketCommand({ Bucket: bucket }))
     for (const key of await this.keys(SEED_BUCKET)) {
       await this.client.send(new CopyObjectCommand({ Bucket: bucket, Key: key, CopySource: `${SEED_BUCKET}/${key}` }))
     }
-    return { databaseUrl: await this.cluster.freshDatabase(), bucket }
+    return { databaseUrl: await cluster.freshDatabase(), bucket, cluster }
   }
 
   /** Drops the trial's database and empties and removes its bucket. */
@@ -82,13 +88,13 @@ export class World {
     }
     await this.client.send(new DeleteBucketCommand({ Bucket: target.bucket }))
     const name = new URL(target.databaseUrl).pathname.slice(1)
-    const admin = this.admin()
+    const admin = this.admin(target.cluster)
     await admin.unsafe(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).finally(() => admin.end({ timeout: 5 }))
   }
 
-  /** A connection to the cluster's `postgres` database, for watching and faulting sessions. */
-  admin(): postgres.Sql {
-    return postgres({ host: "127.0.0.1", port: this.cluster.port, user: "postgres", database: "postgres", max: 1, onnotice: () => {}, connect_timeout: 5 })
+  /** A connection to a cluster's `postgres` database, for watching and faulting sessions. */
+  admin(cluster: Cluster): postgres.Sql {
+    return postgres({ host: "127.0.0.1", port: cluster.port, user: "postgres", database: "postgres", max: 1, onnotice: () => {}, connect_timeout: 5 })
   }
 
   keys(bucket: string, prefix = ""): Promise<Array<string>> {
