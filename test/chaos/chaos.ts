@@ -224,8 +224,9 @@ const table = (results: ReadonlyArray<TrialResult>, leftovers: ReadonlyArray<str
     } else if (kind.startsWith("S3")) {
       const detections = mine.flatMap((r) => (r.details.detectionMs as ReadonlyArray<number> | undefined) ?? []).map((ms) => ms / 1000)
       const sum = (key: string) => mine.reduce((total, r) => total + Number(r.details[key] ?? 0), 0)
-      notes = `${sum("requests")} requests: ${sum("errors")} 5xx, ${sum("cuts")} cut, ${sum("stalls")} stalled, ` +
-        `${detections.length} stalls noticed ${range(detections, "s after they began")} (bound ${S3_TIMEOUT_MS / 1000} s + ${S3_SLACK_MS / 1000} s slack); ` +
+      notes = `${sum("requests")} requests: ${sum("errors")} 5xx, ${sum("cuts")} cut, ${sum("stalls")} stalled; ` +
+        `${detections.length} stalls noticed ${range(detections, "s after they began")} (bound ${S3_TIMEOUT_MS / 1000} s + ${S3_SLACK_MS / 1000} s slack), ` +
+        `${sum("stallsNotWaitedOn")} on responses no longer waited for; ` +
         `exits ${[...new Set(mine.flatMap((r) => r.exits))].join("/")}`
     } else {
       notes = `exits ${[...new Set(mine.flatMap((r) => r.exits))].join("/")}`
