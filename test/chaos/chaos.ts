@@ -14,6 +14,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
+import { generator } from "../support/s3FaultProxy.ts"
 import { onStop, stopAll } from "../support/services.ts"
 import { killAll } from "./batch.ts"
 import { chaosDeliveries, folderOf } from "./deliveries.ts"
@@ -45,27 +46,35 @@ const USAGE = `Usage: bun run chaos [options]
                       the server-stop trials run one at a time, on a cluster of their own
   -h, --help          this help`
 
-const { values } = parseArgs({
-  options: {
-    quick: { type: "boolean", default: false },
-    mb: { type: "string" },
-    kills: { type: "string" },
-    "db-trials": { type: "string" },
-    "s3-trials": { type: "string" },
-    "pair-trials": { type: "string" },
-    seed: { type: "string" },
-    jobs: { type: "string" },
-    help: { type: "boolean", short: "h", default: false }
-  }
-})
+const parse = () =>
+  parseArgs({
+    options: {
+      quick: { type: "boolean", default: false },
+      mb: { type: "string" },
+      kills: { type: "string" },
+      "db-trials": { type: "string" },
+      "s3-trials": { type: "string" },
+      "pair-trials": { type: "string" },
+      seed: { type: "string" },
+      jobs: { type: "string" },
+      help: { type: "boolean", short: "h", default: false }
+    }
+  })
+let values: ReturnType<typeof parse>["values"]
+try {
+  values = parse().values
+} catch (error) {
+  console.error(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`)
+  process.exit(2)
+}
 if (values.help) {
   console.log(USAGE)
   process.exit(0)
 }
 const count = (value: string | undefined, full: number, quick: number, name: string): number => {
   const n = value === undefined ? (values.quick ? quick : full) : Number(value)
-  if (!Number.isFinite(n) || n < 0) {
-    console.error(`--${name} expects a number, got "${value}"\n\n${USAGE}`)
+  if (!Number.isSafeInteger(n) || n < 0) {
+    console.error(`--${name} expects a whole number, 0 or more, got "${value}"\n\n${USAGE}`)
     process.exit(2)
   }
   return n
@@ -78,17 +87,8 @@ const pairTrials = count(values["pair-trials"], 3, 1, "pair-trials")
 const jobs = Math.max(1, count(values.jobs, 1, 2, "jobs"))
 const seed = count(values.seed, Math.floor(Math.random() * 2 ** 31), Math.floor(Math.random() * 2 ** 31), "seed")
 
-/** mulberry32, so a seed replays the same kill moments. */
-const random = (() => {
-  let state = seed >>> 0
-  return (): number => {
-    state = (state + 0x6d2b79f5) >>> 0
-    let t = state
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
-})()
+/** Seeded, so a seed replays the same kill moments and S3 faults. */
+const random = generator(seed)
 
 // Long enough that a busy machine's renewals (every third of it) stay in time; short enough that a
 // killed run's delivery is taken over within seconds.

@@ -34,8 +34,8 @@ export interface FaultProxy {
 
 type Fault = "pass" | "error" | "cut" | "stall"
 
-/** mulberry32: small, seedable, good enough to pick faults. */
-const generator = (seed: number) => {
+/** mulberry32: small, seedable, good enough to pick faults (and the fault harness's kill moments). */
+export const generator = (seed: number) => {
   let state = seed >>> 0
   return (): number => {
     state = (state + 0x6d2b79f5) >>> 0
