@@ -73,8 +73,15 @@ export class Ledger extends Context.Service<Ledger, {
   readonly claim: (
     key: DeliveryKey,
     objects: FolderObjects,
-    owner: string
+    owner: string,
+    /**
+     * When `objects` were listed (from `now`): a folder a run finished moving after that is
+     * `Busy`, not a re-deposit — the listing saw its sources before they were deleted.
+     */
+    listedAt: string
   ) => Effect.Effect<Claim, DatabaseError>
+  /** The database's clock, to date a listing for `claim`. */
+  readonly now: Effect.Effect<string, DatabaseError>
   /** Extends the run's lease; fails with `LeaseLost` if another run took the delivery. */
   readonly renew: (key: DeliveryKey, runId: string) => Effect.Effect<void, DatabaseError | LeaseLost>
   /**
@@ -165,9 +172,9 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
   const leaseInterval = `${Duration.toMillis(lease)} milliseconds`
   const where = `bucket = $1 AND prefix = $2`
 
-  const claim = Effect.fn("Ledger.claim")(function*(key: DeliveryKey, objects: FolderObjects, owner: string) {
+  const claim = Effect.fn("Ledger.claim")(function*(key: DeliveryKey, objects: FolderObjects, owner: string, listedAt: string) {
     const json = JSON.stringify(objects)
-    const keyParams = [key.bucket, key.prefix, key.partner, key.delivery, json, owner, leaseInterval]
+    const keyParams = [key.bucket, key.prefix, key.partner, key.delivery, json, owner, leaseInterval, listedAt]
     // One statement per outcome, each deciding on the row it updates, so two workers racing for
     // the same folder cannot both win. A new run is taken when the last one died while loading
     // (lease expired), or when its move is complete and the objects are not ones it loaded; the
@@ -184,7 +191,7 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
            started_at = excluded.started_at, lease_until = excluded.lease_until, archived = false,
            updated_at = now()
          WHERE (d.state = 'running' AND d.lease_until < now())
-            OR (d.state <> 'running' AND d.archived
+            OR (d.state <> 'running' AND d.archived AND d.updated_at <= $8::timestamptz
                 AND NOT (d.objects @> excluded.objects AND d.state IN ('succeeded', 'duplicate')))
          RETURNING run_id, bucket, prefix, partner, delivery, objects, owner
        ), abandoned AS (
@@ -207,7 +214,8 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
       `WITH duplicate AS (
          UPDATE ${SCHEMA}.deliveries SET state = 'duplicate', run_id = nextval('${SCHEMA}.delivery_run_ids'),
            loaded_run_id = COALESCE(loaded_run_id, run_id), owner = $6, started_at = now(), lease_until = now() + $7::interval, archived = false, updated_at = now()
-         WHERE ${where} AND archived AND state IN ('succeeded', 'duplicate') AND objects @> $5::text::jsonb
+         WHERE ${where} AND archived AND updated_at <= $8::timestamptz AND state IN ('succeeded', 'duplicate')
+           AND objects @> $5::text::jsonb
          RETURNING run_id, loaded_run_id
        ), run AS (
          INSERT INTO ${SCHEMA}.delivery_runs (id, bucket, prefix, partner, delivery, objects, owner, status)
@@ -248,6 +256,8 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
     ])
     return { _tag: "Busy", owner: current?.owner ?? "unknown" } as const
   })
+
+  const now = db.query<{ now: string }>("SELECT now()::text AS now").pipe(Effect.map(([row]) => row?.now ?? "now"))
 
   const owned = (session: Pick<SqlSession, "execute">, sql: string, params: ReadonlyArray<SqlParam>, key: DeliveryKey, runId: string) =>
     session.execute(sql, params).pipe(
@@ -314,5 +324,5 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
     )
   })
 
-  return Ledger.of({ claim, renew, settle, report, archived, release, lease })
+  return Ledger.of({ claim, now, renew, settle, report, archived, release, lease })
 }

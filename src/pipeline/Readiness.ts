@@ -50,7 +50,11 @@ export const readiness = Effect.fn("readiness")(function*(folder: DeliveryFolder
   const present = new Set(folder.objects.map((o) => nameInFolder(folder.key, o.key)))
   const newest = folder.objects.reduce((max, o) => (o.lastModified > max ? o.lastModified : max), new Date(0))
   const now = new Date(yield* Clock.currentTimeMillis)
-  const manifest = yield* loadManifest(folder)
+  const manifest = yield* loadManifest(folder).pipe(
+    Effect.catchIf((error) => error.reason === "NotFound", () => Effect.succeed({ _tag: "Gone" } as const))
+  )
+  // Listed, then gone before it was read: another run is moving the folder (or its partner took it back).
+  if (manifest._tag === "Gone") return { ready: false, waitingFor: `${MANIFEST}, gone since the folder was listed` } as const
   if (manifest._tag === "Absent") return readinessOf({ present, newest, now, quietPeriod })
   const listed = manifest._tag === "Valid" ? manifest.manifest.files.map((file) => file.name) : null
   return readinessOf({ present, listed, newest, now, quietPeriod })

@@ -65,7 +65,9 @@ export const processDelivery: (
 ) {
   const store = yield* ObjectStore
   const config = yield* PipelineConfig
+  const ledger = yield* Ledger
   yield* Effect.annotateCurrentSpan({ "loaders.partner": key.partner, "loaders.delivery": key.delivery, "aws.s3.bucket": key.bucket })
+  const listedAt = options.dryRun ? "" : yield* ledger.now
   const objects = yield* Stream.runCollect(store.list(key.prefix))
   if (objects.length === 0) return { _tag: "Skipped", key, reason: "empty" } as const
   const folder: DeliveryFolder = { key, objects }
@@ -74,8 +76,7 @@ export const processDelivery: (
     return { _tag: "Processed", key, report: yield* validateAndLoad(folder, undefined) } as const
   }
 
-  const ledger = yield* Ledger
-  const claim = yield* ledger.claim(key, folderObjects(folder), config.owner)
+  const claim = yield* ledger.claim(key, folderObjects(folder), config.owner, listedAt)
   switch (claim._tag) {
     case "Busy":
       return { _tag: "Skipped", key, reason: "busy" } as const

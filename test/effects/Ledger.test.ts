@@ -13,6 +13,10 @@ const claimed = (claim: Claim) => {
   return claim.runId
 }
 
+/** Claims with a listing made now. */
+const claimNow = (ledger: Ledger["Service"], listed: Readonly<Record<string, string>>, owner: string) =>
+  Effect.flatMap(ledger.now, (at) => ledger.claim(key, listed, owner, at))
+
 const duplicated = (claim: Claim) => {
   if (claim._tag !== "Duplicate") throw new Error(`expected Duplicate, got ${claim._tag}`)
   return claim
@@ -40,16 +44,16 @@ for (const [name, database] of Object.entries(databases)) {
     effectTest("one run at a time; a released or expired claim is taken again; a lost claim cannot record an outcome", () =>
       Effect.gen(function*() {
         const ledger = yield* Ledger
-        const first = claimed(yield* ledger.claim(key, objects, "worker-1"))
-        expect(yield* ledger.claim(key, objects, "worker-2")).toEqual({ _tag: "Busy", owner: "worker-1" })
+        const first = claimed(yield* claimNow(ledger, objects, "worker-1"))
+        expect(yield* claimNow(ledger, objects, "worker-2")).toEqual({ _tag: "Busy", owner: "worker-1" })
         yield* ledger.renew(key, first)
         yield* ledger.release(key, first)
-        const second = claimed(yield* ledger.claim(key, objects, "worker-2"))
+        const second = claimed(yield* claimNow(ledger, objects, "worker-2"))
         expect(second).not.toBe(first)
         expect((yield* ledger.renew(key, first).pipe(Effect.flip))._tag).toBe("LeaseLost")
         // worker-2 dies: once its lease expires, worker-3 takes over and worker-2 can no longer settle.
         yield* expireLease
-        const third = claimed(yield* ledger.claim(key, objects, "worker-3"))
+        const third = claimed(yield* claimNow(ledger, objects, "worker-3"))
         const db = yield* Database
         const lost = yield* Effect.scoped(
           Effect.gen(function*() {
@@ -75,7 +79,7 @@ for (const [name, database] of Object.entries(databases)) {
       Effect.gen(function*() {
         const ledger = yield* Ledger
         const db = yield* Database
-        const run = claimed(yield* ledger.claim(key, objects, "w"))
+        const run = claimed(yield* claimNow(ledger, objects, "w"))
         yield* Effect.scoped(
           Effect.gen(function*() {
             const session = yield* db.reserve
@@ -85,39 +89,46 @@ for (const [name, database] of Object.entries(databases)) {
           })
         )
         expect((yield* runs).at(-1)).toEqual({ id: run, status: "running" })
-        expect(yield* ledger.claim(key, objects, "w2")).toEqual({ _tag: "Busy", owner: "w" })
+        expect(yield* claimNow(ledger, objects, "w2")).toEqual({ _tag: "Busy", owner: "w" })
       }), layer())
 
     effectTest("after an outcome: the move is held by its run, finished by the next after a death, and re-deposits are told apart", () =>
       Effect.gen(function*() {
         const ledger = yield* Ledger
-        const run = claimed(yield* ledger.claim(key, objects, "w"))
+        const run = claimed(yield* claimNow(ledger, objects, "w"))
         yield* ledger.settle(key, run, "succeeded", { status: "succeeded" })
         // The move is under way and its run alive: nobody else touches the folder.
-        expect(yield* ledger.claim(key, { "b.json": "etag-b" }, "w2")).toEqual({ _tag: "Busy", owner: "w" })
+        expect(yield* claimNow(ledger, { "b.json": "etag-b" }, "w2")).toEqual({ _tag: "Busy", owner: "w" })
         // The run dies during its move: the next one takes over only the move, with the recorded report.
         yield* expireLease
-        expect(yield* ledger.claim(key, { "b.json": "etag-b" }, "w2")).toEqual({
+        expect(yield* claimNow(ledger, { "b.json": "etag-b" }, "w2")).toEqual({
           _tag: "Leftover",
           run: { runId: run, status: "succeeded", objects, report: { status: "succeeded" }, loadedBy: run }
         })
-        expect(yield* ledger.claim(key, { "b.json": "etag-b" }, "w3")).toEqual({ _tag: "Busy", owner: "w2" })
+        expect(yield* claimNow(ledger, { "b.json": "etag-b" }, "w3")).toEqual({ _tag: "Busy", owner: "w2" })
         yield* ledger.archived(key, run)
         // The same files deposited again after the move: a run of its own that loads nothing.
         // Twice: each is recognised as what `run` loaded.
         for (let i = 0; i < 2; i++) {
-          const duplicate = duplicated(yield* ledger.claim(key, objects, "w"))
+          const duplicate = duplicated(yield* claimNow(ledger, objects, "w"))
           expect(duplicate.loadedBy).toBe(run)
           yield* ledger.settle(key, duplicate.runId, "duplicate", {})
           yield* ledger.archived(key, duplicate.runId)
         }
+        // A listing made before the last move finished saw that run's sources, not a re-deposit.
+        const stale = yield* ledger.now
+        const last = duplicated(yield* claimNow(ledger, objects, "w"))
+        yield* ledger.settle(key, last.runId, "duplicate", {})
+        yield* ledger.archived(key, last.runId)
+        expect(yield* ledger.claim(key, objects, "late", stale)).toEqual({ _tag: "Busy", owner: "w" })
+        expect(yield* ledger.claim(key, { ...objects, "b.json": "etag-b2" }, "late", stale)).toEqual({ _tag: "Busy", owner: "w" })
         // A changed file is a new delivery.
-        const changed = claimed(yield* ledger.claim(key, { ...objects, "b.json": "etag-b2" }, "w"))
+        const changed = claimed(yield* claimNow(ledger, { ...objects, "b.json": "etag-b2" }, "w"))
         yield* ledger.settle(key, changed, "failed", {})
         yield* ledger.archived(key, changed)
         // The same files deposited again after a failure run again.
-        claimed(yield* ledger.claim(key, { ...objects, "b.json": "etag-b2" }, "w"))
-        expect((yield* runs).map((r) => r.status)).toEqual(["succeeded", "duplicate", "duplicate", "failed", "running"])
+        claimed(yield* claimNow(ledger, { ...objects, "b.json": "etag-b2" }, "w"))
+        expect((yield* runs).map((r) => r.status)).toEqual(["succeeded", "duplicate", "duplicate", "duplicate", "failed", "running"])
       }), layer())
   })
 }

@@ -2,7 +2,7 @@ import { describe, expect, test } from "bun:test"
 import { Duration, Effect, Layer } from "effect"
 import { discover } from "../../src/pipeline/discover.ts"
 import { PipelineConfig } from "../../src/pipeline/PipelineConfig.ts"
-import { readinessOf } from "../../src/pipeline/Readiness.ts"
+import { readiness, readinessOf } from "../../src/pipeline/Readiness.ts"
 import { runTest } from "../support/effect.ts"
 import { deposit } from "../support/pipeline.ts"
 import { freshBucket } from "../support/s3.ts"
@@ -30,6 +30,18 @@ describe("readiness", () => {
       recheckIn: Duration.millis(240_000)
     })
     expect(readinessOf({ present, newest: new Date(now.getTime() - 300_000), now, quietPeriod }).ready).toBe(true)
+  })
+})
+
+describe("readiness on s3rver", () => {
+  test("a manifest listed, then moved away by another run before it was read: not ready, no failure", async () => {
+    const { client, bucket, layer } = await freshBucket()
+    const prefix = "incoming/acme/moved/"
+    await deposit(client, bucket, prefix, { "a.json": "[]" })
+    const key = { bucket, prefix, partner: "acme", delivery: "moved" }
+    const gone = { key: `${prefix}_manifest.json`, size: 10, etag: "e", lastModified: new Date() }
+    const answer = await runTest(readiness({ key, objects: [gone] }, Duration.zero), layer)
+    expect(answer).toEqual({ ready: false, waitingFor: "_manifest.json, gone since the folder was listed" })
   })
 })
 
