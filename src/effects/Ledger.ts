@@ -75,13 +75,16 @@ export class Ledger extends Context.Service<Ledger, {
     objects: FolderObjects,
     owner: string,
     /**
-     * When `objects` were listed (from `now`): a folder a run finished moving after that is
+     * A `tick` drawn before `objects` were listed: a folder whose move a run finished after that is
      * `Busy`, not a re-deposit — the listing saw its sources before they were deleted.
      */
     listedAt: string
   ) => Effect.Effect<Claim, DatabaseError>
-  /** The database's clock, to date a listing for `claim`. */
-  readonly now: Effect.Effect<string, DatabaseError>
+  /**
+   * The ledger's clock: a number that only grows, shared by every process (a sequence, so no
+   * machine's or connection's clock is trusted for the order of a listing and a move).
+   */
+  readonly tick: Effect.Effect<string, DatabaseError>
   /** Extends the run's lease; fails with `LeaseLost` if another run took the delivery. */
   readonly renew: (key: DeliveryKey, runId: string) => Effect.Effect<void, DatabaseError | LeaseLost>
   /**
@@ -149,6 +152,8 @@ const MIGRATION = [
     PRIMARY KEY (bucket, prefix)
   );
   ALTER TABLE ${SCHEMA}.deliveries ADD COLUMN IF NOT EXISTS loaded_run_id bigint;
+  CREATE SEQUENCE IF NOT EXISTS ${SCHEMA}.ledger_ticks;
+  ALTER TABLE ${SCHEMA}.deliveries ADD COLUMN IF NOT EXISTS archived_tick bigint NOT NULL DEFAULT 0;
   CREATE TABLE IF NOT EXISTS ${SCHEMA}.delivery_runs (
     id bigint PRIMARY KEY,
     bucket text NOT NULL,
@@ -191,7 +196,7 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
            started_at = excluded.started_at, lease_until = excluded.lease_until, archived = false,
            updated_at = now()
          WHERE (d.state = 'running' AND d.lease_until < now())
-            OR (d.state <> 'running' AND d.archived AND d.updated_at <= $8::timestamptz
+            OR (d.state <> 'running' AND d.archived AND d.archived_tick < $8::bigint
                 AND NOT (d.objects @> excluded.objects AND d.state IN ('succeeded', 'duplicate')))
          RETURNING run_id, bucket, prefix, partner, delivery, objects, owner
        ), abandoned AS (
@@ -214,7 +219,7 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
       `WITH duplicate AS (
          UPDATE ${SCHEMA}.deliveries SET state = 'duplicate', run_id = nextval('${SCHEMA}.delivery_run_ids'),
            loaded_run_id = COALESCE(loaded_run_id, run_id), owner = $6, started_at = now(), lease_until = now() + $7::interval, archived = false, updated_at = now()
-         WHERE ${where} AND archived AND updated_at <= $8::timestamptz AND state IN ('succeeded', 'duplicate')
+         WHERE ${where} AND archived AND archived_tick < $8::bigint AND state IN ('succeeded', 'duplicate')
            AND objects @> $5::text::jsonb
          RETURNING run_id, loaded_run_id
        ), run AS (
@@ -257,7 +262,9 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
     return { _tag: "Busy", owner: current?.owner ?? "unknown" } as const
   })
 
-  const now = db.query<{ now: string }>("SELECT now()::text AS now").pipe(Effect.map(([row]) => row?.now ?? "now"))
+  const tick = db.query<{ tick: string }>(`SELECT nextval('${SCHEMA}.ledger_ticks')::text AS tick`).pipe(
+    Effect.map(([row]) => row?.tick ?? "0")
+  )
 
   const owned = (session: Pick<SqlSession, "execute">, sql: string, params: ReadonlyArray<SqlParam>, key: DeliveryKey, runId: string) =>
     session.execute(sql, params).pipe(
@@ -318,11 +325,12 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
 
   const archived = Effect.fn("Ledger.archived")(function*(key: DeliveryKey, runId: string) {
     yield* db.execute(
-      `UPDATE ${SCHEMA}.deliveries SET archived = true, lease_until = now(), updated_at = now()
+      `UPDATE ${SCHEMA}.deliveries SET archived = true, archived_tick = nextval('${SCHEMA}.ledger_ticks'),
+         lease_until = now(), updated_at = now()
        WHERE ${where} AND run_id = $3::bigint`,
       [key.bucket, key.prefix, runId]
     )
   })
 
-  return Ledger.of({ claim, now, renew, settle, report, archived, release, lease })
+  return Ledger.of({ claim, tick, renew, settle, report, archived, release, lease })
 }

@@ -67,7 +67,7 @@ export const processDelivery: (
   const config = yield* PipelineConfig
   const ledger = yield* Ledger
   yield* Effect.annotateCurrentSpan({ "loaders.partner": key.partner, "loaders.delivery": key.delivery, "aws.s3.bucket": key.bucket })
-  const listedAt = options.dryRun ? "" : yield* ledger.now
+  const listedAt = options.dryRun ? "" : yield* ledger.tick
   const objects = yield* Stream.runCollect(store.list(key.prefix))
   if (objects.length === 0) return { _tag: "Skipped", key, reason: "empty" } as const
   const folder: DeliveryFolder = { key, objects }

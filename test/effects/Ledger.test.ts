@@ -15,7 +15,7 @@ const claimed = (claim: Claim) => {
 
 /** Claims with a listing made now. */
 const claimNow = (ledger: Ledger["Service"], listed: Readonly<Record<string, string>>, owner: string) =>
-  Effect.flatMap(ledger.now, (at) => ledger.claim(key, listed, owner, at))
+  Effect.flatMap(ledger.tick, (at) => ledger.claim(key, listed, owner, at))
 
 const duplicated = (claim: Claim) => {
   if (claim._tag !== "Duplicate") throw new Error(`expected Duplicate, got ${claim._tag}`)
@@ -116,7 +116,7 @@ for (const [name, database] of Object.entries(databases)) {
           yield* ledger.archived(key, duplicate.runId)
         }
         // A listing made before the last move finished saw that run's sources, not a re-deposit.
-        const stale = yield* ledger.now
+        const stale = yield* ledger.tick
         const last = duplicated(yield* claimNow(ledger, objects, "w"))
         yield* ledger.settle(key, last.runId, "duplicate", {})
         yield* ledger.archived(key, last.runId)
