@@ -85,6 +85,13 @@ export class Ledger extends Context.Service<Ledger, {
    * machine's or connection's clock is trusted for the order of a listing and a move).
    */
   readonly tick: Effect.Effect<string, DatabaseError>
+  /**
+   * Takes over a dead run's unfinished move (`claim`'s `Leftover` alone), for a folder whose
+   * sources may all be gone already; undefined when there is none to take.
+   */
+  readonly resume: (key: DeliveryKey, owner: string) => Effect.Effect<RecordedRun | undefined, DatabaseError>
+  /** The deliveries of `bucket` whose run recorded an outcome and died before its move was done. */
+  readonly unfinished: (bucket: string) => Effect.Effect<ReadonlyArray<DeliveryKey>, DatabaseError>
   /** Extends the run's lease; fails with `LeaseLost` if another run took the delivery. */
   readonly renew: (key: DeliveryKey, runId: string) => Effect.Effect<void, DatabaseError | LeaseLost>
   /**
@@ -177,6 +184,36 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
   const leaseInterval = `${Duration.toMillis(lease)} milliseconds`
   const where = `bucket = $1 AND prefix = $2`
 
+  const resume = Effect.fn("Ledger.resume")(function*(key: DeliveryKey, owner: string) {
+    // A recorded outcome whose move stopped with its run: the caller takes its lease to finish it.
+    const [leftover] = yield* db.query<{ run_id: string; state: RunStatus; objects: FolderObjects; report: unknown; loaded_by: string | null }>(
+      `WITH taken AS (
+         UPDATE ${SCHEMA}.deliveries SET owner = $3, lease_until = now() + $4::interval, updated_at = now()
+         WHERE ${where} AND state <> 'running' AND NOT archived AND lease_until < now()
+         RETURNING run_id, state, objects, loaded_run_id
+       )
+       SELECT taken.run_id::text AS run_id, taken.state, taken.objects, r.report, taken.loaded_run_id::text AS loaded_by
+       FROM taken LEFT JOIN ${SCHEMA}.delivery_runs r ON r.id = taken.run_id`,
+      [key.bucket, key.prefix, owner, leaseInterval]
+    )
+    if (!leftover) return undefined
+    return {
+      runId: leftover.run_id,
+      status: leftover.state,
+      objects: typeof leftover.objects === "string" ? JSON.parse(leftover.objects) : leftover.objects,
+      report: typeof leftover.report === "string" ? JSON.parse(leftover.report) : leftover.report,
+      loadedBy: leftover.loaded_by
+    } satisfies RecordedRun
+  })
+
+  const unfinished = Effect.fn("Ledger.unfinished")(function*(bucket: string) {
+    return yield* db.query<DeliveryKey>(
+      `SELECT bucket, prefix, partner, delivery FROM ${SCHEMA}.deliveries
+       WHERE bucket = $1 AND state <> 'running' AND NOT archived AND lease_until < now() ORDER BY prefix`,
+      [bucket]
+    )
+  })
+
   const claim = Effect.fn("Ledger.claim")(function*(key: DeliveryKey, objects: FolderObjects, owner: string, listedAt: string) {
     const json = JSON.stringify(objects)
     const keyParams = [key.bucket, key.prefix, key.partner, key.delivery, json, owner, leaseInterval, listedAt]
@@ -232,29 +269,8 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
     )
     if (duplicate) return { _tag: "Duplicate", runId: duplicate.run_id, loadedBy: duplicate.loaded_by } as const
 
-    // A recorded outcome whose move stopped with its run: the caller takes its lease to finish it.
-    const [leftover] = yield* db.query<{ run_id: string; state: RunStatus; objects: FolderObjects; report: unknown; loaded_by: string | null }>(
-      `WITH taken AS (
-         UPDATE ${SCHEMA}.deliveries SET owner = $3, lease_until = now() + $4::interval, updated_at = now()
-         WHERE ${where} AND state <> 'running' AND NOT archived AND lease_until < now()
-         RETURNING run_id, state, objects, loaded_run_id
-       )
-       SELECT taken.run_id::text AS run_id, taken.state, taken.objects, r.report, taken.loaded_run_id::text AS loaded_by
-       FROM taken LEFT JOIN ${SCHEMA}.delivery_runs r ON r.id = taken.run_id`,
-      [key.bucket, key.prefix, owner, leaseInterval]
-    )
-    if (leftover) {
-      return {
-        _tag: "Leftover",
-        run: {
-          runId: leftover.run_id,
-          status: leftover.state,
-          objects: typeof leftover.objects === "string" ? JSON.parse(leftover.objects) : leftover.objects,
-          report: typeof leftover.report === "string" ? JSON.parse(leftover.report) : leftover.report,
-          loadedBy: leftover.loaded_by
-        }
-      } as const
-    }
+    const leftover = yield* resume(key, owner)
+    if (leftover) return { _tag: "Leftover", run: leftover } as const
     const [current] = yield* db.query<{ owner: string }>(`SELECT owner FROM ${SCHEMA}.deliveries WHERE ${where}`, [
       key.bucket,
       key.prefix
@@ -332,5 +348,5 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
     )
   })
 
-  return Ledger.of({ claim, tick, renew, settle, report, archived, release, lease })
+  return Ledger.of({ claim, resume, unfinished, tick, renew, settle, report, archived, release, lease })
 }

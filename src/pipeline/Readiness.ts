@@ -4,7 +4,8 @@ import { loadManifest } from "./loadManifest.ts"
 
 /** Whether a delivery folder may be processed now, and if not, why. */
 export type Readiness =
-  | { readonly ready: true; readonly because: "manifest" | "quiet" }
+  /** `unfinished`: a run recorded its outcome and died during its move, which the next run finishes. */
+  | { readonly ready: true; readonly because: "manifest" | "quiet" | "unfinished" }
   | {
     readonly ready: false
     readonly waitingFor: string

@@ -1,5 +1,5 @@
-import { Effect, Stream } from "effect"
-import type { DeliveryKey } from "../effects/Ledger.ts"
+import { Effect, Option, Stream } from "effect"
+import { type DeliveryKey, Ledger } from "../effects/Ledger.ts"
 import { type ObjectInfo, ObjectStore } from "../effects/ObjectStore.ts"
 import { type DeliveryFolder, deliveryOfObject } from "./DeliveryFolder.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
@@ -46,12 +46,23 @@ export const discover = Effect.fn("discover")(function*(options: { readonly part
       })
     )
   )
+  // A move a dead run left unfinished is taken up at once, whatever its folder looks like now: its
+  // manifest may be deleted already, or every source (the ledger then still has to hear of it).
+  const ledger = yield* Effect.serviceOption(Ledger)
+  const unfinished = Option.isSome(ledger)
+    ? (yield* ledger.value.unfinished(store.bucket)).filter((key) => key.prefix.startsWith(root))
+    : []
+  for (const key of unfinished) if (!folders.has(key.prefix)) folders.set(key.prefix, { key, objects: [] })
+  const resume = new Set(unfinished.map((key) => key.prefix))
   const found: Array<Discovered> = []
   for (const folder of folders.values()) {
     // Refused whole, as workers refuse it: loading the other files would load a delivery other
     // than the one deposited.
     if (refused.has(folder.key.prefix)) continue
-    found.push({ folder, readiness: yield* readiness(folder, config.quietPeriod) })
+    const ready = resume.has(folder.key.prefix)
+      ? ({ ready: true, because: "unfinished" } as const)
+      : yield* readiness(folder, config.quietPeriod)
+    found.push({ folder, readiness: ready })
   }
   return { found, refused: [...refused.values()] }
 })

@@ -5,7 +5,7 @@ import type { Dataset } from "../../schemas/Dataset.ts"
 import type { Manifest, ManifestFile } from "../../schemas/Manifest.ts"
 import type { DatabaseError } from "../effects/Database.ts"
 import { datasetForFile, datasets } from "../../schemas/registry.ts"
-import { type DeliveryKey, LeaseLost, Ledger } from "../effects/Ledger.ts"
+import { type DeliveryKey, LeaseLost, Ledger, type RecordedRun } from "../effects/Ledger.ts"
 import { type ObjectInfo, ObjectStore, type ObjectStoreError } from "../effects/ObjectStore.ts"
 import { type DeliveryLoad, type LoadMode, Sink, type StagedRecord } from "../effects/Sink.ts"
 import { fileFormat } from "../stream/FileFormat.ts"
@@ -69,7 +69,13 @@ export const processDelivery: (
   yield* Effect.annotateCurrentSpan({ "loaders.partner": key.partner, "loaders.delivery": key.delivery, "aws.s3.bucket": key.bucket })
   const listedAt = options.dryRun ? "" : yield* ledger.tick
   const objects = yield* Stream.runCollect(store.list(key.prefix))
-  if (objects.length === 0) return { _tag: "Skipped", key, reason: "empty" } as const
+  if (objects.length === 0) {
+    // Its sources may all be deleted while its run died before recording the move done.
+    const run = options.dryRun ? undefined : yield* ledger.resume(key, config.owner)
+    if (run === undefined) return { _tag: "Skipped", key, reason: "empty" } as const
+    yield* finishMove(key, run, [])
+    return { _tag: "Skipped", key, reason: "leftover" } as const
+  }
   const folder: DeliveryFolder = { key, objects }
 
   if (options.dryRun) {
@@ -83,12 +89,7 @@ export const processDelivery: (
     case "Leftover": {
       const { run } = claim
       const taken = objects.filter((o) => run.objects[nameInFolder(key, o.key)] === o.etag)
-      yield* holding(key, run.runId, Effect.gen(function*() {
-        const report = run.report === null
-          ? yield* duplicateReport(key, run.runId, run.loadedBy)
-          : (run.report as DeliveryReport)
-        yield* move({ key, objects: taken }, report)
-      }))
+      yield* finishMove(key, run, taken)
       // Objects the dead run did not take were deposited after it started: a delivery of their own.
       if (taken.length < objects.length) return yield* processDelivery(key, options)
       return { _tag: "Skipped", key, reason: "leftover" } as const
@@ -148,6 +149,13 @@ const holding = <A, E, R>(key: DeliveryKey, runId: string, work: Effect.Effect<A
       })
     ).pipe(Effect.onError(() => ledger.release(key, runId).pipe(Effect.ignore)))
   })
+
+/** Finishes the move of a run that died after recording its outcome, with what it recorded. */
+const finishMove = (key: DeliveryKey, run: RecordedRun, taken: ReadonlyArray<ObjectInfo>) =>
+  holding(key, run.runId, Effect.gen(function*() {
+    const report = run.report === null ? yield* duplicateReport(key, run.runId, run.loadedBy) : (run.report as DeliveryReport)
+    yield* move({ key, objects: taken }, report)
+  }))
 
 /** The report of a run that found the objects an earlier run (`loadedBy`) already loaded. */
 const duplicateReport = Effect.fnUntraced(function*(key: DeliveryKey, runId: string, loadedBy: string | null) {
