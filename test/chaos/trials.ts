@@ -1,3 +1,4 @@
+import postgres from "postgres"
 import { startS3FaultProxy } from "../support/s3FaultProxy.ts"
 import { type BatchExit, batchEnvironment, startBatch } from "./batch.ts"
 import { folderOf } from "./deliveries.ts"
@@ -155,7 +156,7 @@ export const killTrial = async (world: World, plan: Plan, aim: KillAim): Promise
   await watch.stop()
   // Once the process is dead the bucket no longer moves: what it holds now is where the kill fell.
   await watch.look()
-  const step: Step | "ended before the kill" = killed ? watch.step() : "ended before the kill"
+  const step: Step | "ended before the kill" = killed ? watch.step(await archivedFolders(target)) : "ended before the kill"
   const views = Object.fromEntries(watch.current)
   runs.add(first, killed ? "SIGKILL" : exitText(first))
   const details = { aim, step, killedAtMs: Math.round(first.seconds * 1000), views }
@@ -165,6 +166,15 @@ export const killTrial = async (world: World, plan: Plan, aim: KillAim): Promise
   // saves those runs).
   await sleep(plan.leaseMs)
   return conclude(world, target, plan, "kill", started, await recover(world, target, plan, runs), runs, details)
+}
+
+/** The deliveries the ledger records as moved to their archive (none before the ledger exists). */
+const archivedFolders = async (target: Target): Promise<ReadonlySet<string>> => {
+  const sql = postgres(target.databaseUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 })
+  const rows = await sql<Array<{ folder: string }>>`
+    SELECT partner || '/' || delivery AS folder FROM loaders.deliveries WHERE archived`.catch(() => [])
+  await sql.end({ timeout: 5 })
+  return new Set(rows.map((r) => r.folder))
 }
 
 /** Waits for a `COPY` of the trial's database in pg_stat_activity; its backend pids, or none within the bound. */
