@@ -12,7 +12,7 @@ export interface DeliveryView {
 }
 
 /** The step of the run a moment falls in, judged from the bucket alone. */
-export type Step = "load" | "archive: copy" | "archive: report" | "archive: delete" | "after"
+export type Step = "load" | "archive: copy" | "archive: report" | "archive: delete" | "archive: finish" | "after"
 
 /** Milliseconds since the process started at which each delivery's archive steps were first seen. */
 export interface Timeline {
@@ -76,16 +76,20 @@ export class BucketWatch {
     return this.views
   }
 
-  /** The step the run is in now: inside some delivery's archive step, before any, or past them all. */
-  step(): Step {
+  /**
+   * The step the run is in now: inside some delivery's archive step, before any, or past them all.
+   * `archived` (from the ledger, after a kill) tells a move whose sources are all deleted but not
+   * yet recorded as done (`archive: finish`) from one that is over.
+   */
+  step(archived: ReadonlySet<string> = new Set()): Step {
     const steps = this.deliveries.map((d): Step => {
       const view = this.views.get(folderOf(d))
       if (!view || view.archived === 0) return "load"
-      if (view.sources === 0) return "after"
+      if (view.sources === 0) return archived.has(folderOf(d)) ? "after" : "archive: finish"
       if (view.sources < d.files.length + 1) return "archive: delete"
       return view.report ? "archive: report" : "archive: copy"
     })
-    const inside = (["archive: delete", "archive: report", "archive: copy"] as const).find((s) => steps.includes(s))
+    const inside = (["archive: delete", "archive: finish", "archive: report", "archive: copy"] as const).find((s) => steps.includes(s))
     return inside ?? (steps.every((s) => s === "after") ? "after" : "load")
   }
 

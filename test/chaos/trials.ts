@@ -1,3 +1,4 @@
+import postgres from "postgres"
 import { startS3FaultProxy } from "../support/s3FaultProxy.ts"
 import { type BatchExit, batchEnvironment, startBatch } from "./batch.ts"
 import { folderOf } from "./deliveries.ts"
@@ -70,27 +71,28 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.
 const RECOVERY_RUNS = 3
 
 /**
- * Runs `batch` until nothing is left under incoming/ (none when nothing is), at most `RECOVERY_RUNS` times: what a fault
+ * Runs `batch` until nothing is left under incoming/, at most `RECOVERY_RUNS` times: what a fault
  * left must be taken over by the next run once the dead run's claim has run out, not after some
- * later timeout (a folder left without its manifest, say, waiting for the quiet period). Without
- * faults (`env` unchanged), every run must exit 0. `unfinished` leaves the rest to the comparison
- * (objects left in incoming/).
+ * later timeout (a folder left without its manifest, say, waiting for the quiet period). After a
+ * fault the next run always happens (`afterFault`), even with incoming/ empty, as an operator's
+ * next scheduled run would: it may have a move to finish. Without faults (`faulty` false) every
+ * run must exit 0. `unfinished` leaves the rest to the comparison (objects left in incoming/).
  */
 export const recover = async (
   world: World,
   target: Target,
   plan: Plan,
   runs: Runs,
-  env = batchEnvironment(world.settings(target, plan.lease)),
-  faulty = false
+  options: { readonly afterFault: boolean; readonly faulty?: boolean; readonly env?: Record<string, string> }
 ): Promise<"done" | "unfinished" | "stuck"> => {
+  const env = options.env ?? batchEnvironment(world.settings(target, plan.lease))
   const empty = async () => (await world.keys(target.bucket, "incoming/")).length === 0
   for (let attempt = 1; attempt <= RECOVERY_RUNS; attempt++) {
-    if (await empty()) return "done"
+    if (!(attempt === 1 && options.afterFault) && (await empty())) return "done"
     if (attempt > 1) await sleep(1_000)
     const run = runs.add(await startBatch(env, plan.runBoundMs).exited)
     if (run.stuck) return "stuck"
-    if (run.code !== 0 && !faulty) runs.problems.push(`a run without faults exited ${exitText(run)}: ${lastLines(run)}`)
+    if (run.code !== 0 && !options.faulty) runs.problems.push(`a run without faults exited ${exitText(run)}: ${lastLines(run)}`)
   }
   return (await empty()) ? "done" : "unfinished"
 }
@@ -155,7 +157,7 @@ export const killTrial = async (world: World, plan: Plan, aim: KillAim): Promise
   await watch.stop()
   // Once the process is dead the bucket no longer moves: what it holds now is where the kill fell.
   await watch.look()
-  const step: Step | "ended before the kill" = killed ? watch.step() : "ended before the kill"
+  const step: Step | "ended before the kill" = killed ? watch.step(await archivedFolders(target)) : "ended before the kill"
   const views = Object.fromEntries(watch.current)
   runs.add(first, killed ? "SIGKILL" : exitText(first))
   const details = { aim, step, killedAtMs: Math.round(first.seconds * 1000), views }
@@ -164,7 +166,16 @@ export const killTrial = async (world: World, plan: Plan, aim: KillAim): Promise
   // runs out would only find the delivery busy (the recovery below retries anyway, this only
   // saves those runs).
   await sleep(plan.leaseMs)
-  return conclude(world, target, plan, "kill", started, await recover(world, target, plan, runs), runs, details)
+  return conclude(world, target, plan, "kill", started, await recover(world, target, plan, runs, { afterFault: true }), runs, details)
+}
+
+/** The deliveries the ledger records as moved to their archive (none before the ledger exists). */
+const archivedFolders = async (target: Target): Promise<ReadonlySet<string>> => {
+  const sql = postgres(target.databaseUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 })
+  const rows = await sql<Array<{ folder: string }>>`
+    SELECT partner || '/' || delivery AS folder FROM loaders.deliveries WHERE archived`.catch(() => [])
+  await sql.end({ timeout: 5 })
+  return new Set(rows.map((r) => r.folder))
 }
 
 /** Waits for a `COPY` of the trial's database in pg_stat_activity; its backend pids, or none within the bound. */
@@ -232,7 +243,7 @@ export const databaseTrial = async (world: World, plan: Plan, fault: "terminate"
   // A run that lost its database may not have been able to give its claims back: they run out
   // one lease after it ended, and then the next run must take the deliveries over.
   await sleep(first.startedAt + first.seconds * 1000 + plan.leaseMs - performance.now())
-  const outcome = await recover(world, target, plan, runs)
+  const outcome = await recover(world, target, plan, runs, { afterFault: true })
   return conclude(world, target, plan, kind, started, stuck ? "stuck" : outcome, runs, details)
 }
 
@@ -247,7 +258,7 @@ export const pairTrial = async (world: World, plan: Plan): Promise<TrialResult> 
     runs.add(exit)
     if (!exit.stuck && exit.code !== 0) runs.problems.push(`a run exited ${exitText(exit)}: ${lastLines(exit)}`)
   }
-  const outcome = pair.some((r) => r.stuck) ? "stuck" : await recover(world, target, plan, runs)
+  const outcome = pair.some((r) => r.stuck) ? "stuck" : await recover(world, target, plan, runs, { afterFault: false })
   return conclude(world, target, plan, "two batch processes at once", started, outcome, runs, {})
 }
 
@@ -279,7 +290,7 @@ export const s3Trial = async (world: World, plan: Plan, seed: number): Promise<T
   const runs = new Runs()
   const detections: Array<number> = []
   const env = batchEnvironment({ ...world.settings(target, plan.lease, proxy.endpoint), LOADERS_S3_TIMEOUT: `${S3_TIMEOUT_MS} millis` })
-  const outcome = await recover(world, target, plan, runs, env, true).finally(() => {
+  const outcome = await recover(world, target, plan, runs, { afterFault: true, faulty: true, env }).finally(() => {
     clearInterval(stallWatch)
     return proxy.close()
   })
