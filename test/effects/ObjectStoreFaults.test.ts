@@ -30,7 +30,7 @@ afterEach(async () => {
  * A fresh bucket on the shared s3rver behind a fault proxy, an `ObjectStore` on the proxy with a
  * one-second bound, and what it logs and counts.
  */
-const faulty = async (faults: Faults) => {
+const faulty = async (faults: Faults, boundMs = BOUND_MS) => {
   const { s3, bucket, client } = await freshBucket()
   const proxy = await startS3FaultProxy(s3.endpoint, faults)
   proxies.push(proxy)
@@ -41,7 +41,7 @@ const faulty = async (faults: Faults) => {
       endpoint: proxy.endpoint,
       forcePathStyle: true,
       credentials: s3.credentials,
-      timeout: `${BOUND_MS} millis`
+      timeout: `${boundMs} millis`
     }),
     Logger.layer([
       Logger.map(Logger.formatStructured, (entry) => {
@@ -231,7 +231,9 @@ describe("ObjectStore through an S3 fault proxy", () => {
   const replacedMidDownload = async (honourIfMatch: boolean) => {
     const before = randomBytes(4 * 1024 * 1024)
     const after = randomBytes(4 * 1024 * 1024)
-    const { proxy, bucket, layer, putDirect } = await faulty({ error: 0, cut: 0, stall: 0 })
+    // No stall is involved: a long bound keeps a slow answer on a loaded machine from being taken
+    // for one (the watchdog's retry would use up the one cut this test needs).
+    const { proxy, bucket, layer, putDirect } = await faulty({ error: 0, cut: 0, stall: 0 }, 10_000)
     await putDirect("v.bin", before)
     proxy.setFaults({ error: 0, cut: 1, stall: 0, honourIfMatch, match: firstOf("GET", `/${bucket}/v.bin`) })
     let replaced = false
