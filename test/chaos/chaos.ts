@@ -145,13 +145,19 @@ const main = async (): Promise<number> => {
     }))
   ]
   let stopping = false
+  // A failure of the harness itself (s3rver or PostgreSQL gone, say) is no verdict on the loader:
+  // it stops the trials, and what was done so far is still tabled and written.
+  const harnessErrors: Array<string> = []
   const lane = async () => {
-    for (;;) {
+    while (harnessErrors.length === 0) {
       const index = queue.findIndex((t) => !t.stopsServer || !stopping)
       const trial = index < 0 ? undefined : queue.splice(index, 1)[0]
       if (!trial) return
       stopping ||= trial.stopsServer
-      record(await trial.run())
+      await trial.run().then(record, (error: unknown) => {
+        harnessErrors.push(error instanceof Error ? error.message : String(error))
+        console.error(`The harness failed (not the loader): ${harnessErrors.at(-1)}`)
+      })
       if (trial.stopsServer) stopping = false
     }
   }
@@ -160,15 +166,16 @@ const main = async (): Promise<number> => {
   const leftovers = world.leftovers()
   log("")
   log(table(results, leftovers))
+  if (harnessErrors.length > 0) log(`Stopped early, ${queue.length} trials not run: the harness failed (${harnessErrors.join("; ")}).`)
   const out = join(fileURLToPath(new URL("../artifacts/", import.meta.url)))
   mkdirSync(out, { recursive: true })
   const file = join(out, "chaos.json")
   writeFileSync(
     file,
-    JSON.stringify({ megabytes, seed, jobs, lease: LEASE, runBoundMs: plan.runBoundMs, clean: { seconds: clean.exit.seconds, timelines: Object.fromEntries(clean.timelines) }, results, leftovers }, null, 2)
+    JSON.stringify({ megabytes, seed, jobs, lease: LEASE, runBoundMs: plan.runBoundMs, clean: { seconds: clean.exit.seconds, timelines: Object.fromEntries(clean.timelines) }, results, leftovers, harnessErrors }, null, 2)
   )
   log(`Details: ${file}`)
-  return results.every((r) => r.verdict === "identical") && leftovers.length === 0 ? 0 : 1
+  return harnessErrors.length === 0 && results.every((r) => r.verdict === "identical") && leftovers.length === 0 ? 0 : 1
 }
 
 /**
@@ -257,6 +264,7 @@ try {
 } catch (error) {
   console.error(error)
 } finally {
+  killAll()
   await stopAll()
 }
 process.exit(status)
