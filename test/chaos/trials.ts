@@ -157,10 +157,11 @@ export const killTrial = async (world: World, plan: Plan, aim: KillAim): Promise
   await watch.stop()
   // Once the process is dead the bucket no longer moves: what it holds now is where the kill fell.
   await watch.look()
-  const step: Step | "ended before the kill" = killed ? watch.step(await archivedFolders(target)) : "ended before the kill"
+  const archived = await archivedFolders(target)
+  const step: Step | "ended before the kill" = killed ? watch.step(archived) : "ended before the kill"
   const views = Object.fromEntries(watch.current)
   runs.add(first, killed ? "SIGKILL" : exitText(first))
-  const details = { aim, step, killedAtMs: Math.round(first.seconds * 1000), views }
+  const details = { aim, step, killedAtMs: Math.round(first.seconds * 1000), views, archivedInLedger: [...archived] }
   if (first.stuck) return conclude(world, target, plan, "kill", started, "stuck", runs, details)
   // The killed run renewed its claim at the latest when it died: a run started before the claim
   // runs out would only find the delivery busy (the recovery below retries anyway, this only
