@@ -67,3 +67,7 @@ export const archivePrefix = (key: DeliveryKey, archiveRoot: string, runId: stri
 /** Where runs of a delivery keep what must outlive their process until their move is done. */
 export const stagingFolder = (key: DeliveryKey, stagingRoot: string): string =>
   `${stagingRoot}${key.partner}/${key.delivery}/`
+
+/** A run's rejections, staged until its archive has them. */
+export const stagedErrors = (key: DeliveryKey, stagingRoot: string, runId: string): string =>
+  `${stagingFolder(key, stagingRoot)}${runFolder(runId)}${ERRORS}`

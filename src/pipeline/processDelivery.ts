@@ -20,7 +20,7 @@ import {
   MANIFEST,
   nameInFolder,
   REPORT,
-  runFolder,
+  stagedErrors,
   stagingFolder
 } from "./DeliveryFolder.ts"
 import { type ErrorLog, makeErrorLog } from "./ErrorLog.ts"
@@ -189,7 +189,7 @@ const move = Effect.fnUntraced(function*(folder: DeliveryFolder, recorded: Deliv
   const config = yield* PipelineConfig
   const runId = recorded.runId ?? ""
   const destination = recorded.archive ?? archivePrefix(folder.key, config.failurePrefix, runId)
-  const staged = stagingFolder(folder.key, config.stagingPrefix) + runFolder(runId) + ERRORS
+  const staged = stagedErrors(folder.key, config.stagingPrefix, runId)
   yield* copyFolder(folder, destination)
   const rejections = yield* store.copy(staged, destination + ERRORS).pipe(
     Effect.andThen(firstRejections(destination + ERRORS)),
@@ -207,7 +207,7 @@ const move = Effect.fnUntraced(function*(folder: DeliveryFolder, recorded: Deliv
   // delivery half in incoming/ and out of the metrics.
   yield* Effect.uninterruptible(Effect.gen(function*() {
     yield* deleteFolder(folder)
-    yield* deleteUnder(stagingFolder(folder.key, config.stagingPrefix) + runFolder(runId))
+    yield* store.delete(staged)
     yield* ledger.archived(folder.key, runId)
     yield* recordOutcome(report)
   }))
@@ -344,8 +344,7 @@ const validateAndLoad = Effect.fnUntraced(function*(
       })
       if (run === undefined || load === undefined) return report
       if (errors.lines() > 0) {
-        const staged = stagingFolder(key, config.stagingPrefix) + runFolder(run.runId) + ERRORS
-        yield* store.upload(staged, readFile(errors.path), { contentType: "application/x-ndjson" })
+        yield* store.upload(stagedErrors(key, config.stagingPrefix, run.runId), readFile(errors.path), { contentType: "application/x-ndjson" })
       }
       if (accepted) yield* load.commit((session) => ledger.settle(key, run.runId, "succeeded", report, session))
       return report
