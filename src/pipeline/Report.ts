@@ -1,15 +1,10 @@
 import type { Bilingual, RecordIssue } from "../../schemas/Dataset.ts"
+import type { RecordPosition } from "../stream/RawRecord.ts"
 import type { Notification } from "./notify.ts"
 import { describePolicy, type ErrorPolicy } from "./Policy.ts"
 
 /** One problem with one record, pinpointed for the partner (a line of `_errors.ndjson`). */
-export interface Rejection extends RecordIssue {
-  readonly file: string
-  /** 0-based record index in the file. */
-  readonly index: number
-  readonly line: number
-  readonly offset: number
-}
+export interface Rejection extends RecordIssue, RecordPosition {}
 
 /** A problem with a whole file or the delivery (malformed JSON, unknown dataset, manifest mismatch). */
 export interface FileProblem {

@@ -1,11 +1,11 @@
 import { Data } from "effect"
 
 /**
- * One JSON value lifted out of a delivery file, with where it came from so a rejection can be
- * pinpointed for the partner. `value` is plain parsed JSON; nothing is validated yet.
+ * Where a record sits in its delivery file, so a partner can find it: carried unchanged by the raw
+ * record, the validated row on its way to a sink, and the rejection in the report.
  */
-export interface RawRecord {
-  /** Object key of the file the record came from. */
+export interface RecordPosition {
+  /** Name of the file in its delivery folder (the object key for a bare file). */
   readonly file: string
   /** 0-based position of the record in the file's array or NDJSON lines. */
   readonly index: number
@@ -13,6 +13,13 @@ export interface RawRecord {
   readonly line: number
   /** Byte offset where the record starts (in the decompressed text). */
   readonly offset: number
+}
+
+/**
+ * One JSON value lifted out of a delivery file, with its position. `value` is plain parsed JSON;
+ * nothing is validated yet.
+ */
+export interface RawRecord extends RecordPosition {
   readonly value: unknown
 }
 
