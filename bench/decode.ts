@@ -9,7 +9,8 @@ import { Schema } from "effect"
 import { readFileSync } from "node:fs"
 import { parseArgs } from "node:util"
 import { Transaction, transactions } from "../schemas/transactions.ts"
-import { copyRows, type StagedRecord } from "../src/effects/Sink.ts"
+import { copyRows } from "../src/effects/postgres/copyRows.ts"
+import type { StagedRecord } from "../src/effects/Sink.ts"
 import { transactionsFile } from "./generate.ts"
 
 const { values } = parseArgs({ options: { mb: { type: "string", default: "100" } } })
@@ -37,7 +38,7 @@ const decode = measure(() => {
   rows.length = 0
   records.forEach((record, index) => {
     const decoded = transactions.decode(record)
-    if (decoded.ok) rows.push({ file: "transactions.json", index, row: decoded.row })
+    if (decoded.ok) rows.push({ file: "transactions.json", index, line: index + 1, offset: 0, row: decoded.row })
   })
 })
 // In batches of 1000, as the sink encodes them.

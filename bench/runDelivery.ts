@@ -14,7 +14,7 @@ import { Ledger } from "../src/effects/Ledger.ts"
 import { Mailer } from "../src/effects/Mailer.ts"
 import { Partners } from "../src/effects/Partners.ts"
 import { ObjectStore } from "../src/effects/ObjectStore.ts"
-import { Sink } from "../src/effects/Sink.ts"
+import { PostgresSink } from "../src/effects/postgres/PostgresSink.ts"
 import { deliveryKey } from "../src/pipeline/DeliveryFolder.ts"
 import { PipelineConfig } from "../src/pipeline/PipelineConfig.ts"
 import { processDelivery } from "../src/pipeline/processDelivery.ts"
@@ -31,7 +31,7 @@ const bucket = env("BENCH_BUCKET")
 const key = deliveryKey(bucket, env("BENCH_PREFIX"), "incoming/")
 if (!key) throw new Error("BENCH_PREFIX must look like incoming/<partner>/<delivery>/")
 
-const layer = Layer.mergeAll(Sink.layer(datasets), Ledger.layer({ lease: Duration.minutes(2) })).pipe(
+const layer = Layer.mergeAll(PostgresSink.layer(datasets), Ledger.layer({ lease: Duration.minutes(2) })).pipe(
   Layer.provideMerge(
     Layer.mergeAll(
       ObjectStore.layerWith({ bucket, endpoint: env("BENCH_S3_ENDPOINT"), credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } }),

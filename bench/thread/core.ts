@@ -3,7 +3,8 @@
  * in batches of 1000 rows (enrichment left out: the file has no leases to look up).
  */
 import { transactions } from "../../schemas/transactions.ts"
-import { copyRows, type StagedRecord } from "../../src/effects/Sink.ts"
+import { copyRows } from "../../src/effects/postgres/copyRows.ts"
+import type { StagedRecord } from "../../src/effects/Sink.ts"
 import { JsonSplitter } from "../../src/stream/JsonSplitter.ts"
 import type { RawRecord } from "../../src/stream/RawRecord.ts"
 
@@ -19,7 +20,7 @@ export const makeCore = (emit: (rows: string, count: number) => void) => {
     for (const record of records) {
       const decoded = transactions.decode(record.value)
       if (!decoded.ok) throw new Error(`record ${record.index} is invalid: the generated file should be valid`)
-      batch.push({ file: "transactions.json", index: record.index, row: decoded.row })
+      batch.push({ file: "transactions.json", index: record.index, line: record.line, offset: record.offset, row: decoded.row })
       if (batch.length === 1000) flush()
     }
   }

@@ -62,6 +62,9 @@ export class DatabaseInUse extends Data.TaggedError("DatabaseInUse")<{
   }
 }
 
+/** PostgreSQL schema that holds the loaded tables and the ledger. */
+export const SCHEMA = "loaders"
+
 /** A value bound to a `$n` parameter. */
 export type SqlParam = string | number | boolean | null
 
@@ -87,6 +90,30 @@ export interface SqlSession {
    * aborted. A row the server refuses fails a later `write`, or `end`.
    */
   readonly copyStream: (table: string, columns: ReadonlyArray<string>) => Effect.Effect<CopyStream, DatabaseError>
+}
+
+/**
+ * The session that calls made through `Database` join while it is set (see `joinSession`): a
+ * transaction opened by one component (a sink) takes the statements of another (the ledger's
+ * fence) without handing it a connection.
+ */
+const Joined = Context.Reference<SqlSession | undefined>("loaders/Database/Joined", { defaultValue: () => undefined })
+
+/** Runs `effect` with every call it makes through `Database` on `session` (inside its transaction). */
+export const joinSession = (session: SqlSession) => <A, E, R>(effect: Effect.Effect<A, E, R>): Effect.Effect<A, E, R> =>
+  Effect.provideService(effect, Joined, session)
+
+/** `shared`, except inside `joinSession`, where every call goes to the joined session. */
+const joining = (shared: SqlSession): SqlSession => {
+  const on = <A, E>(call: (session: SqlSession) => Effect.Effect<A, E>) =>
+    Effect.flatMap(Effect.service(Joined), (joined) => call(joined ?? shared))
+  return {
+    query: (text, params) => on((session) => session.query(text, params)),
+    execute: (text, params) => on((session) => session.execute(text, params)),
+    exec: (text) => on((session) => session.exec(text)),
+    copyIn: (table, columns, data) => on((session) => session.copyIn(table, columns, data)),
+    copyStream: (table, columns) => on((session) => session.copyStream(table, columns))
+  }
 }
 
 /** An open `COPY … FROM STDIN` (see `SqlSession.copyStream`). */
@@ -346,7 +373,7 @@ const makePostgres = Effect.fnUntraced(function*(url: Redacted.Redacted<string>,
     ({ conn, link, pid }) => giveBack(conn, link, pid)
   ).pipe(Effect.map(({ session }) => session))
 
-  return Database.of({ kind: "postgres", ...postgresSession(sql, pool), reserve })
+  return Database.of({ kind: "postgres", ...joining(postgresSession(sql, pool)), reserve })
 })
 
 const LOCK_FILE = "loaders.lock"
@@ -440,7 +467,7 @@ const makePGlite = Effect.fnUntraced(function*(dataDir: string | undefined) {
 
   return Database.of({
     kind: "pglite",
-    ...shared,
+    ...joining(shared),
     reserve: Effect.acquireRelease(lock.take(1), () => lock.release(1)).pipe(Effect.as(session))
   })
 })

@@ -1,6 +1,5 @@
 import { Context, Data, Duration, Effect, Layer } from "effect"
-import { Database, type DatabaseError, migrate, type SqlParam, type SqlSession } from "./Database.ts"
-import { SCHEMA } from "./Sink.ts"
+import { Database, type DatabaseError, migrate, SCHEMA, type SqlParam } from "./Database.ts"
 
 /** A delivery folder in a bucket: the unit the ledger keeps state for. */
 export interface DeliveryKey {
@@ -95,16 +94,16 @@ export class Ledger extends Context.Service<Ledger, {
   /** Extends the run's lease; fails with `LeaseLost` if another run took the delivery. */
   readonly renew: (key: DeliveryKey, runId: string) => Effect.Effect<void, DatabaseError | LeaseLost>
   /**
-   * Records the run's outcome and report; on `session` when given — the load's transaction, so
-   * the outcome commits with the rows or not at all. Fails with `LeaseLost` (and the transaction must roll
-   * back) if the run no longer owns the delivery. The lease stays held for the move.
+   * Records the run's outcome and report. Run as a sink's commit fence, it joins the load's
+   * transaction, so the outcome commits with the rows or not at all. Fails with `LeaseLost` (and
+   * the transaction must roll back) if the run no longer owns the delivery. The lease stays held
+   * for the move.
    */
   readonly settle: (
     key: DeliveryKey,
     runId: string,
     status: RunStatus,
-    report: unknown,
-    session?: Pick<SqlSession, "execute">
+    report: unknown
   ) => Effect.Effect<void, DatabaseError | LeaseLost>
   /** Replaces the run's recorded report (once its notifications are known). */
   readonly report: (runId: string, report: unknown) => Effect.Effect<void, DatabaseError>
@@ -282,14 +281,13 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
     Effect.map(([row]) => row?.tick ?? "0")
   )
 
-  const owned = (session: Pick<SqlSession, "execute">, sql: string, params: ReadonlyArray<SqlParam>, key: DeliveryKey, runId: string) =>
-    session.execute(sql, params).pipe(
+  const owned = (sql: string, params: ReadonlyArray<SqlParam>, key: DeliveryKey, runId: string) =>
+    db.execute(sql, params).pipe(
       Effect.flatMap((rows) => (rows === 1 ? Effect.void : Effect.fail(new LeaseLost({ prefix: key.prefix, runId }))))
     )
 
   const renew = Effect.fn("Ledger.renew")(function*(key: DeliveryKey, runId: string) {
     yield* owned(
-      db,
       `UPDATE ${SCHEMA}.deliveries SET lease_until = now() + '${leaseInterval}'::interval, updated_at = now()
        WHERE ${where} AND run_id = $3::bigint AND NOT archived`,
       [key.bucket, key.prefix, runId],
@@ -302,11 +300,9 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
     key: DeliveryKey,
     runId: string,
     status: RunStatus,
-    report: unknown,
-    session: Pick<SqlSession, "execute"> = db
+    report: unknown
   ) {
     yield* owned(
-      session,
       `UPDATE ${SCHEMA}.deliveries SET state = $4, lease_until = now() + '${leaseInterval}'::interval, updated_at = now(),
          loaded_run_id = CASE WHEN $4 = 'succeeded' THEN run_id ELSE loaded_run_id END
        WHERE ${where} AND run_id = $3::bigint AND NOT archived`,
@@ -314,7 +310,7 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
       key,
       runId
     )
-    yield* session.execute(
+    yield* db.execute(
       `UPDATE ${SCHEMA}.delivery_runs SET status = $2, finished_at = now(), report = $3::text::jsonb WHERE id = $1::bigint`,
       [runId, status, JSON.stringify(report)]
     )

@@ -10,7 +10,7 @@ import { Ledger } from "../effects/Ledger.ts"
 import { Mailer } from "../effects/Mailer.ts"
 import { Partners } from "../effects/Partners.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
-import { Sink } from "../effects/Sink.ts"
+import { PostgresSink } from "../effects/postgres/PostgresSink.ts"
 import { sweepErrorLogs } from "../pipeline/ErrorLog.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
 
@@ -110,7 +110,7 @@ export const AppLayer = Layer.unwrap(
       Layer.succeed(Environment, { lines })
     )
     const seed = store.fresh ? Layer.effectDiscard(seedExamples) : Layer.empty
-    return Layer.mergeAll(Sink.layer(datasets), Ledger.layer({ lease: settings.lease }), seed, Layer.effectDiscard(sweepErrorLogs)).pipe(
+    return Layer.mergeAll(PostgresSink.layer(datasets), Ledger.layer({ lease: settings.lease }), seed, Layer.effectDiscard(sweepErrorLogs)).pipe(
       Layer.provideMerge(base),
       Layer.provideMerge(TelemetryLayer)
     )

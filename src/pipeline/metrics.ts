@@ -1,4 +1,5 @@
-import { Metric } from "effect"
+import { Effect, Metric } from "effect"
+import type { DeliveryReport } from "./Report.ts"
 
 /**
  * The loaders' metrics, exported over OTLP when telemetry is on (names as the Grafana dashboard in
@@ -21,3 +22,29 @@ export const metrics = {
   }),
   notifications: Metric.counter("loaders.notifications", { description: "Report emails and partner webhooks, by channel and outcome", incremental: true })
 } as const
+
+/** The delivery's outcome on its span and in the metrics. */
+export const recordOutcome = (report: DeliveryReport) =>
+  Effect.gen(function*() {
+    const attributes = { partner: report.partner, outcome: report.status }
+    yield* Effect.annotateCurrentSpan({
+      "loaders.status": report.status,
+      "loaders.run_id": report.runId ?? "",
+      "loaders.records.read": report.totals.read,
+      "loaders.records.loaded": report.totals.loaded,
+      "loaders.records.rejected": report.totals.rejected
+    })
+    yield* Metric.update(Metric.withAttributes(metrics.deliveries, attributes), 1)
+    // Counted from the report, so read = loaded + rejected holds in the metrics as in the report.
+    for (const [dataset, counts] of Object.entries(report.datasets)) {
+      const tags = { partner: report.partner, dataset }
+      yield* Metric.update(Metric.withAttributes(metrics.recordsRead, tags), counts.read)
+      yield* Metric.update(Metric.withAttributes(metrics.recordsLoaded, tags), counts.loaded)
+      yield* Metric.update(Metric.withAttributes(metrics.recordsRejected, tags), counts.rejected)
+    }
+    yield* Metric.update(Metric.withAttributes(metrics.deliveryDuration, attributes), report.durationMs / 1000)
+    for (const notification of report.notifications) {
+      const outcome = notification.channel === "email" ? notification.via : notification.status
+      yield* Metric.update(Metric.withAttributes(metrics.notifications, { channel: notification.channel, outcome }), 1)
+    }
+  })

@@ -52,3 +52,11 @@ export class DecompressError extends Data.TaggedError("DecompressError")<{
     return `${this.file}: cannot decompress gzip data: ${this.reason}`
   }
 }
+
+/** Just the position of a record (of a raw record, a staged row, …), e.g. for its rejection. */
+export const positionOf = (record: RecordPosition): RecordPosition => ({
+  file: record.file,
+  index: record.index,
+  line: record.line,
+  offset: record.offset
+})

@@ -1,6 +1,6 @@
 import { describe, expect } from "bun:test"
 import { Duration, Effect, Layer } from "effect"
-import { Database } from "../../src/effects/Database.ts"
+import { Database, joinSession } from "../../src/effects/Database.ts"
 import { type Claim, type DeliveryKey, Ledger } from "../../src/effects/Ledger.ts"
 import { effectTest } from "../support/effect.ts"
 import { databases } from "../support/pipeline.ts"
@@ -59,7 +59,7 @@ for (const [name, database] of Object.entries(databases)) {
           Effect.gen(function*() {
             const session = yield* db.reserve
             yield* session.exec("BEGIN")
-            const result = yield* ledger.settle(key, second, "succeeded", {}, session).pipe(Effect.flip)
+            const result = yield* ledger.settle(key, second, "succeeded", {}).pipe(joinSession(session), Effect.flip)
             yield* session.exec("ROLLBACK")
             return result
           })
@@ -75,7 +75,7 @@ for (const [name, database] of Object.entries(databases)) {
         expect((yield* runs).at(-1)).toEqual({ id: third, status: "succeeded" })
       }), layer())
 
-    effectTest("an outcome recorded in a transaction that rolls back is not recorded", () =>
+    effectTest("an outcome recorded in a joined transaction that rolls back is not recorded", () =>
       Effect.gen(function*() {
         const ledger = yield* Ledger
         const db = yield* Database
@@ -84,7 +84,7 @@ for (const [name, database] of Object.entries(databases)) {
           Effect.gen(function*() {
             const session = yield* db.reserve
             yield* session.exec("BEGIN")
-            yield* ledger.settle(key, run, "succeeded", {}, session)
+            yield* ledger.settle(key, run, "succeeded", {}).pipe(joinSession(session))
             yield* session.exec("ROLLBACK")
           })
         )

@@ -9,7 +9,7 @@ import { Ledger } from "../../src/effects/Ledger.ts"
 import { Mailer } from "../../src/effects/Mailer.ts"
 import { Partners } from "../../src/effects/Partners.ts"
 import type { PartnerSettings } from "../../schemas/PartnerConfig.ts"
-import { Sink } from "../../src/effects/Sink.ts"
+import { PostgresSink } from "../../src/effects/postgres/PostgresSink.ts"
 import { PipelineConfig } from "../../src/pipeline/PipelineConfig.ts"
 import type { DeliveryReport } from "../../src/pipeline/Report.ts"
 import { freshDatabase } from "./postgres.ts"
@@ -37,7 +37,7 @@ export const pipelineFixture = async <E>(
 ) => {
   const bucket = await freshBucket(endpoint)
   const outbox = mkdtempSync(join(tmpdir(), "loaders-outbox-"))
-  const layer = Layer.mergeAll(Sink.layer(datasets), Ledger.layer({ lease: Duration.seconds(30) })).pipe(
+  const layer = Layer.mergeAll(PostgresSink.layer(datasets), Ledger.layer({ lease: Duration.seconds(30) })).pipe(
     Layer.provideMerge(
       Layer.mergeAll(
         bucket.layer,
