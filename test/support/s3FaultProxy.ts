@@ -19,6 +19,8 @@ export interface Faults {
   readonly honourIfMatch?: boolean
   /** which requests may be faulted, default all */
   readonly match?: (method: string, path: string) => boolean
+  /** How much of a cut or stalled body gets through, in [0, 1); drawn per request by default. */
+  readonly share?: number
 }
 
 export interface FaultProxy {
@@ -180,7 +182,7 @@ export const startS3FaultProxy = async (target: string, faults: Faults): Promise
   const draw = (method: string, path: string, head: Head): Exchange => {
     stats.requests += 1
     const roll = random()
-    const share = random()
+    const share = current.share ?? random()
     const ifMatch = current.honourIfMatch ? head.headers.get("if-match") : undefined
     if (current.match && !current.match(method, path)) return { method, fault: "pass", share, ifMatch }
     const fault: Fault = roll < current.error
