@@ -82,9 +82,9 @@ export class JobQueueError extends Data.TaggedError("JobQueueError")<{ readonly 
 export class JobQueue extends Context.Service<JobQueue, {
   /**
    * Queues `job` under `id`, due now or after `delay`. While a job with that id waits, another is
-   * not added: the waiting one stays (with its data) and becomes due at the sooner of the two
-   * times, so a burst of events makes one job, and a new event does not wait for an older
-   * job's later recheck. A job already running does not count as waiting.
+   * not added: the waiting one stays (with its data and its failed attempts) and becomes due at
+   * the sooner of the two times, so a burst of events makes one job, and a new event does not
+   * wait for an older job's later recheck. A job already running does not count as waiting.
    */
   readonly offer: (
     job: DeliveryJob,
@@ -92,9 +92,11 @@ export class JobQueue extends Context.Service<JobQueue, {
   ) => Effect.Effect<void, JobQueueError>
   /**
    * Runs `workers` fibers taking due jobs until interrupted. A handler's `Done` ends its job,
-   * `RecheckAfter` offers it again for later, a failure (error or defect) retries it after
-   * `retryDelay(attempt)` until `maxAttempts` failures, when it is dropped with a log line. An
-   * interrupted handler's job is handed back, its attempt not counted.
+   * `RecheckAfter` offers it again for later as a fresh job (no failed attempt carried over), a
+   * failure (error or defect) retries it after `retryDelay(attempt)` until `maxAttempts` failures,
+   * when it is dropped with a log line. An interrupted handler's job is handed back, its attempt
+   * not counted. A handler needing the `JobQueue` service does not compile (see
+   * `HandlerMustNotUseTheJobQueue`).
    */
   readonly take: <E, R>(
     handler: JobHandler<E, R>,
