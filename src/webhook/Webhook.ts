@@ -1,11 +1,11 @@
 import { Context, Effect, Layer, Result, Schema } from "effect"
 import { SnsMessage } from "../../schemas/events/S3Event.ts"
-import { type DeliveryJob, JobQueue } from "../effects/JobQueue.ts"
+import { type DeliveryJob, deliveryJobId, JobQueue } from "../effects/JobQueue.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
 import { deliveryOfObject } from "../pipeline/DeliveryFolder.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
 import { authenticate } from "./auth.ts"
-import { BadRequest, Forbidden, PayloadTooLarge, type Unauthorized, type UpstreamFailed } from "./errors.ts"
+import { BadRequest, Forbidden, PayloadTooLarge, type Unauthorized, UpstreamFailed } from "./errors.ts"
 import { newerSequencer, type ObjectCreated, type ObjectEvents, objectEvents } from "./events.ts"
 import { makeSnsVerifier } from "./sns.ts"
 import { WebhookConfig } from "./WebhookConfig.ts"
@@ -113,7 +113,7 @@ export class Webhook extends Context.Service<Webhook, {
           if (place._tag === "Refused") refused.push(place.reason)
           if (place._tag !== "Delivery" || !fresh(event)) continue
           accepted++
-          deliveries.set(place.key.prefix, { bucket: place.key.bucket, prefix: place.key.prefix, attempt: 0 })
+          deliveries.set(place.key.prefix, { bucket: place.key.bucket, prefix: place.key.prefix })
         }
         for (const reason of refused) yield* Effect.logWarning(`webhook: ${reason}`)
         if (deliveries.size === 0 && refused.length > 0) {
@@ -123,7 +123,12 @@ export class Webhook extends Context.Service<Webhook, {
         }
         const span = yield* Effect.currentSpan.pipe(Effect.option)
         const origin = span._tag === "Some" ? { origin: { traceId: span.value.traceId, spanId: span.value.spanId } } : {}
-        for (const delivery of deliveries.values()) yield* queue.enqueue({ ...delivery, ...origin })
+        for (const delivery of deliveries.values()) {
+          const job = { ...delivery, ...origin }
+          yield* queue.offer(job, { id: deliveryJobId(job) }).pipe(
+            Effect.mapError((error) => new UpstreamFailed({ reason: `the job queue did not take ${delivery.prefix}: ${error.reason}` }))
+          )
+        }
         return {
           kind: "events",
           accepted,

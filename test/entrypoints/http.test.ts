@@ -2,9 +2,9 @@ import { HeadObjectCommand } from "@aws-sdk/client-s3"
 import { afterAll, describe, expect, test } from "bun:test"
 import { Duration, Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import { Database } from "../../src/effects/Database.ts"
-import { type DeliveryJob, JobQueue } from "../../src/effects/JobQueue.ts"
+import { type DeliveryJob, type JobAttempt, JobQueue } from "../../src/effects/JobQueue.ts"
 import { makeApp } from "../../src/entrypoints/http.ts"
-import { handleDeliveryJob } from "../../src/pipeline/deliveryJob.ts"
+import { deliveryJobAttempts, handleDeliveryJob } from "../../src/pipeline/deliveryJob.ts"
 import { Webhook } from "../../src/webhook/Webhook.ts"
 import { WebhookConfig, type WebhookSettings } from "../../src/webhook/WebhookConfig.ts"
 import { awsEvent, eventBridgeEvent, minioEvent, testEvent } from "../support/events.ts"
@@ -24,10 +24,13 @@ const server = async (webhook: Partial<WebhookSettings> = {}, quietPeriod: Durat
   const fixture = await pipelineFixture(databases.PostgreSQL(), { quietPeriod })
   // Every job a worker takes, to show that a refused request queued nothing.
   const jobs: Array<DeliveryJob> = []
-  const handle = (job: DeliveryJob, queue: JobQueue["Service"]) =>
-    Effect.sync(() => jobs.push(job)).pipe(Effect.andThen(handleDeliveryJob(job, queue)))
-  const layer = Webhook.layer.pipe(
-    Layer.provideMerge(JobQueue.layerInProcess({ workers: 2, handle })),
+  const handle = (job: DeliveryJob, attempt: JobAttempt) =>
+    Effect.sync(() => jobs.push(job)).pipe(Effect.andThen(handleDeliveryJob(job, attempt)))
+  const workers = Layer.effectDiscard(
+    JobQueue.use((queue) => Effect.forkScoped(queue.take(handle, { workers: 2, ...deliveryJobAttempts })))
+  )
+  const layer = Layer.mergeAll(Webhook.layer, workers).pipe(
+    Layer.provideMerge(JobQueue.layerMemory),
     Layer.provideMerge(WebhookConfig.layerWith({ secret: Redacted.make(SECRET), ...webhook })),
     Layer.provideMerge(fixture.layer)
   )
