@@ -4,7 +4,7 @@ import { optional } from "./decoder.ts"
 import { Email, OneOf, Text } from "./fields/fields.ts"
 import { check, rule } from "./fields/rules.ts"
 import { recordIssues } from "./issues.ts"
-import type { ErrorPolicy } from "../src/pipeline/Policy.ts"
+import type { ErrorPolicy } from "../src/domain/ErrorPolicy.ts"
 
 const Sha256 = Schema.String.check(
   check<string>(

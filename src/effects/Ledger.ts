@@ -1,17 +1,6 @@
 import { Context, Data, Duration, Effect, Layer } from "effect"
+import type { DeliveryKey, FolderObjects } from "../domain/DeliveryFolder.ts"
 import { Database, type DatabaseError, migrate, SCHEMA, type SqlParam } from "./Database.ts"
-
-/** A delivery folder in a bucket: the unit the ledger keeps state for. */
-export interface DeliveryKey {
-  readonly bucket: string
-  /** The folder, e.g. `incoming/acme/2026-11-01/` (always ends with `/`). */
-  readonly prefix: string
-  readonly partner: string
-  readonly delivery: string
-}
-
-/** The objects of a delivery folder as a claim sees them: name inside the folder → ETag. */
-export type FolderObjects = Readonly<Record<string, string>>
 
 /** What `claim` answered. */
 export type Claim =

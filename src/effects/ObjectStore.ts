@@ -10,16 +10,8 @@ import {
 import { Upload } from "@aws-sdk/lib-storage"
 import { Config, Context, Data, Duration, Effect, Layer, Metric, Option, Redacted, Schedule, Stream } from "effect"
 import { Readable } from "node:stream"
+import type { ObjectInfo } from "../domain/ObjectInfo.ts"
 import { S3Watchdog } from "./S3Watchdog.ts"
-
-/** Metadata of one stored object. */
-export interface ObjectInfo {
-  readonly key: string
-  readonly size: number
-  /** ETag without surrounding quotes. */
-  readonly etag: string
-  readonly lastModified: Date
-}
 
 /** A byte range to read: from `start` (inclusive) to the end of the object. */
 export interface GetOptions {

@@ -1,6 +1,6 @@
 import { Data, Effect } from "effect"
 import { ObjectStore } from "../effects/ObjectStore.ts"
-import { type DeliveryFolder, MANIFEST, nameInFolder } from "./DeliveryFolder.ts"
+import { type DeliveryFolder, MANIFEST, nameInFolder } from "../domain/DeliveryFolder.ts"
 
 /** A copy in the archive does not match its source, so the source is kept. */
 export class ArchiveError extends Data.TaggedError("ArchiveError")<{

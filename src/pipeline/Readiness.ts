@@ -1,5 +1,5 @@
 import { Clock, Duration, Effect } from "effect"
-import { type DeliveryFolder, MANIFEST, nameInFolder } from "./DeliveryFolder.ts"
+import { type DeliveryFolder, MANIFEST, nameInFolder } from "../domain/DeliveryFolder.ts"
 import { loadManifest } from "./loadManifest.ts"
 
 /** Whether a delivery folder may be processed now, and if not, why. */

@@ -1,10 +1,16 @@
 import type { Bilingual, RecordIssue } from "../../schemas/Dataset.ts"
+import { describePolicy, type ErrorPolicy } from "../domain/ErrorPolicy.ts"
 import type { RecordPosition } from "../stream/RawRecord.ts"
-import type { Notification } from "./notify.ts"
-import { describePolicy, type ErrorPolicy } from "./Policy.ts"
 
 /** One problem with one record, pinpointed for the partner (a line of `_errors.ndjson`). */
 export interface Rejection extends RecordIssue, RecordPosition {}
+
+/** What became of each notification of a delivery, recorded in its report. */
+export type Notification =
+  | { readonly channel: "email"; readonly to: ReadonlyArray<string>; readonly via: "resend"; readonly id: string }
+  | { readonly channel: "email"; readonly to: ReadonlyArray<string>; readonly via: "outbox"; readonly path: string; readonly reason?: string }
+  | { readonly channel: "email"; readonly to: ReadonlyArray<string>; readonly via: "failed"; readonly reason: string }
+  | { readonly channel: "webhook"; readonly url: string; readonly status: "delivered" | "failed"; readonly reason?: string }
 
 /** A problem with a whole file or the delivery (malformed JSON, unknown dataset, manifest mismatch). */
 export interface FileProblem {

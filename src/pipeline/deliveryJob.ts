@@ -1,7 +1,7 @@
 import { Duration, Effect, Stream, Tracer } from "effect"
 import { type DeliveryJob, type JobAttempt, JobOutcome, type TakeOptions } from "../effects/JobQueue.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
-import { deliveryKey, refusedObject } from "./DeliveryFolder.ts"
+import { deliveryKey, refusedObject } from "../domain/DeliveryFolder.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
 import { processDelivery } from "./processDelivery.ts"
 import { readiness } from "./Readiness.ts"

@@ -1,7 +1,8 @@
 import { Effect, Option, Stream } from "effect"
-import { type DeliveryKey, Ledger } from "../effects/Ledger.ts"
-import { type ObjectInfo, ObjectStore } from "../effects/ObjectStore.ts"
-import { type DeliveryFolder, deliveryOfObject } from "./DeliveryFolder.ts"
+import { type DeliveryFolder, type DeliveryKey, deliveryOfObject } from "../domain/DeliveryFolder.ts"
+import type { ObjectInfo } from "../domain/ObjectInfo.ts"
+import { Ledger } from "../effects/Ledger.ts"
+import { ObjectStore } from "../effects/ObjectStore.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
 import { type Readiness, readiness } from "./Readiness.ts"
 

@@ -1,5 +1,6 @@
 import { Duration, Effect, Schedule } from "effect"
-import { type DeliveryKey, Ledger } from "../effects/Ledger.ts"
+import type { DeliveryKey } from "../domain/DeliveryFolder.ts"
+import { Ledger } from "../effects/Ledger.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
 
 /**

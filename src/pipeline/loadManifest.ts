@@ -1,7 +1,7 @@
 import { Effect, Result, Stream } from "effect"
 import { decodeManifest, type Manifest } from "../../schemas/Manifest.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
-import { type DeliveryFolder, MANIFEST, nameInFolder } from "./DeliveryFolder.ts"
+import { type DeliveryFolder, MANIFEST, nameInFolder } from "../domain/DeliveryFolder.ts"
 
 /** A manifest is a small control file; anything larger is refused unread. */
 const MANIFEST_MAX_BYTES = 1024 * 1024

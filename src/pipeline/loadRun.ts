@@ -1,9 +1,9 @@
 import { Effect, Stream } from "effect"
 import { createReadStream } from "node:fs"
+import { type DeliveryFolder, stagedErrors } from "../domain/DeliveryFolder.ts"
 import { Ledger } from "../effects/Ledger.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
 import { discarding, Sink } from "../effects/Sink.ts"
-import { type DeliveryFolder, stagedErrors } from "./DeliveryFolder.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
 import { readDelivery } from "./readDelivery.ts"
 

@@ -2,16 +2,9 @@ import { Clock, Config, Context, Data, Effect, Schedule } from "effect"
 import type { Manifest } from "../../schemas/Manifest.ts"
 import { Mailer } from "../effects/Mailer.ts"
 import { Partners } from "../effects/Partners.ts"
-import { signBody } from "../webhook/auth.ts"
-import type { DeliveryReport, Rejection } from "./Report.ts"
+import { SIGNATURE_HEADER, signBody } from "../domain/Signature.ts"
+import type { DeliveryReport, Notification, Rejection } from "./Report.ts"
 import { errorsCsv, type Language, renderReportEmail } from "./reportEmail.ts"
-
-/** What became of each notification of a delivery, recorded in its report. */
-export type Notification =
-  | { readonly channel: "email"; readonly to: ReadonlyArray<string>; readonly via: "resend"; readonly id: string }
-  | { readonly channel: "email"; readonly to: ReadonlyArray<string>; readonly via: "outbox"; readonly path: string; readonly reason?: string }
-  | { readonly channel: "email"; readonly to: ReadonlyArray<string>; readonly via: "failed"; readonly reason: string }
-  | { readonly channel: "webhook"; readonly url: string; readonly status: "delivered" | "failed"; readonly reason?: string }
 
 /** How a partner webhook is retried: transient failures (5xx, 429, network) only. */
 export const WebhookRetry = Context.Reference<Schedule.Schedule<unknown, WebhookFailure>>("loaders/WebhookRetry", {
@@ -37,9 +30,8 @@ const summary = (report: DeliveryReport) => ({
 })
 
 /**
- * POSTs the report summary to a partner's webhook, signed like our own webhook expects:
- * `X-Loaders-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, with an
- * idempotency key; retried with backoff on transient failures.
+ * POSTs the report summary to a partner's webhook, signed like our own webhook expects
+ * (`domain/Signature.ts`), with an idempotency key; retried with backoff on transient failures.
  */
 const postWebhook = (url: string, secret: string, report: DeliveryReport, idempotencyKey: string) =>
   Effect.gen(function*() {
@@ -51,7 +43,7 @@ const postWebhook = (url: string, secret: string, report: DeliveryReport, idempo
         try: (signal) =>
           fetch(url, {
             method: "POST",
-            headers: { "content-type": "application/json", "x-loaders-signature": signBody(secret, timestamp, body), "idempotency-key": idempotencyKey },
+            headers: { "content-type": "application/json", [SIGNATURE_HEADER]: signBody(secret, timestamp, body), "idempotency-key": idempotencyKey },
             body,
             signal
           }),

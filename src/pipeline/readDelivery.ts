@@ -1,11 +1,11 @@
 import { Clock, Effect } from "effect"
+import { archivePrefix, type DeliveryFolder } from "../domain/DeliveryFolder.ts"
+import { accepts, describePolicy, STRICT } from "../domain/ErrorPolicy.ts"
 import type { SinkWriter } from "../effects/Sink.ts"
-import { archivePrefix, type DeliveryFolder } from "./DeliveryFolder.ts"
 import { makeErrorLog } from "./ErrorLog.ts"
 import { loadFile } from "./loadFile.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
 import { planFiles, readManifest } from "./plan.ts"
-import { accepts, describePolicy, STRICT } from "./Policy.ts"
 import { reasons } from "./problems.ts"
 import { type DeliveryReport, ReportBuilder } from "./Report.ts"
 

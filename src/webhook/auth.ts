@@ -1,5 +1,6 @@
 import { Clock, Duration, Effect, Redacted } from "effect"
-import { createHmac, timingSafeEqual } from "node:crypto"
+import { timingSafeEqual } from "node:crypto"
+import { SIGNATURE_HEADER, signatureTimestamp, signBody } from "../domain/Signature.ts"
 import { Unauthorized } from "./errors.ts"
 import type { WebhookSettings } from "./WebhookConfig.ts"
 
@@ -8,10 +9,6 @@ const sameSecret = (given: string, expected: string): boolean => {
   const b = Buffer.from(expected)
   return a.length === b.length && timingSafeEqual(a, b)
 }
-
-/** `t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>.<body>">`, what `hmac` mode expects. */
-export const signBody = (secret: string, timestamp: number, body: string): string =>
-  `t=${timestamp},v1=${createHmac("sha256", secret).update(`${timestamp}.${body}`).digest("hex")}`
 
 /**
  * Checks a direct (S3, MinIO) or EventBridge delivery against the shared secret: a bearer token,
@@ -33,10 +30,11 @@ export const authenticate = Effect.fnUntraced(function*(
     if (!sameSecret(token, secret)) return yield* new Unauthorized({ reason: "wrong bearer token" })
     return
   }
-  const signature = headers.get("x-loaders-signature") ?? ""
-  const match = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(signature)
-  if (!match) return yield* new Unauthorized({ reason: "missing or malformed X-Loaders-Signature (t=<unix seconds>,v1=<hex>)" })
-  const timestamp = Number(match[1])
+  const signature = headers.get(SIGNATURE_HEADER) ?? ""
+  const timestamp = signatureTimestamp(signature)
+  if (timestamp === undefined) {
+    return yield* new Unauthorized({ reason: "missing or malformed X-Loaders-Signature (t=<unix seconds>,v1=<hex>)" })
+  }
   const now = (yield* Clock.currentTimeMillis) / 1000
   if (Math.abs(now - timestamp) > Duration.toSeconds(settings.tolerance)) {
     return yield* new Unauthorized({ reason: "signature timestamp too far from now (replayed or clock skew)" })

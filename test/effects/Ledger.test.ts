@@ -1,7 +1,8 @@
 import { describe, expect } from "bun:test"
 import { Duration, Effect, Layer } from "effect"
 import { Database, joinSession } from "../../src/effects/Database.ts"
-import { type Claim, type DeliveryKey, Ledger } from "../../src/effects/Ledger.ts"
+import type { DeliveryKey } from "../../src/domain/DeliveryFolder.ts"
+import { type Claim, Ledger } from "../../src/effects/Ledger.ts"
 import { effectTest } from "../support/effect.ts"
 import { databases } from "../support/pipeline.ts"
 

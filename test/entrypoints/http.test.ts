@@ -101,7 +101,7 @@ describe("POST /webhooks/s3 (in-process app)", () => {
   test("HMAC mode: a signed, timestamped body passes; stale or wrong signatures do not", async () => {
     const s = await server({ auth: "hmac" })
     const body = JSON.stringify(testEvent(s.bucket))
-    // Signed by openssl from the documented scheme, never by src/webhook/auth.ts.
+    // Signed by openssl from the documented scheme, never by src/domain/Signature.ts.
     const signature = (secret: string, t: number, signed = `${t}.${body}`) => `t=${t},v1=${opensslHmacSha256(secret, signed)}`
     const now = Math.floor(Date.now() / 1000)
     expect((await s.post(body, { "x-loaders-signature": signature(SECRET, now) })).status).toBe(202)

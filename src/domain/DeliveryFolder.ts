@@ -1,6 +1,17 @@
 import { folderNames, keyNames, type KeyNames } from "../../schemas/DeliveryName.ts"
-import type { ObjectInfo } from "../effects/ObjectStore.ts"
-import type { DeliveryKey, FolderObjects } from "../effects/Ledger.ts"
+import type { ObjectInfo } from "./ObjectInfo.ts"
+
+/** A delivery folder in a bucket: the unit the ledger keeps state for. */
+export interface DeliveryKey {
+  readonly bucket: string
+  /** The folder, e.g. `incoming/acme/2026-11-01/` (always ends with `/`). */
+  readonly prefix: string
+  readonly partner: string
+  readonly delivery: string
+}
+
+/** The objects of a delivery folder as a claim sees them: name inside the folder → ETag. */
+export type FolderObjects = Readonly<Record<string, string>>
 
 /** The control file that lists a delivery's files; its presence (with every file) makes it ready. */
 export const MANIFEST = "_manifest.json"

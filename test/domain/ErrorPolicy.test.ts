@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test"
-import { accepts, describePolicy } from "../../src/pipeline/Policy.ts"
+import { accepts, describePolicy } from "../../src/domain/ErrorPolicy.ts"
 
 test("each error policy decides on the share of rejected records", () => {
   expect(accepts({ mode: "strict" }, 1000, 0)).toBe(true)
