@@ -1,6 +1,6 @@
 import { Schema } from "effect"
-import type { Dataset } from "./Dataset.ts"
-import { decoder, optional } from "./decoder.ts"
+import { column, dataset, nullable } from "./Dataset.ts"
+import { optional } from "./decoder.ts"
 import { Amount, Email, Iban, IntBetween, IsoDate, Text } from "./fields/fields.ts"
 import { normaliseIban } from "./fields/iban.ts"
 import { toCents } from "./fields/money.ts"
@@ -30,38 +30,25 @@ export const Lease = Schema.Struct({
   )
 )
 
-export const leases: Dataset = {
+export const leases = dataset(Lease, {
   name: "leases",
   filePattern: /^leases?([-_. ][^/]*)?\.(json|ndjson|jsonl)$/i,
   recordsKey: "records",
   table: "leases",
   columns: [
-    { name: "id", type: "text", nullable: false },
-    { name: "property_id", type: "text", nullable: false },
-    { name: "tenant_name", type: "text", nullable: false },
-    { name: "tenant_email", type: "text", nullable: true },
-    { name: "start_date", type: "date", nullable: false },
-    { name: "end_date", type: "date", nullable: true },
-    { name: "rent_cents", type: "bigint", nullable: false },
-    { name: "charges_cents", type: "bigint", nullable: false },
-    { name: "deposit_cents", type: "bigint", nullable: false },
-    { name: "payment_day", type: "integer", nullable: false },
-    { name: "tenant_iban", type: "text", nullable: true }
+    column("id", "text", (l) => l.id.trim()),
+    column("property_id", "text", (l) => l.property_id.trim()),
+    column("tenant_name", "text", (l) => l.tenant.name.trim()),
+    nullable("tenant_email", "text", (l) => l.tenant.email?.trim().toLowerCase() ?? null),
+    column("start_date", "date", (l) => l.start_date),
+    nullable("end_date", "date", (l) => l.end_date ?? null),
+    column("rent_cents", "bigint", (l) => toCents(l.rent)!),
+    column("charges_cents", "bigint", (l) => toCents(l.charges)!),
+    column("deposit_cents", "bigint", (l) => toCents(l.deposit)!),
+    column("payment_day", "integer", (l) => l.payment_day),
+    nullable("tenant_iban", "text", (l) => l.tenant_iban == null ? null : normaliseIban(l.tenant_iban))
   ],
   naturalKey: ["id"],
   // Transactions find their property through the tenant's IBAN.
-  indexes: [["tenant_iban"]],
-  decode: decoder(Lease, (l) => [
-    l.id.trim(),
-    l.property_id.trim(),
-    l.tenant.name.trim(),
-    l.tenant.email?.trim().toLowerCase() ?? null,
-    l.start_date,
-    l.end_date ?? null,
-    toCents(l.rent)!,
-    toCents(l.charges)!,
-    toCents(l.deposit)!,
-    l.payment_day,
-    l.tenant_iban == null ? null : normaliseIban(l.tenant_iban)
-  ])
-}
+  indexes: [["tenant_iban"]]
+})

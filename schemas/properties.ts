@@ -1,6 +1,6 @@
 import { Schema } from "effect"
-import type { Dataset } from "./Dataset.ts"
-import { decoder, optional } from "./decoder.ts"
+import { column, dataset, nullable } from "./Dataset.ts"
+import { optional } from "./decoder.ts"
 import { Amount, Country, IsoDate, isFrenchPostalCode, OneOf, PositiveNumber, Text } from "./fields/fields.ts"
 import { toCents } from "./fields/money.ts"
 import { rule } from "./fields/rules.ts"
@@ -38,38 +38,24 @@ export const Property = Schema.Struct({
   furnished: Schema.Boolean
 })
 
-export const properties: Dataset = {
+export const properties = dataset(Property, {
   name: "properties",
   filePattern: /^propert(y|ies)([-_. ][^/]*)?\.(json|ndjson|jsonl)$/i,
   recordsKey: "records",
   table: "properties",
   columns: [
-    { name: "id", type: "text", nullable: false },
-    { name: "label", type: "text", nullable: false },
-    { name: "type", type: "text", nullable: false },
-    { name: "address_line1", type: "text", nullable: false },
-    { name: "address_line2", type: "text", nullable: true },
-    { name: "address_postal_code", type: "text", nullable: false },
-    { name: "address_city", type: "text", nullable: false },
-    { name: "address_country", type: "text", nullable: false },
-    { name: "surface_m2", type: "numeric", nullable: false },
-    { name: "acquisition_date", type: "date", nullable: false },
-    { name: "acquisition_price_cents", type: "bigint", nullable: false },
-    { name: "furnished", type: "boolean", nullable: false }
+    column("id", "text", (p) => p.id.trim()),
+    column("label", "text", (p) => p.label.trim()),
+    column("type", "text", (p) => p.type),
+    column("address_line1", "text", (p) => p.address.line1.trim()),
+    nullable("address_line2", "text", (p) => p.address.line2?.trim() ?? null),
+    column("address_postal_code", "text", (p) => p.address.postal_code.trim().toUpperCase()),
+    column("address_city", "text", (p) => p.address.city.trim()),
+    column("address_country", "text", (p) => p.address.country.trim().toUpperCase()),
+    column("surface_m2", "numeric", (p) => p.surface_m2),
+    column("acquisition_date", "date", (p) => p.acquisition_date),
+    column("acquisition_price_cents", "bigint", (p) => toCents(p.acquisition_price)!),
+    column("furnished", "boolean", (p) => p.furnished)
   ],
-  naturalKey: ["id"],
-  decode: decoder(Property, (p) => [
-    p.id.trim(),
-    p.label.trim(),
-    p.type,
-    p.address.line1.trim(),
-    p.address.line2?.trim() ?? null,
-    p.address.postal_code.trim().toUpperCase(),
-    p.address.city.trim(),
-    p.address.country.trim().toUpperCase(),
-    p.surface_m2,
-    p.acquisition_date,
-    toCents(p.acquisition_price)!,
-    p.furnished
-  ])
-}
+  naturalKey: ["id"]
+})

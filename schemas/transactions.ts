@@ -1,6 +1,6 @@
 import { Schema } from "effect"
-import type { Dataset } from "./Dataset.ts"
-import { decoder, optional } from "./decoder.ts"
+import { column, dataset, nullable } from "./Dataset.ts"
+import { optional } from "./decoder.ts"
 import { Amount, Currency, Iban, IsoDate, Text } from "./fields/fields.ts"
 import { normaliseIban } from "./fields/iban.ts"
 import { toCents } from "./fields/money.ts"
@@ -17,22 +17,6 @@ export const Transaction = Schema.Struct({
   counterparty: optional(Schema.Struct({ name: Text(200), iban: optional(Iban) }))
 })
 
-const COLUMNS: Dataset["columns"] = [
-  { name: "id", type: "text", nullable: false },
-  { name: "account_iban", type: "text", nullable: false },
-  { name: "booking_date", type: "date", nullable: false },
-  { name: "value_date", type: "date", nullable: true },
-  { name: "amount_cents", type: "bigint", nullable: false },
-  { name: "currency", type: "text", nullable: false },
-  { name: "label", type: "text", nullable: false },
-  { name: "counterparty_name", type: "text", nullable: true },
-  { name: "counterparty_iban", type: "text", nullable: true },
-  // Filled as rows are written (`enrich`), from the lease whose tenant pays from this IBAN.
-  { name: "property_id", type: "text", nullable: true }
-]
-const BOOKING_DATE = COLUMNS.findIndex((c) => c.name === "booking_date")
-const COUNTERPARTY_IBAN = COLUMNS.findIndex((c) => c.name === "counterparty_iban")
-
 type Lease = Readonly<Record<string, string | null>>
 
 /** The lease in force on the booking date, else the most recent; the highest id breaks ties. */
@@ -42,35 +26,39 @@ const better = (booked: string) => {
     inForce(a) !== inForce(b) ? inForce(a) : a.start_date !== b.start_date ? a.start_date! > b.start_date! : a.id! > b.id!
 }
 
-export const transactions: Dataset = {
+export const transactions = dataset(Transaction, {
   name: "transactions",
   filePattern: /^(transactions?|bank[-_]?lines?|releves?)([-_. ][^/]*)?\.(json|ndjson|jsonl)$/i,
   recordsKey: "records",
   table: "transactions",
-  columns: COLUMNS,
+  columns: [
+    column("id", "text", (t) => t.id.trim()),
+    column("account_iban", "text", (t) => normaliseIban(t.account_iban)),
+    column("booking_date", "date", (t) => t.booking_date),
+    nullable("value_date", "date", (t) => t.value_date ?? null),
+    column("amount_cents", "bigint", (t) => toCents(t.amount)!),
+    column("currency", "text", (t) => t.currency.trim().toUpperCase()),
+    column("label", "text", (t) => t.label.trim()),
+    nullable("counterparty_name", "text", (t) => t.counterparty?.name.trim() ?? null),
+    nullable("counterparty_iban", "text", (t) => t.counterparty?.iban == null ? null : normaliseIban(t.counterparty.iban)),
+    // Filled as rows are written (`enrich`), from the lease whose tenant pays from this IBAN.
+    nullable("property_id", "text", () => null)
+  ],
   naturalKey: ["id"],
-  decode: decoder(Transaction, (t) => [
-    t.id.trim(),
-    normaliseIban(t.account_iban),
-    t.booking_date,
-    t.value_date ?? null,
-    toCents(t.amount)!,
-    t.currency.trim().toUpperCase(),
-    t.label.trim(),
-    t.counterparty?.name.trim() ?? null,
-    t.counterparty?.iban == null ? null : normaliseIban(t.counterparty.iban),
-    null
-  ]),
-  enrich: [{
-    column: "property_id",
-    key: (row) => row[COUNTERPARTY_IBAN] as string | null,
-    candidates: `SELECT tenant_iban AS key, property_id, start_date::text AS start_date, end_date::text AS end_date, id
+  enrich: (cell) => {
+    const counterpartyIban = cell("counterparty_iban")
+    const bookingDate = cell("booking_date")
+    return [{
+      column: "property_id",
+      key: counterpartyIban,
+      candidates: `SELECT tenant_iban AS key, property_id, start_date::text AS start_date, end_date::text AS end_date, id
       FROM leases WHERE tenant_iban IN (SELECT jsonb_array_elements_text($1::text::jsonb))`,
-    pick: (row, leases) => {
-      const isBetter = better(row[BOOKING_DATE] as string)
-      let best: Lease | undefined
-      for (const lease of leases) if (best === undefined || isBetter(lease, best)) best = lease
-      return best?.property_id ?? null
-    }
-  }]
-}
+      pick: (row, leases) => {
+        const isBetter = better(bookingDate(row))
+        let best: Lease | undefined
+        for (const lease of leases) if (best === undefined || isBetter(lease, best)) best = lease
+        return best?.property_id ?? null
+      }
+    }]
+  }
+})
