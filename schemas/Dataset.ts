@@ -167,19 +167,15 @@ export const dataset = <
   readonly enrich?: (cell: CellReader<C>) => ReadonlyArray<Enrichment & { readonly column: C[number]["name"] }>
 }): DeclaredDataset => {
   const { columns, enrich, ...rest } = spec
-  const position = (name: string): number => {
-    const at = columns.findIndex((c) => c.name === name)
-    if (at < 0) throw new Error(`dataset ${spec.name}: no column ${name}`)
-    return at
-  }
+  // Rows are untyped arrays; the names, checked against the declarations, say what a cell holds.
   const cell = ((name: string) => {
-    const at = position(name)
+    const at = columns.findIndex((c) => c.name === name)
     return (row: Row) => row[at]
   }) as CellReader<C>
   return {
     ...rest,
     schema,
-    columns: columns.map(({ name, type, nullable }) => ({ name, type, nullable })),
+    columns: columns.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable })),
     decode: decoder(schema, rowBuilder(columns.map((c) => c.value))),
     ...(enrich ? { enrich: enrich(cell) } : {})
   }

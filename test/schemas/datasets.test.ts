@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test"
-import type { Dataset } from "../../schemas/Dataset.ts"
+import type { Cell, ColumnType, Dataset } from "../../schemas/Dataset.ts"
 import { leases } from "../../schemas/leases.ts"
 import { decodeManifest } from "../../schemas/Manifest.ts"
 import { properties } from "../../schemas/properties.ts"
@@ -90,6 +90,209 @@ describe("datasets", () => {
     if (!decoded.ok) {
       expect(decoded.issues[0]?.message.en).toContain("IBAN checksum is wrong")
       expect(decoded.issues[0]?.message.fr).toContain("La clé de contrôle de l'IBAN est incorrecte")
+    }
+  })
+})
+
+/**
+ * Per dataset, records as a partner sends them and the cell each column must hold, written by
+ * hand: one with every optional field given, one with none. Values of columns of the same type
+ * differ, so a declaration taking one column's value for another is caught.
+ */
+const samples: Record<string, ReadonlyArray<readonly [record: unknown, cells: Readonly<Record<string, Cell>>]>> = {
+  properties: [
+    [
+      {
+        id: " P-1 ",
+        label: " Studio Montmartre ",
+        type: "studio",
+        address: { line1: " 12 rue Lepic ", line2: " 3e étage ", postal_code: "75018", city: " Paris ", country: "fr" },
+        surface_m2: 21.5,
+        acquisition_date: "2019-06-30",
+        acquisition_price: "185 000,50",
+        furnished: false
+      },
+      {
+        id: "P-1",
+        label: "Studio Montmartre",
+        type: "studio",
+        address_line1: "12 rue Lepic",
+        address_line2: "3e étage",
+        address_postal_code: "75018",
+        address_city: "Paris",
+        address_country: "FR",
+        surface_m2: 21.5,
+        acquisition_date: "2019-06-30",
+        acquisition_price_cents: 18_500_050,
+        furnished: false
+      }
+    ],
+    [
+      {
+        id: "P-2",
+        label: "Maison",
+        type: "house",
+        address: { line1: "1 Hauptstraße", postal_code: "10115", city: "Berlin", country: "DE" },
+        surface_m2: 140,
+        acquisition_date: "2021-01-04",
+        acquisition_price: 420000,
+        furnished: true
+      },
+      {
+        id: "P-2",
+        label: "Maison",
+        type: "house",
+        address_line1: "1 Hauptstraße",
+        address_line2: null,
+        address_postal_code: "10115",
+        address_city: "Berlin",
+        address_country: "DE",
+        surface_m2: 140,
+        acquisition_date: "2021-01-04",
+        acquisition_price_cents: 42_000_000,
+        furnished: true
+      }
+    ]
+  ],
+  leases: [
+    [
+      {
+        id: " L-1 ",
+        property_id: " P-1 ",
+        tenant: { name: " Jeanne Martin ", email: "Jeanne.Martin@Example.org" },
+        start_date: "2025-09-01",
+        end_date: "2026-08-31",
+        rent: "850.00",
+        charges: 50,
+        deposit: "1 700,00",
+        payment_day: 5,
+        tenant_iban: "fr76 3000 6000 0112 3456 7890 189"
+      },
+      {
+        id: "L-1",
+        property_id: "P-1",
+        tenant_name: "Jeanne Martin",
+        tenant_email: "jeanne.martin@example.org",
+        start_date: "2025-09-01",
+        end_date: "2026-08-31",
+        rent_cents: 85_000,
+        charges_cents: 5_000,
+        deposit_cents: 170_000,
+        payment_day: 5,
+        tenant_iban: "FR7630006000011234567890189"
+      }
+    ],
+    [
+      { id: "L-2", property_id: "P-2", tenant: { name: "Paul" }, start_date: "2026-01-01", rent: 1200, charges: 0, deposit: 0, payment_day: 28 },
+      {
+        id: "L-2",
+        property_id: "P-2",
+        tenant_name: "Paul",
+        tenant_email: null,
+        start_date: "2026-01-01",
+        end_date: null,
+        rent_cents: 120_000,
+        charges_cents: 0,
+        deposit_cents: 0,
+        payment_day: 28,
+        tenant_iban: null
+      }
+    ]
+  ],
+  transactions: [
+    [
+      {
+        id: " TX-1 ",
+        account_iban: "DE89 3704 0044 0532 0130 00",
+        booking_date: "2026-03-02",
+        value_date: "2026-03-01",
+        amount: "850,00",
+        currency: " eur ",
+        label: " VIR LOYER MARS ",
+        counterparty: { name: " Jeanne Martin ", iban: "fr7630006000011234567890189" }
+      },
+      {
+        id: "TX-1",
+        account_iban: "DE89370400440532013000",
+        booking_date: "2026-03-02",
+        value_date: "2026-03-01",
+        amount_cents: 85_000,
+        currency: "EUR",
+        label: "VIR LOYER MARS",
+        counterparty_name: "Jeanne Martin",
+        counterparty_iban: "FR7630006000011234567890189",
+        // Filled by the enrichment as rows are written, not by decoding.
+        property_id: null
+      }
+    ],
+    [
+      { id: "TX-2", account_iban: "DE89370400440532013000", booking_date: "2026-03-03", amount: -12.5, currency: "CHF", label: "CB BOULANGERIE" },
+      {
+        id: "TX-2",
+        account_iban: "DE89370400440532013000",
+        booking_date: "2026-03-03",
+        value_date: null,
+        amount_cents: -1_250,
+        currency: "CHF",
+        label: "CB BOULANGERIE",
+        counterparty_name: null,
+        counterparty_iban: null,
+        property_id: null
+      }
+    ]
+  ]
+}
+
+/** Whether a cell can be stored in a column of `type` (the JavaScript value the sink writes as is). */
+const fits = (type: ColumnType, cell: Cell): boolean => {
+  switch (type) {
+    case "text":
+      return typeof cell === "string"
+    case "bigint":
+      return Number.isSafeInteger(cell)
+    case "integer":
+      return Number.isInteger(cell) && Math.abs(cell as number) <= 2 ** 31 - 1
+    case "numeric":
+      return typeof cell === "number" && Number.isFinite(cell)
+    case "date":
+      return typeof cell === "string" && /^\d{4}-\d{2}-\d{2}$/.test(cell)
+    case "boolean":
+      return typeof cell === "boolean"
+    case "jsonb":
+      return typeof cell === "string"
+  }
+}
+
+describe("columns", () => {
+  test("every dataset of the registry has hand-written samples", () => {
+    expect(Object.keys(samples)).toEqual(datasets.map((d) => d.name))
+  })
+
+  for (const dataset of datasets) {
+    test(`${dataset.name}: each cell lands under its own column, of its SQL type, null only where the column may be`, () => {
+      expect(new Set(dataset.columns.map((c) => c.name)).size).toBe(dataset.columns.length)
+      for (const [record, expected] of samples[dataset.name] ?? []) {
+        const decoded = dataset.decode(record)
+        if (!decoded.ok) throw new Error(`${dataset.name}: sample refused: ${JSON.stringify(decoded.issues)}`)
+        expect(decoded.row.length).toBe(dataset.columns.length)
+        const byName = Object.fromEntries(dataset.columns.map((c, i) => [c.name, decoded.row[i]]))
+        expect(byName).toEqual(expected)
+        for (const [i, column] of dataset.columns.entries()) {
+          const cell = decoded.row[i] ?? null
+          const fitting = cell === null ? column.nullable : fits(column.type, cell)
+          expect([column.name, column.type, column.nullable ? "null" : "not null", cell, fitting]).toEqual([
+            column.name, column.type, column.nullable ? "null" : "not null", cell, true
+          ])
+        }
+      }
+    })
+  }
+
+  test("every column that may be null is null in a sample, and every other one is set in all of them", () => {
+    for (const dataset of datasets) {
+      const rows = (samples[dataset.name] ?? []).map(([, cells]) => cells)
+      const nullSomewhere = dataset.columns.filter((c) => rows.some((cells) => cells[c.name] === null)).map((c) => c.name)
+      expect([dataset.name, nullSomewhere]).toEqual([dataset.name, dataset.columns.filter((c) => c.nullable).map((c) => c.name)])
     }
   })
 })
