@@ -79,6 +79,8 @@ export interface Dataset {
    * tight loop over batches, never as one Effect per record.
    */
   readonly decode: (value: unknown) => Decoded
+  /** The Schema `decode` validates with (the fields as partners send them), kept for the docs. */
+  readonly schema?: Schema.Top
   /**
    * Columns filled from rows already in the database — other datasets' tables, including what this
    * delivery loaded before (datasets load in registry order). Looked up once per batch.
@@ -138,12 +140,6 @@ export type CellReader<C extends ReadonlyArray<ColumnOf<never>>> = <N extends C[
   name: N
 ) => (row: Row) => CellOf<C, N>
 
-/** A dataset declared with `dataset(...)`: also keeps its Schema, for the docs. */
-export interface DeclaredDataset extends Dataset {
-  /** The Schema records are validated with (their fields as partners send them). */
-  readonly schema: Schema.Top
-}
-
 /**
  * Builds a dataset from its Schema and its column declarations: `columns` and the row come from
  * the same list, in its order, so a cell can only land under the column that declares it.
@@ -165,7 +161,7 @@ export const dataset = <
   readonly indexes?: ReadonlyArray<ReadonlyArray<C[number]["name"] | `_${string}`>>
   /** Given a reader of the row's cells by column name. */
   readonly enrich?: (cell: CellReader<C>) => ReadonlyArray<Enrichment & { readonly column: C[number]["name"] }>
-}): DeclaredDataset => {
+}): Dataset => {
   const { columns, enrich, ...rest } = spec
   // Rows are untyped arrays; the names, checked against the declarations, say what a cell holds.
   const cell = ((name: string) => {

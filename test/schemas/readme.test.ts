@@ -1,0 +1,132 @@
+import { afterAll, describe, expect, test } from "bun:test"
+import { Effect, Layer, type Schema, SchemaAST } from "effect"
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { fileURLToPath, pathToFileURL } from "node:url"
+import type { Dataset } from "../../schemas/Dataset.ts"
+import { datasets } from "../../schemas/registry.ts"
+import { Database } from "../../src/effects/Database.ts"
+import { Sink } from "../../src/effects/Sink.ts"
+import { effectTest } from "../support/effect.ts"
+
+const ROOT = fileURLToPath(new URL("../../", import.meta.url))
+const README = readFileSync(join(ROOT, "README.md"), "utf8")
+
+/** The lines of README.md from the heading `title` to the next heading. */
+const section = (title: string): string => {
+  const start = README.indexOf(`\n${title}\n`)
+  if (start < 0) throw new Error(`README.md has no section ${title}`)
+  const end = README.indexOf("\n#", start + title.length + 2)
+  return README.slice(start, end < 0 ? undefined : end)
+}
+
+/** The body rows of the Markdown table whose header line is `header`, split into cells. */
+const tableRows = (text: string, header: string): Array<Array<string>> => {
+  const lines = text.split("\n")
+  const at = lines.indexOf(header)
+  if (at < 0) throw new Error(`README.md has no table ${header}`)
+  const rows: Array<Array<string>> = []
+  for (const line of lines.slice(at + 2)) {
+    if (!line.startsWith("|")) break
+    rows.push(line.slice(1, -1).split(" | ").map((cell) => cell.trim()))
+  }
+  return rows
+}
+
+/** The fields a partner sends, as the README lists them: nested objects in braces, optional ones with `?`. */
+const fields = (ast: SchemaAST.AST): Array<string> => {
+  if (!SchemaAST.isObjects(ast)) throw new Error("a dataset's Schema is a struct")
+  return ast.propertySignatures.map((field) => {
+    const nested = SchemaAST.isObjects(field.type)
+      ? field.type
+      : SchemaAST.isUnion(field.type) ? field.type.types.find(SchemaAST.isObjects) : undefined
+    return `${String(field.name)}${nested ? ` {${fields(nested).join(", ")}}` : ""}${SchemaAST.isOptional(field.type) ? "?" : ""}`
+  })
+}
+
+const code = (names: ReadonlyArray<string>) => names.map((name) => `\`${name}\``).join(", ")
+
+const schemaOf = (dataset: Dataset): Schema.Top => {
+  if (!dataset.schema) throw new Error(`${dataset.name} is not declared with dataset(...)`)
+  return dataset.schema
+}
+
+describe("README: datasets", () => {
+  test("the table of datasets lists the fields of each dataset's Schema, in registry order", () => {
+    const rows = tableRows(section("### Datasets and rules"), "| dataset | fields | rules |")
+    expect(rows.map(([name, fieldList]) => [name, fieldList])).toEqual(
+      datasets.map((d) => [`\`${d.name}\``, code(fields(schemaOf(d).ast))])
+    )
+  })
+
+  test("the table of tables lists each dataset's natural key and columns, with their SQL types and nullability", () => {
+    const rows = tableRows(section("### Datasets and rules"), "| table | natural key | columns (`?`: may be null) |")
+    expect(rows).toEqual(
+      datasets.map((d) => [
+        `\`loaders.${d.table}\``,
+        code(d.naturalKey),
+        d.columns.map((c) => `\`${c.name}\` ${c.type}${c.nullable ? "?" : ""}`).join(", ")
+      ])
+    )
+  })
+})
+
+// The worked example, exactly as the README shows it, as a file beside the real ones: its imports
+// of `./…` point at schemas/, `effect` at the project's own copy.
+const example = section("### Add a dataset").match(/```ts\n([\s\S]*?)```/)?.[1]
+if (example === undefined) throw new Error("README.md shows no schemas/owners.ts in ### Add a dataset")
+const folder = mkdtempSync(join(tmpdir(), "loaders-readme-"))
+afterAll(() => rmSync(folder, { recursive: true, force: true }))
+const file = join(folder, "owners.ts")
+writeFileSync(
+  file,
+  example
+    .replaceAll(`from "./`, `from "${pathToFileURL(join(ROOT, "schemas")).href}/`)
+    .replaceAll(`from "effect"`, `from "${import.meta.resolve("effect")}"`)
+)
+const { owners } = (await import(file)) as { readonly owners: Dataset }
+
+describe("README: the worked example of a new dataset", () => {
+  const records = [
+    { id: " OW-2 ", name: " Marie Curie ", email: "Marie@Example.org", iban: "fr76 3000 6000 0112 3456 7890 189", since: "2019-04-01" },
+    { id: "OW-1", name: "SCI Les Tilleuls", iban: "DE89370400440532013000", since: "2024-12-31" }
+  ]
+
+  test("owners.ts decodes a record into its table's columns, and refuses a wrong one by its rules", () => {
+    expect(owners.filePattern.test("owners-2026-11.ndjson")).toBe(true)
+    expect(owners.columns).toEqual([
+      { name: "id", type: "text", nullable: false },
+      { name: "name", type: "text", nullable: false },
+      { name: "email", type: "text", nullable: true },
+      { name: "iban", type: "text", nullable: false },
+      { name: "since", type: "date", nullable: false }
+    ])
+    expect(records.map((record) => owners.decode(record))).toEqual([
+      { ok: true, row: ["OW-2", "Marie Curie", "marie@example.org", "FR7630006000011234567890189", "2019-04-01"] },
+      { ok: true, row: ["OW-1", "SCI Les Tilleuls", null, "DE89370400440532013000", "2024-12-31"] }
+    ])
+    const refused = owners.decode({ ...records[1], iban: "FR7630006000011234567890188", since: "2024-02-30" })
+    expect(refused.ok ? [] : refused.issues.map((i) => [i.path, i.rule])).toEqual([["$.iban", "iban.checksum"], ["$.since", "date.iso"]])
+  })
+
+  effectTest("owners load into their own table", () =>
+    Effect.gen(function*() {
+      const sink = yield* Sink
+      yield* Effect.scoped(Effect.gen(function*() {
+        const load = yield* sink.begin("run-1", "copy")
+        const staged = records.map((record, index) => {
+          const decoded = owners.decode(record)
+          if (!decoded.ok) throw new Error("expected a valid owner")
+          return { file: "incoming/acme/d1/owners.json", index, row: decoded.row }
+        })
+        expect(yield* load.write(owners, staged)).toEqual({ loaded: 2, duplicates: [] })
+        yield* load.commit(() => Effect.void)
+      }))
+      const db = yield* Database
+      expect(yield* db.query(`SELECT id, name, email, iban, since::text AS since, _record FROM loaders.owners ORDER BY id`)).toEqual([
+        { id: "OW-1", name: "SCI Les Tilleuls", email: null, iban: "DE89370400440532013000", since: "2024-12-31", _record: 1 },
+        { id: "OW-2", name: "Marie Curie", email: "marie@example.org", iban: "FR7630006000011234567890189", since: "2019-04-01", _record: 0 }
+      ])
+    }), Sink.layer([owners]).pipe(Layer.provideMerge(Database.layerPGlite(undefined))))
+})
