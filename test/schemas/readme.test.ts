@@ -7,6 +7,7 @@ import { fileURLToPath, pathToFileURL } from "node:url"
 import type { Dataset } from "../../schemas/Dataset.ts"
 import { datasets } from "../../schemas/registry.ts"
 import { Database } from "../../src/effects/Database.ts"
+import { PostgresSink } from "../../src/effects/postgres/PostgresSink.ts"
 import { Sink } from "../../src/effects/Sink.ts"
 import { effectTest } from "../support/effect.ts"
 
@@ -114,19 +115,19 @@ describe("README: the worked example of a new dataset", () => {
     Effect.gen(function*() {
       const sink = yield* Sink
       yield* Effect.scoped(Effect.gen(function*() {
-        const load = yield* sink.begin("run-1", "copy")
+        const writer = yield* sink.begin({ runId: "run-1", pass: 1 })
         const staged = records.map((record, index) => {
           const decoded = owners.decode(record)
           if (!decoded.ok) throw new Error("expected a valid owner")
-          return { file: "incoming/acme/d1/owners.json", index, row: decoded.row }
+          return { file: "incoming/acme/d1/owners.json", index, line: index + 2, offset: index * 100, row: decoded.row }
         })
-        expect(yield* load.write(owners, staged)).toEqual({ loaded: 2, duplicates: [] })
-        yield* load.commit(() => Effect.void)
+        expect(yield* writer.write(owners, staged)).toEqual({ loaded: 2, repeats: [] })
+        yield* writer.commit(Effect.void)
       }))
       const db = yield* Database
       expect(yield* db.query(`SELECT id, name, email, iban, since::text AS since, _record FROM loaders.owners ORDER BY id`)).toEqual([
         { id: "OW-1", name: "SCI Les Tilleuls", email: null, iban: "DE89370400440532013000", since: "2024-12-31", _record: 1 },
         { id: "OW-2", name: "Marie Curie", email: "marie@example.org", iban: "FR7630006000011234567890189", since: "2019-04-01", _record: 0 }
       ])
-    }), Sink.layer([owners]).pipe(Layer.provideMerge(Database.layerPGlite(undefined))))
+    }), PostgresSink.layer([owners]).pipe(Layer.provideMerge(Database.layerPGlite(undefined))))
 })
