@@ -1,5 +1,5 @@
 import { Schema } from "effect"
-import { column, dataset, nullable } from "./Dataset.ts"
+import { column, dataset, nullable } from "./declare.ts"
 import { optional } from "./decoder.ts"
 import { Amount, Email, Iban, IntBetween, IsoDate, Text } from "./fields/fields.ts"
 import { normaliseIban } from "./fields/iban.ts"

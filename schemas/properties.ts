@@ -1,5 +1,5 @@
 import { Schema } from "effect"
-import { column, dataset, nullable } from "./Dataset.ts"
+import { column, dataset, nullable } from "./declare.ts"
 import { optional } from "./decoder.ts"
 import { Amount, Country, IsoDate, isFrenchPostalCode, OneOf, PositiveNumber, Text } from "./fields/fields.ts"
 import { toCents } from "./fields/money.ts"
