@@ -6,6 +6,7 @@ import { type Discovered, discover } from "../pipeline/discover.ts"
 import { type Outcome, processDelivery } from "../pipeline/processDelivery.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
 import { Progress, type ProgressCounters } from "../pipeline/Progress.ts"
+import type { DeliveryReport } from "../pipeline/Report.ts"
 import { AppLayer, describeEnvironment } from "./AppLayer.ts"
 
 const USAGE = `Usage: bun run batch [options]
@@ -17,7 +18,9 @@ A folder whose partner or delivery name (or any key in it) breaks the name rule 
 one line saying why and never processed (README.md, "Names").
 
 Options:
-  --dry-run            validate and report only: nothing is loaded, moved or recorded
+  --dry-run            validate only: prints what would load and the first rejections, and writes
+                       the report to .loaders/dry-run/<partner>/<delivery>/ (LOADERS_DRY_RUN_DIR);
+                       nothing is loaded, moved or recorded
   --concurrency <n>    deliveries processed at once (default: LOADERS_CONCURRENCY or 2)
   --partner <name>     only this partner's deliveries
   -h, --help           show this help
@@ -63,10 +66,33 @@ const outcomeLine = (outcome: Outcome): string => {
   const where = `${outcome.key.partner}/${outcome.key.delivery}`
   if (outcome._tag === "Skipped") return `  skipped    ${where} (${outcome.reason})`
   const { report } = outcome
+  if (report.dryRun) return dryRunLines(where, report, outcome.dryRunReport)
   const t = report.totals
   const counts = `read ${t.read}, loaded ${t.loaded}, rejected ${t.rejected}`
   const archive = report.archive ? ` → ${report.archive}` : ""
   return `  ${report.status.padEnd(10)} ${where}: ${counts} in ${(report.durationMs / 1000).toFixed(1)} s${archive}`
+}
+
+/** Rejections a dry run prints; all of them are in its local report's `_errors.ndjson`. */
+const DRY_RUN_EXAMPLES = 5
+
+/**
+ * A dry run's outcome: what a real run would load or why it would fail, its first rejections
+ * (file, record index, line, path, rule, message) and where its local report was written.
+ */
+const dryRunLines = (where: string, report: DeliveryReport, reportPath: string | undefined): string => {
+  const t = report.totals
+  const verdict = report.status === "succeeded" ? "would succeed" : "would fail"
+  const shown = report.errors.flatMap((group) => group.examples).slice(0, DRY_RUN_EXAMPLES)
+  const issues = report.errors.reduce((sum, group) => sum + group.count, 0)
+  return [
+    `  ${verdict} ${where}: read ${t.read}, would load ${t.loaded}, rejected ${t.rejected} in ${(report.durationMs / 1000).toFixed(1)} s` +
+    (report.reason ? `: ${report.reason.en}` : ""),
+    ...shown.map((r) => `      ${r.file}, record ${r.index}, line ${r.line}, ${r.path}: ${r.rule}: ${r.message.en}`),
+    // A file-level problem has no example: the reason above already says it.
+    ...(shown.length > 0 && issues > shown.length ? [`      … and ${issues - shown.length} more`] : []),
+    ...(reportPath ? [`      report: ${reportPath}`] : [])
+  ].join("\n")
 }
 
 /** On a terminal, one line rewritten in place; elsewhere nothing (per-delivery lines suffice). */

@@ -1,5 +1,6 @@
 import { Config, Context, Duration, Effect, Layer } from "effect"
 import { hostname } from "node:os"
+import { resolve } from "node:path"
 
 /** Where deliveries live and how runs behave; read once from the environment at start. */
 export interface PipelineSettings {
@@ -17,6 +18,8 @@ export interface PipelineSettings {
   readonly quietPeriod: Duration.Duration
   /** How long a run's claim on a delivery lasts without renewal (a dead worker's runs wait this long). */
   readonly lease: Duration.Duration
+  /** Local folder a dry run writes its reports to: `<dryRunDir>/<partner>/<delivery>/_report.json`. */
+  readonly dryRunDir: string
   /** Names this process in the ledger (host and pid). */
   readonly owner: string
 }
@@ -41,6 +44,7 @@ export class PipelineConfig extends Context.Service<PipelineConfig, PipelineSett
         batchSize: yield* Config.Int("LOADERS_BATCH_SIZE").pipe(Config.withDefault(1000)),
         quietPeriod: yield* Config.Duration("LOADERS_QUIET_PERIOD").pipe(Config.withDefault(Duration.minutes(5))),
         lease: yield* Config.Duration("LOADERS_LEASE").pipe(Config.withDefault(Duration.minutes(2))),
+        dryRunDir: resolve(yield* Config.String("LOADERS_DRY_RUN_DIR").pipe(Config.withDefault(".loaders/dry-run"))),
         owner: `${hostname()}:${process.pid}`
       })
     })
@@ -57,6 +61,7 @@ export class PipelineConfig extends Context.Service<PipelineConfig, PipelineSett
       batchSize: 1000,
       quietPeriod: Duration.minutes(5),
       lease: Duration.minutes(2),
+      dryRunDir: resolve(".loaders/dry-run"),
       owner: `${hostname()}:${process.pid}`,
       ...settings
     })

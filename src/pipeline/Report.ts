@@ -59,6 +59,7 @@ export interface DeliveryReport {
   /** Why the delivery failed (or was a duplicate), in both languages. */
   readonly reason: Bilingual | null
   readonly policy: string
+  /** Validated only: `status` is what a real run would end in and `loaded` what it would load. */
   readonly dryRun: boolean
   readonly startedAt: string
   readonly finishedAt: string
@@ -156,6 +157,7 @@ export class ReportBuilder {
     readonly dryRun: boolean
     readonly startedAt: Date
     readonly finishedAt: Date
+    /** The loaded counts stand: the delivery committed (or, on a dry run, would commit). */
     readonly committed: boolean
     readonly archive: string | null
   }): DeliveryReport {
@@ -163,7 +165,7 @@ export class ReportBuilder {
     const datasets: Record<string, { read: number; loaded: number; rejected: number; invalid: number }> = {}
     const totals = { read: 0, loaded: 0, rejected: 0, invalid: 0 }
     for (const [file, tally] of this.files) {
-      // Nothing is loaded unless the delivery committed: every record read is then rejected.
+      // Nothing is loaded unless the delivery commits: every record read is then rejected.
       const loaded = meta.committed ? tally.loaded : 0
       const counts = { read: tally.read, loaded, rejected: tally.read - loaded, invalid: tally.invalid }
       files.push({

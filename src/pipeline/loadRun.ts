@@ -1,5 +1,6 @@
-import { Effect, Stream } from "effect"
-import { createReadStream } from "node:fs"
+import { Data, Effect, Stream } from "effect"
+import { copyFileSync, createReadStream, mkdirSync, rmSync, writeFileSync } from "node:fs"
+import { join } from "node:path"
 import { type DeliveryFolder, stagedErrors } from "../domain/DeliveryFolder.ts"
 import { Ledger } from "../effects/Ledger.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
@@ -38,11 +39,38 @@ export const loadRun = (folder: DeliveryFolder, runId: string) =>
     )
   })
 
-/** Validates and reports the folder without loading, moving or recording anything. */
+/** A dry run's report could not be written to its local folder (no permission, disk full). */
+export class DryRunReportError extends Data.TaggedError("DryRunReportError")<{ readonly dir: string; readonly reason: string }> {
+  override get message(): string {
+    return `cannot write the dry run's report to ${this.dir} (LOADERS_DRY_RUN_DIR): ${this.reason}`
+  }
+}
+
+/**
+ * Validates the folder without loading, moving or recording anything: the rows go to a writer
+ * that keeps none, so the report counts what a real run would load. Nothing goes to the bucket or
+ * the ledger; the report is written to a local folder instead, `<dryRunDir>/<partner>/<delivery>/`
+ * (`_report.json`, and `_errors.ndjson` when records were rejected), replacing the last dry run's.
+ */
 export const dryRun = (folder: DeliveryFolder) =>
   Effect.scoped(Effect.gen(function*() {
+    const config = yield* PipelineConfig
     const reading = yield* readDelivery(folder, discarding)
-    return reading.report(null)
+    const report = reading.report(null)
+    const dir = join(config.dryRunDir, folder.key.partner, folder.key.delivery)
+    const reportPath = join(dir, "_report.json")
+    yield* Effect.try({
+      try: () => {
+        mkdirSync(dir, { recursive: true })
+        writeFileSync(reportPath, JSON.stringify(report, null, 2))
+        const errors = join(dir, "_errors.ndjson")
+        // The error log is written synchronously, so the copy holds every line appended so far.
+        if (reading.errors.lines > 0) copyFileSync(reading.errors.path, errors)
+        else rmSync(errors, { force: true })
+      },
+      catch: (cause) => new DryRunReportError({ dir, reason: cause instanceof Error ? cause.message : String(cause) })
+    })
+    return { report, reportPath }
   }))
 
 /**

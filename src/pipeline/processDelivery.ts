@@ -10,7 +10,13 @@ import type { DeliveryReport } from "./Report.ts"
 
 /** What became of a delivery folder handed to `processDelivery`. */
 export type Outcome =
-  | { readonly _tag: "Processed"; readonly key: DeliveryKey; readonly report: DeliveryReport }
+  | {
+    readonly _tag: "Processed"
+    readonly key: DeliveryKey
+    readonly report: DeliveryReport
+    /** A dry run's report, written locally (`PipelineConfig.dryRunDir`) since nothing is archived. */
+    readonly dryRunReport?: string
+  }
   | {
     readonly _tag: "Skipped"
     readonly key: DeliveryKey
@@ -19,7 +25,7 @@ export type Outcome =
   }
 
 export interface ProcessOptions {
-  /** Validate and report only: nothing is loaded, moved or recorded in the ledger. */
+  /** Validate and report only: nothing is loaded, moved or recorded; the report is written locally. */
   readonly dryRun?: boolean
 }
 
@@ -44,7 +50,8 @@ const validateOnly = Effect.fnUntraced(function*(key: DeliveryKey) {
   const store = yield* ObjectStore
   const objects = yield* Stream.runCollect(store.list(key.prefix))
   if (objects.length === 0) return { _tag: "Skipped", key, reason: "empty" } as const
-  return { _tag: "Processed", key, report: yield* dryRun({ key, objects }) } as const
+  const { report, reportPath } = yield* dryRun({ key, objects })
+  return { _tag: "Processed", key, report, dryRunReport: reportPath } as const
 })
 
 /** One claim of the delivery and what follows it; undefined when objects remain to be looked at again. */

@@ -62,7 +62,8 @@ export const readDelivery = Effect.fnUntraced(function*(folder: DeliveryFolder, 
         dryRun: runId === null,
         startedAt,
         finishedAt,
-        committed: accepted && runId !== null,
+        // A dry run counts what the sink took as what would load (`dryRun: true` says so).
+        committed: accepted,
         archive: runId === null ? null : archivePrefix(key, accepted ? config.successPrefix : config.failurePrefix, runId)
       })
   } satisfies Reading

@@ -33,7 +33,12 @@ const batchWith = (settings: Record<string, string>, args: ReadonlyArray<string>
 
 /** `bun run batch` on the embedded defaults kept in a fresh directory. */
 const batch = (dir: string, ...args: Array<string>) =>
-  batchWith({ LOADERS_EMBEDDED_DIR: dir, LOADERS_PGLITE_DIR: join(dir, "pglite"), LOADERS_OUTBOX_DIR: join(dir, "outbox") }, args)
+  batchWith({
+    LOADERS_EMBEDDED_DIR: dir,
+    LOADERS_PGLITE_DIR: join(dir, "pglite"),
+    LOADERS_OUTBOX_DIR: join(dir, "outbox"),
+    LOADERS_DRY_RUN_DIR: join(dir, "dry-run")
+  }, args)
 
 const fresh = () => {
   const dir = mkdtempSync(join(tmpdir(), "loaders-batch-"))
@@ -83,15 +88,29 @@ describe("bun run batch on the embedded defaults", () => {
     expect(second.out).toContain("0 deliveries ready")
   }, 180_000)
 
-  test("--dry-run validates and reports without loading or moving anything", () => {
+  test("--dry-run prints what would load and the rejections, writes its report locally, loads and moves nothing", () => {
     const dir = fresh()
     const run = batch(dir, "--dry-run")
     expect(run.status).toBe(0)
     expect(run.out).toContain("(dry run)")
-    expect(run.out).toContain("succeeded  acme-gestion/2026-11-01: read 12, loaded 0, rejected 12")
-    expect(run.out).toContain("failed     immo-sud/2026-11-02")
+    expect(run.out).toContain("would succeed acme-gestion/2026-11-01: read 12, would load 12, rejected 0")
+    // The failed one says why, and pinpoints its first rejections (file, record, line, path, rule).
+    expect(run.out).toMatch(/would fail immo-sud\/2026-11-02: read 5, would load 0, rejected 5 in [\d.]+ s: 3 of 5 records were rejected/)
+    expect(run.out).toContain("      properties.json, record 1, line 12, $.type: enum: Must be one of:")
+    const local = join(dir, "dry-run", "immo-sud", "2026-11-02")
+    expect(run.out).toContain(`report: ${join(local, "_report.json")}`)
+    const report = JSON.parse(readFileSync(join(local, "_report.json"), "utf8"))
+    expect(report).toMatchObject({ dryRun: true, status: "failed", archive: null, totals: { read: 5, loaded: 0, rejected: 5 } })
+    const rules = readFileSync(join(local, "_errors.ndjson"), "utf8").trim().split("\n").map((line) => JSON.parse(line).rule)
+    expect(rules).toContain("iban.checksum")
+    const valid = JSON.parse(readFileSync(join(dir, "dry-run", "acme-gestion", "2026-11-01", "_report.json"), "utf8"))
+    expect(valid).toMatchObject({ dryRun: true, status: "succeeded", totals: { read: 12, loaded: 12, rejected: 0 } })
+    expect(existsSync(join(dir, "dry-run", "acme-gestion", "2026-11-01", "_errors.ndjson"))).toBe(false)
+    // Nothing archived, nothing moved, nothing mailed.
     expect(existsSync(join(dir, "s3", "loaders", "success"))).toBe(false)
+    expect(existsSync(join(dir, "s3", "loaders", "failure"))).toBe(false)
     expect(existsSync(stored(dir, "incoming/acme-gestion/2026-11-01/_manifest.json"))).toBe(true)
+    expect(existsSync(join(dir, "outbox"))).toBe(false)
   }, 180_000)
 
   test("--help documents the options; bad usage exits 2 with a message", () => {
