@@ -43,8 +43,12 @@ class ResendFailure extends Data.TaggedError("ResendFailure")<{ readonly reason:
 export class Mailer extends Context.Service<Mailer, {
   readonly send: (mail: Mail) => Effect.Effect<Sent, MailerError>
 }>()("loaders/Mailer") {
-  /** Mail kept as files in `dir`: `<key>.eml` (the full MIME message), `<key>.html`, `<key>.json`. */
-  static readonly layerOutbox = (dir: string) => Layer.succeed(Mailer, { send: (mail) => writeOutbox(dir, mail) })
+  /**
+   * Mail kept as files in `dir`: `<key>.eml` (the full MIME message, `From: from`), `<key>.html`,
+   * `<key>.json`.
+   */
+  static readonly layerOutbox = (dir: string, from: string = DEFAULT_FROM) =>
+    Layer.succeed(Mailer, { send: (mail) => writeOutbox(dir, from, mail) })
 
   /** Resend (its API at `baseUrl` when given), falling back to the outbox in `outboxDir`. */
   static readonly layerResend = (options: {
@@ -91,7 +95,7 @@ export class Mailer extends Context.Service<Mailer, {
           Effect.map((id): Sent => ({ via: "resend", id })),
           Effect.catchTag("ResendFailure", (failure) =>
             Effect.logWarning(`Resend failed for ${mail.idempotencyKey}: ${failure.reason}; kept in the outbox`).pipe(
-              Effect.andThen(writeOutbox(options.outboxDir, mail)),
+              Effect.andThen(writeOutbox(options.outboxDir, options.from, mail)),
               Effect.map((kept): Sent => ({ via: "outbox", path: kept.path, reason: failure.reason }))
             )
           ),
@@ -102,17 +106,18 @@ export class Mailer extends Context.Service<Mailer, {
 
   /**
    * From the environment: `RESEND_API_KEY` turns Resend on (`RESEND_BASE_URL` to reach another
-   * API endpoint, `LOADERS_MAIL_FROM` the sender); the outbox is `LOADERS_OUTBOX_DIR`
-   * (default `.loaders/outbox`).
+   * API endpoint); the outbox is `LOADERS_OUTBOX_DIR` (default `.loaders/outbox`). The sender is
+   * `LOADERS_MAIL_FROM` either way.
    */
   static readonly layer = Layer.unwrap(
     Effect.gen(function*() {
       const outboxDir = resolve(yield* Config.String("LOADERS_OUTBOX_DIR").pipe(Config.withDefault(".loaders/outbox")))
+      const from = yield* Config.String("LOADERS_MAIL_FROM").pipe(Config.withDefault(DEFAULT_FROM))
       const apiKey = yield* Config.option(Config.Redacted("RESEND_API_KEY"))
-      if (Option.isNone(apiKey)) return Mailer.layerOutbox(outboxDir)
+      if (Option.isNone(apiKey)) return Mailer.layerOutbox(outboxDir, from)
       return Mailer.layerResend({
         apiKey: apiKey.value,
-        from: yield* Config.String("LOADERS_MAIL_FROM").pipe(Config.withDefault("loaders <reports@loaders.invalid>")),
+        from,
         outboxDir,
         baseUrl: Option.getOrUndefined(yield* Config.option(Config.String("RESEND_BASE_URL")))
       })
@@ -120,16 +125,21 @@ export class Mailer extends Context.Service<Mailer, {
   )
 }
 
+/** The sender when `LOADERS_MAIL_FROM` is not set (`.invalid`: nobody can answer it by mistake). */
+const DEFAULT_FROM = "loaders <reports@loaders.invalid>"
+
 const safeName = (key: string) => key.replace(/[^A-Za-z0-9._-]+/g, "_")
 
 /** A MIME message (multipart/mixed: text and HTML alternatives, then attachments), as a mail client opens it. */
-const mime = (mail: Mail): string => {
+const mime = (from: string, mail: Mail): string => {
   const mixed = "loaders-mixed"
   const alternative = "loaders-alternative"
   const b64 = (text: string) => Buffer.from(text).toString("base64").replace(/.{76}/g, "$&\r\n")
   const header = (text: string) => `=?UTF-8?B?${Buffer.from(text).toString("base64")}?=`
   return [
-    `To: ${mail.to.join(", ")}`,
+    `From: ${from}`,
+    // A header without an address is malformed: a mail without recipients has no `To:` at all.
+    ...(mail.to.length ? [`To: ${mail.to.join(", ")}`] : []),
     ...(mail.cc.length ? [`Cc: ${mail.cc.join(", ")}`] : []),
     `Subject: ${header(mail.subject)}`,
     "MIME-Version: 1.0",
@@ -162,14 +172,14 @@ const mime = (mail: Mail): string => {
   ].join("\r\n")
 }
 
-const writeOutbox = (dir: string, mail: Mail) =>
+const writeOutbox = (dir: string, from: string, mail: Mail) =>
   Effect.try({
     try: () => {
       mkdirSync(dir, { recursive: true })
       const base = join(dir, safeName(mail.idempotencyKey))
-      writeFileSync(`${base}.eml`, mime(mail))
+      writeFileSync(`${base}.eml`, mime(from, mail))
       writeFileSync(`${base}.html`, mail.html)
-      writeFileSync(`${base}.json`, JSON.stringify({ to: mail.to, cc: mail.cc, subject: mail.subject, attachments: mail.attachments.map((a) => a.filename) }, null, 2))
+      writeFileSync(`${base}.json`, JSON.stringify({ from, to: mail.to, cc: mail.cc, subject: mail.subject, attachments: mail.attachments.map((a) => a.filename) }, null, 2))
       return { via: "outbox", path: `${base}.eml` } as const
     },
     catch: (cause) => new MailerError({ reason: `cannot write to the outbox ${dir}: ${cause instanceof Error ? cause.message : String(cause)}` })

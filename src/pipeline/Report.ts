@@ -10,6 +10,8 @@ export type Notification =
   | { readonly channel: "email"; readonly to: ReadonlyArray<string>; readonly via: "resend"; readonly id: string }
   | { readonly channel: "email"; readonly to: ReadonlyArray<string>; readonly via: "outbox"; readonly path: string; readonly reason?: string }
   | { readonly channel: "email"; readonly to: ReadonlyArray<string>; readonly via: "failed"; readonly reason: string }
+  /** Not sent: nobody to send it to (`to` is empty); `reason` says how to configure a recipient. */
+  | { readonly channel: "email"; readonly to: ReadonlyArray<string>; readonly via: "skipped"; readonly reason: string }
   | { readonly channel: "webhook"; readonly url: string; readonly status: "delivered" | "failed"; readonly reason?: string }
 
 /** A problem with a whole file or the delivery (malformed JSON, unknown dataset, manifest mismatch). */

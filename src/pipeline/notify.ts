@@ -66,6 +66,15 @@ const postWebhook = (url: string, secret: string, report: DeliveryReport, idempo
     )
   })
 
+/** A report nobody is configured to receive: said in the log and recorded as skipped, not sent. */
+const noRecipient = (report: DeliveryReport) => {
+  const reason = `no recipient for partner "${report.partner}": give it a "notify" list in the partners file ` +
+    `(LOADERS_PARTNERS_FILE), or a "notify" list in the delivery's _manifest.json, or set LOADERS_OPERATORS_EMAIL`
+  return Effect.logWarning(`report email for ${report.partner}/${report.delivery} not sent: ${reason}`).pipe(
+    Effect.as<Notification>({ channel: "email", to: [], via: "skipped", reason })
+  )
+}
+
 /** Rows of the attached CSV at most; the archive's `_errors.ndjson` always has them all. */
 export const CSV_ROWS = 10_000
 
@@ -97,7 +106,7 @@ export const notifyReport = Effect.fn("notifyReport")(function*(
     ? [{ filename: "errors.csv", content: errorsCsv(rejections, language), contentType: "text/csv; charset=utf-8" }]
     : []
   const idempotencyKey = `report-${report.partner}-${report.delivery}-${report.runId ?? report.startedAt}`
-  const mailed = yield* mailer.send({ to, cc, ...email, attachments, idempotencyKey }).pipe(
+  const mailed = to.length === 0 ? yield* noRecipient(report) : yield* mailer.send({ to, cc, ...email, attachments, idempotencyKey }).pipe(
     Effect.map((sent): Notification => ({ channel: "email", to, ...sent })),
     Effect.catch((error) =>
       Effect.logError(`report email for ${report.partner}/${report.delivery} lost: ${error.message}`).pipe(

@@ -32,7 +32,9 @@ const WORDS = {
     value: "valeur",
     attached: "La liste complète des erreurs est jointe (errors.csv) et archivée avec la livraison (_errors.ndjson).",
     fix: "Corrigez les enregistrements signalés et déposez à nouveau la livraison complète.",
-    footer: "Message envoyé automatiquement par loaders. Ne répondez pas à ce message."
+    footer: "Message envoyé automatiquement par loaders. Ne répondez pas à ce message.",
+    // French typography puts a space before a colon; English does not.
+    colon: " :"
   },
   en: {
     succeeded: "Delivery accepted",
@@ -55,7 +57,8 @@ const WORDS = {
     value: "value",
     attached: "The full list of errors is attached (errors.csv) and archived with the delivery (_errors.ndjson).",
     fix: "Fix the records listed and deposit the whole delivery again.",
-    footer: "Sent automatically by loaders. Please do not reply."
+    footer: "Sent automatically by loaders. Please do not reply.",
+    colon: ":"
   }
 } as const
 
@@ -83,7 +86,7 @@ const say = (message: Bilingual, language: Language) => message[language]
 export const renderReportEmail = (report: DeliveryReport, language: Language): ReportEmail => {
   const w = WORDS[language]
   const title = w[report.status]
-  const subject = `[loaders] ${report.partner} / ${report.delivery}${language === "fr" ? " : " : ": "}${title}`
+  const subject = `[loaders] ${report.partner} / ${report.delivery}${w.colon} ${title}`
   const reason = report.reason ? say(report.reason, language) : undefined
   const td = "padding:6px 8px;border-bottom:1px solid #e4e7eb;text-align:left;vertical-align:top;word-break:break-word;"
   const num = "padding:6px 8px;border-bottom:1px solid #e4e7eb;text-align:right;vertical-align:top;white-space:nowrap;"
@@ -105,7 +108,7 @@ export const renderReportEmail = (report: DeliveryReport, language: Language): R
   const example = (g: RuleGroup) => (r: Rejection) =>
     `<li style="margin:0 0 6px;word-break:break-word;"><span style="color:#616e7c;">${escapeHtml(where(r, w))}</span>` +
     `${say(r.message, language) === say(g.message, language) ? "" : `<br>${escapeHtml(say(r.message, language))}`}` +
-    `${r.value === undefined ? "" : ` <span style="color:#616e7c;">(${w.value} : <code style="font-family:monospace;background:#f4f5f7;">${escapeHtml(shorten(r.value))}</code>)</span>`}</li>`
+    `${r.value === undefined ? "" : ` <span style="color:#616e7c;">(${w.value}${w.colon} <code style="font-family:monospace;background:#f4f5f7;">${escapeHtml(shorten(r.value))}</code>)</span>`}</li>`
   const group = (g: RuleGroup) =>
     `<tr><td style="${td}"><strong>${escapeHtml(say(g.message, language))}</strong>` +
     `<br><span style="color:#616e7c;font-size:12px;">${escapeHtml(g.rule)} · ${g.count} ${w.occurrences}</span>` +
@@ -118,9 +121,9 @@ export const renderReportEmail = (report: DeliveryReport, language: Language): R
 <table role="presentation" width="100%" cellpadding="0" cellspacing="0" style="max-width:640px;width:100%;background:#ffffff;border-collapse:collapse;table-layout:fixed;">
 <tr><td style="padding:16px 16px 8px;border-top:6px solid ${COLORS[report.status]};">
 <h1 style="margin:0 0 4px;font-size:20px;color:${COLORS[report.status]};">${title}</h1>
-<p style="margin:0;color:#616e7c;word-break:break-word;">${w.partner} : <strong>${escapeHtml(report.partner)}</strong> · ${w.delivery} : <strong>${escapeHtml(report.delivery)}</strong></p>
+<p style="margin:0;color:#616e7c;word-break:break-word;">${w.partner}${w.colon} <strong>${escapeHtml(report.partner)}</strong> · ${w.delivery}${w.colon} <strong>${escapeHtml(report.delivery)}</strong></p>
 ${reason ? `<p style="margin:12px 0 0;padding:10px;background:#fdf2f2;border-left:4px solid ${COLORS[report.status]};word-break:break-word;">${escapeHtml(reason)}</p>` : ""}
-<p style="margin:12px 0 0;color:#616e7c;font-size:12px;">${w.policy} : ${escapeHtml(report.policy)} · ${w.duration} : ${seconds(report.durationMs)}</p>
+<p style="margin:12px 0 0;color:#616e7c;font-size:12px;">${w.policy}${w.colon} ${escapeHtml(report.policy)} · ${w.duration}${w.colon} ${seconds(report.durationMs)}</p>
 </td></tr>
 <tr><td style="padding:8px 16px;">
 <table role="presentation" width="100%" cellpadding="0" cellspacing="0" style="border-collapse:collapse;table-layout:fixed;font-size:13px;">

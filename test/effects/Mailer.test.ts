@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test"
-import { Effect, Redacted, Schedule } from "effect"
+import { ConfigProvider, Effect, Layer, Redacted, Schedule } from "effect"
 import { mkdtempSync, readdirSync, readFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -88,5 +88,23 @@ describe("Mailer through the real Resend SDK, against a local stand-in for its A
     expect(eml).toContain("Content-Type: text/html; charset=utf-8")
     expect(eml).toContain('Content-Disposition: attachment; filename="errors.csv"')
     expect(await Effect.runPromise(Effect.succeed(readFileSync(join(outbox, "report-acme-d1-42.html"), "utf8")))).toBe(mail.html)
+  })
+
+  test("the outbox's message is from LOADERS_MAIL_FROM, or the default sender", async () => {
+    const fromEnv = (env: Record<string, string>) => Mailer.layer.pipe(Layer.provide(ConfigProvider.layer(ConfigProvider.fromEnv({ env }))))
+    const configured = mkdtempSync(join(tmpdir(), "outbox-"))
+    await runTest(send, fromEnv({ LOADERS_OUTBOX_DIR: configured, LOADERS_MAIL_FROM: "Loaders Reports <reports@loaders.example>" }))
+    expect(readFileSync(join(configured, "report-acme-d1-42.eml"), "utf8").split("\r\n")[0]).toBe("From: Loaders Reports <reports@loaders.example>")
+    const fallback = mkdtempSync(join(tmpdir(), "outbox-"))
+    await runTest(send, fromEnv({ LOADERS_OUTBOX_DIR: fallback }))
+    expect(readFileSync(join(fallback, "report-acme-d1-42.eml"), "utf8").split("\r\n")[0]).toBe("From: loaders <reports@loaders.invalid>")
+  })
+
+  test("a message without recipients has no empty To: header", async () => {
+    const outbox = mkdtempSync(join(tmpdir(), "outbox-"))
+    await runTest(Mailer.use((mailer) => mailer.send({ ...mail, to: [], cc: [] })), Mailer.layerOutbox(outbox))
+    const headers = readFileSync(join(outbox, "report-acme-d1-42.eml"), "utf8").split("\r\n\r\n")[0] ?? ""
+    expect(headers).not.toMatch(/^To:/m)
+    expect(headers).not.toMatch(/^Cc:/m)
   })
 })

@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test"
-import { Effect, Layer, Schedule } from "effect"
+import { Effect, Layer, Logger, Schedule } from "effect"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { WebhookRetry } from "../../src/pipeline/notify.ts"
@@ -57,7 +57,9 @@ describe("notifications", () => {
 
   test("a partner webhook that keeps failing is recorded in the report; the delivery is not affected", async () => {
     const hook = await captureServer(() => ({ status: 500, body: {} }))
-    const fixture = await pipelineFixture(databases.PGlite(), {}, { acme: { webhook: { url: hook.url, secret: "s" } } })
+    const fixture = await pipelineFixture(databases.PGlite(), {}, {
+      acme: { notify: ["ops@acme.example"], webhook: { url: hook.url, secret: "s" } }
+    })
     const prefix = "incoming/acme/n2/"
     await deposit(fixture.client, fixture.bucket, prefix, { "properties.json": jsonArray([property(1)]) })
     const report = await runTest(run(prefix, fixture.bucket), Layer.merge(fixture.layer, fast))
@@ -65,5 +67,27 @@ describe("notifications", () => {
     expect(report.notifications[1]).toEqual({ channel: "webhook", url: hook.url, status: "failed", reason: "HTTP 500" })
     expect(hook.requests.length).toBe(4)
     expect(readdirSync(fixture.outbox).filter((f) => f.endsWith(".eml")).length).toBe(1)
+  })
+
+  test("a report nobody is configured to receive is not mailed: a warning says how to add a recipient, the report records it skipped", async () => {
+    const fixture = await pipelineFixture(databases.PGlite())
+    const prefix = "incoming/acme/n3/"
+    await deposit(fixture.client, fixture.bucket, prefix, { "properties.json": jsonArray([property(1)]) })
+    const warnings: Array<string> = []
+    const logs = Logger.layer([
+      Logger.make((log) => {
+        if (log.logLevel === "Warn") warnings.push(String(Array.isArray(log.message) ? log.message[0] : log.message))
+      })
+    ])
+    const report = await runTest(run(prefix, fixture.bucket), Layer.mergeAll(fixture.layer, fast, logs))
+    expect(report.status).toBe("succeeded")
+    expect(report.notifications).toEqual([{ channel: "email", to: [], via: "skipped", reason: expect.stringContaining('no recipient for partner "acme"') }])
+    expect(readdirSync(fixture.outbox)).toEqual([])
+    const [warning, ...others] = warnings
+    expect(others).toEqual([])
+    expect(warning).toContain("report email for acme/n3 not sent")
+    expect(warning).toContain('"notify" list in the partners file (LOADERS_PARTNERS_FILE)')
+    expect(warning).toContain("_manifest.json")
+    expect(await readReport(fixture.client, fixture.bucket, `success/acme/n3/run-${report.runId}/_report.json`)).toEqual(report)
   })
 })

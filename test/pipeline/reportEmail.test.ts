@@ -59,6 +59,19 @@ describe("report email", () => {
     expect(en.html).toContain('lang="en"')
   })
 
+  test("a colon takes a space before it in French only", () => {
+    const report = failedReport()
+    const en = renderReportEmail(report, "en").html
+    expect(en).toContain(`Partner: <strong>${escapeHtml(hostile)}</strong> · Delivery: <strong>`)
+    expect(en).toContain("Error policy: strict · Duration: ")
+    expect(en).toContain("(value: <code")
+    expect(en).not.toMatch(/\w :/)
+    const fr = renderReportEmail(report, "fr").html
+    expect(fr).toContain("Partenaire : <strong>")
+    expect(fr).toContain("Règle d'erreur : strict · Durée : ")
+    expect(fr).toContain("(valeur : <code")
+  })
+
   test("the CSV opens in a spreadsheet: BOM, separator per language, quoting, accents", () => {
     const fr = errorsCsv([rejection], "fr")
     expect(fr.startsWith("\uFEFF")).toBe(true)
