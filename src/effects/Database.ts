@@ -159,7 +159,7 @@ export class Database extends Context.Service<Database, SqlSession & {
 
   /**
    * From the environment: `DATABASE_URL` selects Postgres (waits bounded by `LOADERS_DB_TIMEOUT`);
-   * without it, PGlite in `LOADERS_PGLITE_DIR` (default `.loaders/pglite`).
+   * without it, PGlite in `pgliteDir`.
    */
   static readonly layer = Layer.unwrap(
     Effect.gen(function*() {
@@ -168,13 +168,20 @@ export class Database extends Context.Service<Database, SqlSession & {
         const timeout = yield* Config.Duration("LOADERS_DB_TIMEOUT").pipe(Config.withDefault(DEFAULT_TIMEOUT))
         return Database.layerPostgres(url.value, { timeout })
       }
-      const dir = yield* Config.String("LOADERS_PGLITE_DIR").pipe(Config.withDefault(".loaders/pglite"))
-      return Database.layerPGlite(dir)
+      return Database.layerPGlite(yield* pgliteDir)
     })
   )
 }
 
 const DEFAULT_TIMEOUT = Duration.seconds(30)
+
+/**
+ * The embedded PGlite's directory: `LOADERS_PGLITE_DIR`, else `pglite` in `LOADERS_EMBEDDED_DIR`
+ * (default `.loaders`), beside the embedded S3's files.
+ */
+export const pgliteDir = Config.String("LOADERS_PGLITE_DIR").pipe(
+  Config.orElse(() => Config.String("LOADERS_EMBEDDED_DIR").pipe(Config.withDefault(".loaders"), Config.map((root) => join(root, "pglite"))))
+)
 
 const sqlState = (cause: unknown): string | undefined => {
   if (typeof cause === "object" && cause !== null && "code" in cause && typeof cause.code === "string") {

@@ -12,6 +12,23 @@ export class EmbeddedS3Error extends Data.TaggedError("EmbeddedS3Error")<{ reado
   }
 }
 
+/**
+ * The port asked for the embedded S3 server (`LOADERS_EMBEDDED_S3_PORT`) is in use by another
+ * process, maybe another loaders process on the embedded defaults (whose S3 is then reachable there).
+ */
+export class EmbeddedS3PortTaken extends Data.TaggedError("EmbeddedS3PortTaken")<{ readonly port: number }> {
+  override get message(): string {
+    return `embedded S3 server: port ${this.port} (LOADERS_EMBEDDED_S3_PORT) is in use by another process: ` +
+      `stop that process, or set LOADERS_EMBEDDED_S3_PORT to a free port (0: any free port)`
+  }
+}
+
+/** Where the embedded S3 listens unless `LOADERS_EMBEDDED_S3_PORT` says otherwise. */
+export const EMBEDDED_S3_PORT = 4569
+
+/** The credentials the embedded S3 server accepts (s3rver's fixed pair). */
+export const EMBEDDED_S3_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } as const
+
 /** An S3 event as s3rver reports it (the shape of one AWS `Records[]` entry). */
 export type S3rverEvent = Readonly<Record<string, unknown>>
 
@@ -44,10 +61,17 @@ const nodeBinary = (): string | undefined =>
     })
 
 /**
- * Starts s3rver over `directory` on a free loopback port, with `buckets` created, for the scope.
- * It runs under Node (it cannot run inside Bun), as a child that exits with its parent.
+ * Starts s3rver over `directory` on loopback `port` (default 0: any free port), with `buckets` created, for
+ * the scope. A taken port fails with `EmbeddedS3PortTaken`, or with `fallback` is replaced by any
+ * free one (the answer's `port` says which). It runs under Node (it cannot run inside Bun), as a
+ * child that exits with its parent.
  */
-export const startEmbeddedS3 = (options: { readonly directory: string; readonly buckets: ReadonlyArray<string> }) =>
+export const startEmbeddedS3 = (options: {
+  readonly directory: string
+  readonly buckets: ReadonlyArray<string>
+  readonly port?: number
+  readonly fallback?: boolean
+}) =>
   Effect.gen(function*() {
     yield* Effect.try({
       try: () => mkdirSync(options.directory, { recursive: true }),
@@ -59,7 +83,12 @@ export const startEmbeddedS3 = (options: { readonly directory: string; readonly 
       Effect.sync(() =>
         spawn(
           node,
-          ["--openssl-legacy-provider", CHILD, JSON.stringify({ directory: options.directory, buckets: options.buckets })],
+          ["--openssl-legacy-provider", CHILD, JSON.stringify({
+            directory: options.directory,
+            buckets: options.buckets,
+            port: options.port ?? 0,
+            fallback: options.fallback ?? false
+          })],
           { stdio: ["pipe", "pipe", "pipe"] }
         )
       ),
@@ -76,11 +105,12 @@ export const startEmbeddedS3 = (options: { readonly directory: string; readonly 
     child.stderr?.on("data", (data: Buffer) => {
       stderr += data.toString()
     })
-    const port = yield* Effect.callback<number, EmbeddedS3Error>((resume) => {
+    const port = yield* Effect.callback<number, EmbeddedS3Error | EmbeddedS3PortTaken>((resume) => {
       const lines = createInterface({ input: child.stdout! })
       lines.on("line", (line) => {
-        const message = JSON.parse(line) as { ready?: { port: number }; event?: S3rverEvent }
+        const message = JSON.parse(line) as { ready?: { port: number }; taken?: number; event?: S3rverEvent }
         if (message.ready) resume(Effect.succeed(message.ready.port))
+        else if (message.taken !== undefined) resume(Effect.fail(new EmbeddedS3PortTaken({ port: message.taken })))
         else if (message.event) for (const listener of listeners) listener(message.event)
       })
       child.once("error", (error) => resume(Effect.fail(new EmbeddedS3Error({ reason: `cannot run node: ${error.message}` }))))
@@ -96,7 +126,7 @@ export const startEmbeddedS3 = (options: { readonly directory: string; readonly 
     return {
       endpoint: `http://127.0.0.1:${port}`,
       port,
-      credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" },
+      credentials: EMBEDDED_S3_CREDENTIALS,
       onEvent: (listener) => {
         listeners.add(listener)
         return () => listeners.delete(listener)

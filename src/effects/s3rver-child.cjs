@@ -1,6 +1,8 @@
 // Runs s3rver in a Node child process (it cannot run inside Bun, and its list continuation tokens
 // need `node --openssl-legacy-provider`). Protocol on stdout, one JSON object per line:
-//   {"ready":{"port":N}} once listening, then {"event":{...}} for each S3 event s3rver reports.
+//   {"ready":{"port":N}} once listening, then {"event":{...}} for each S3 event s3rver reports;
+//   {"taken":N} (then exit) when port N is in use and the configuration has no `fallback`; with
+//   `fallback`, a taken port is replaced by any free one.
 // Exits when its stdin closes, so it never outlives the process that started it.
 "use strict"
 const http = require("node:http")
@@ -39,20 +41,28 @@ const httpServer = http.createServer((req, res) => {
   handle(req, res)
 })
 
+const listen = (port) =>
+  new Promise((resolve, reject) => {
+    httpServer.once("error", reject)
+    httpServer.listen(port, config.address ?? "127.0.0.1", () => resolve(httpServer.address()))
+  })
+
+const TAKEN = Symbol("taken")
+
 server
   .configureBuckets()
-  .then(
-    () =>
-      new Promise((resolve, reject) => {
-        httpServer.once("error", reject)
-        httpServer.listen(config.port ?? 0, config.address ?? "127.0.0.1", () => resolve(httpServer.address()))
-      })
-  )
+  .then(() => listen(config.port ?? 0))
+  .catch((error) => {
+    if (error.code !== "EADDRINUSE") throw error
+    if (config.fallback) return listen(0)
+    process.stdout.write(JSON.stringify({ taken: config.port }) + "\n")
+    throw TAKEN
+  })
   .then(
     (address) => {
       process.stdout.write(JSON.stringify({ ready: { port: address.port } }) + "\n")
     },
-    (error) => fail(`cannot start on ${config.directory}: ${error.message}`)
+    (error) => (error === TAKEN ? process.exit(1) : fail(`cannot start on ${config.directory}: ${error.message}`))
   )
 
 process.stdin.on("end", () => process.exit(0))

@@ -4,8 +4,8 @@ import { join, relative, resolve } from "node:path"
 import { fileURLToPath } from "node:url"
 import { TelemetryLayer } from "../../otel/telemetry.ts"
 import { datasets } from "../../schemas/registry.ts"
-import { Database } from "../effects/Database.ts"
-import { startEmbeddedS3 } from "../effects/EmbeddedS3.ts"
+import { Database, pgliteDir } from "../effects/Database.ts"
+import { EMBEDDED_S3_PORT, EmbeddedS3Error, startEmbeddedS3 } from "../effects/EmbeddedS3.ts"
 import { Ledger } from "../effects/Ledger.ts"
 import { Mailer } from "../effects/Mailer.ts"
 import { Partners } from "../effects/Partners.ts"
@@ -37,24 +37,49 @@ const seedExamples = Effect.gen(function*() {
   }
 })
 
+/** Where the embedded S3 keeps its files: `s3` in `LOADERS_EMBEDDED_DIR` (default `.loaders`). */
+export const embeddedS3Dir = Config.String("LOADERS_EMBEDDED_DIR").pipe(
+  Config.withDefault(".loaders"),
+  Config.map((root) => join(resolve(root), "s3"))
+)
+
+/** The embedded S3's port: `LOADERS_EMBEDDED_S3_PORT` exactly, else 4569 or any free port when it is taken. */
+const embeddedPort = Effect.gen(function*() {
+  const port = yield* Config.option(Config.Int("LOADERS_EMBEDDED_S3_PORT"))
+  if (Option.isNone(port)) return { port: EMBEDDED_S3_PORT, fallback: true }
+  if (port.value < 0 || port.value > 65535) {
+    return yield* new EmbeddedS3Error({ reason: `LOADERS_EMBEDDED_S3_PORT must be a port number (0 to 65535, 0: any free port), got ${port.value}` })
+  }
+  return { port: port.value, fallback: false }
+})
+
 /**
  * The object store: S3 (or any S3-compatible endpoint) when `LOADERS_S3_BUCKET` is set; otherwise
- * an embedded s3rver over `<LOADERS_EMBEDDED_DIR>/s3`, seeded with `examples/` when first created.
+ * an embedded s3rver over `<LOADERS_EMBEDDED_DIR>/s3`, seeded with `examples/` when first created,
+ * and announced (endpoint and credentials, at Info) by `announce` so a user can reach it too. A
+ * short-lived command nobody reaches (`anyPort`) takes any free port, so it runs beside `serve`.
  */
-const objectStore = Effect.fnUntraced(function*(lines: Array<string>) {
+export const objectStore = Effect.fnUntraced(function*(lines: Array<string>, options: { readonly anyPort?: boolean } = {}) {
   const bucket = yield* Config.option(Config.String("LOADERS_S3_BUCKET"))
   if (Option.isSome(bucket)) {
     const endpoint = yield* Config.option(Config.String("LOADERS_S3_ENDPOINT"))
     lines.push(`Object store: s3://${bucket.value} at ${Option.getOrElse(endpoint, () => "AWS S3")}`)
-    return { layer: ObjectStore.layer, fresh: false }
+    return { layer: ObjectStore.layer, fresh: false, announce: Layer.empty }
   }
-  const root = resolve(yield* Config.String("LOADERS_EMBEDDED_DIR").pipe(Config.withDefault(".loaders")))
-  const directory = join(root, "s3")
+  const directory = yield* embeddedS3Dir
   const fresh = !existsSync(directory)
-  const s3 = yield* startEmbeddedS3({ directory, buckets: [EMBEDDED_BUCKET] })
+  const asked = options.anyPort ? { port: 0, fallback: false } : yield* embeddedPort
+  const s3 = yield* startEmbeddedS3({ directory, buckets: [EMBEDDED_BUCKET], ...asked })
   lines.push(
     `Object store: embedded S3 at ${s3.endpoint}, bucket "${EMBEDDED_BUCKET}", kept in ${directory}` +
       (fresh ? " (new: seeded with the sample deliveries of examples/)" : "")
+  )
+  const moved = s3.port === asked.port ? "" : ` (port ${asked.port} is in use; LOADERS_EMBEDDED_S3_PORT picks another)`
+  const announce = Layer.effectDiscard(
+    Effect.logInfo(
+      `Embedded S3 at ${s3.endpoint}${moved}, bucket "${EMBEDDED_BUCKET}": ` +
+        `AWS_ACCESS_KEY_ID=${s3.credentials.accessKeyId} AWS_SECRET_ACCESS_KEY=${s3.credentials.secretAccessKey}`
+    )
   )
   const layer = ObjectStore.layerWith({
     bucket: EMBEDDED_BUCKET,
@@ -62,12 +87,12 @@ const objectStore = Effect.fnUntraced(function*(lines: Array<string>) {
     credentials: s3.credentials,
     timeout: yield* ObjectStore.timeoutConfig
   })
-  return { layer, fresh }
+  return { layer, fresh, announce }
 })
 
 const database = Effect.fnUntraced(function*(lines: Array<string>) {
   const url = yield* Config.option(Config.String("DATABASE_URL"))
-  const dir = resolve(yield* Config.String("LOADERS_PGLITE_DIR").pipe(Config.withDefault(".loaders/pglite")))
+  const dir = resolve(yield* pgliteDir)
   lines.push(
     Option.isSome(url)
       ? `Database: PostgreSQL at ${url.value.replace(/\/\/[^@/]*@/, "//***@")} (schema "loaders")`
@@ -110,7 +135,13 @@ export const AppLayer = Layer.unwrap(
       Layer.succeed(Environment, { lines })
     )
     const seed = store.fresh ? Layer.effectDiscard(seedExamples) : Layer.empty
-    return Layer.mergeAll(PostgresSink.layer(datasets), Ledger.layer({ lease: settings.lease }), seed, Layer.effectDiscard(sweepErrorLogs)).pipe(
+    return Layer.mergeAll(
+      PostgresSink.layer(datasets),
+      Ledger.layer({ lease: settings.lease }),
+      seed,
+      store.announce,
+      Layer.effectDiscard(sweepErrorLogs)
+    ).pipe(
       Layer.provideMerge(base),
       Layer.provideMerge(TelemetryLayer)
     )
