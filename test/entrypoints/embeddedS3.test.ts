@@ -1,0 +1,87 @@
+import { afterAll, describe, expect, test } from "bun:test"
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs"
+import { tmpdir } from "node:os"
+import { join } from "node:path"
+import { aws, holdPort, runEntrypoint } from "../support/cli.ts"
+import { startServer } from "../support/server.ts"
+
+const dirs: Array<string> = []
+afterAll(() => {
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+})
+const fresh = () => {
+  const dir = mkdtempSync(join(tmpdir(), "loaders-embedded-"))
+  dirs.push(dir)
+  return dir
+}
+
+/** The embedded defaults, all kept under `dir`. */
+const embedded = (dir: string): Record<string, string> => ({ LOADERS_EMBEDDED_DIR: dir, LOADERS_OUTBOX_DIR: join(dir, "outbox") })
+
+/** The line the app logs when its embedded S3 starts: endpoint and credentials (quotes escaped in JSON). */
+const ANNOUNCED = /Embedded S3 at (http:\/\/127\.0\.0\.1:\d+)[^,]*, bucket \\?"loaders\\?": AWS_ACCESS_KEY_ID=(\S+) AWS_SECRET_ACCESS_KEY=([^\s"]+)"/
+
+describe("the embedded S3 of the app", () => {
+  test("serve announces it on LOADERS_EMBEDDED_S3_PORT with its credentials; the AWS CLI drops a delivery there as the README shows", async () => {
+    const dir = fresh()
+    const free = await holdPort()
+    await free.close()
+    const server = await startServer("Bun", {
+      ...embedded(dir),
+      LOADERS_PGLITE_DIR: join(dir, "pglite"),
+      LOADERS_EMBEDDED_S3_PORT: String(free.port),
+      LOADERS_LOG_FORMAT: "json"
+    })
+    try {
+      const announced = server.output().match(ANNOUNCED)
+      expect(announced?.[1]).toBe(`http://127.0.0.1:${free.port}`)
+      const [, endpoint, id, secret] = announced!
+      const delivery = fresh()
+      writeFileSync(join(delivery, "properties.json"), "[]")
+      const put = aws(endpoint!, { id: id!, secret: secret! }, ["s3", "cp", "--recursive", delivery, "s3://loaders/incoming/acme/2026-12-01/"])
+      expect(put.err).toBe("")
+      expect(put.status).toBe(0)
+      const listed = aws(endpoint!, { id: id!, secret: secret! }, ["s3", "ls", "--recursive", "s3://loaders/incoming/acme/"])
+      expect(listed.out).toContain("incoming/acme/2026-12-01/properties.json")
+    } finally {
+      expect(await server.stop()).toBe(0)
+    }
+  }, 120_000)
+
+  test("LOADERS_EMBEDDED_S3_PORT on a port in use: one line naming it, exit 2", async () => {
+    const taken = await holdPort()
+    try {
+      const run = runEntrypoint("batch.ts", [], { ...embedded(fresh()), LOADERS_EMBEDDED_S3_PORT: String(taken.port) })
+      expect(run.status).toBe(2)
+      const lines = run.err.trim().split("\n")
+      expect(lines).toHaveLength(1)
+      expect(lines[0]).toContain(`port ${taken.port} (LOADERS_EMBEDDED_S3_PORT) is in use by another process`)
+    } finally {
+      await taken.close()
+    }
+  }, 120_000)
+
+  test("LOADERS_EMBEDDED_S3_PORT that is no port: one line naming it, exit 2", () => {
+    const run = runEntrypoint("batch.ts", [], { ...embedded(fresh()), LOADERS_EMBEDDED_S3_PORT: "70000" })
+    expect(run.status).toBe(2)
+    expect(run.err.trim()).toBe(
+      "loaders batch could not run: embedded S3 server: LOADERS_EMBEDDED_S3_PORT must be a port number (0 to 65535, 0: any free port), got 70000"
+    )
+  }, 120_000)
+
+  test("the default port 4569, when in use, gives way to a free one and says so", async () => {
+    // Held here, or by another process: either way the run cannot have it.
+    const held = await holdPort(4569)
+    try {
+      const run = runEntrypoint("batch.ts", [], { ...embedded(fresh()), LOADERS_LOG_FORMAT: "json" })
+      expect(run.status).toBe(0)
+      const announced = run.out.match(ANNOUNCED)
+      expect(announced?.[1]).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)
+      expect(announced?.[1]).not.toBe("http://127.0.0.1:4569")
+      expect(run.out).toContain("(port 4569 is in use; LOADERS_EMBEDDED_S3_PORT picks another)")
+      expect(run.out).toContain("succeeded  acme-gestion/2026-11-01")
+    } finally {
+      await held.close()
+    }
+  }, 120_000)
+})
