@@ -25,8 +25,8 @@ Options:
   --partner <name>     only this partner's deliveries
   -h, --help           show this help
 
-Without LOADERS_S3_ENDPOINT/LOADERS_S3_BUCKET and DATABASE_URL, runs on the embedded defaults: a
-local S3 server over .loaders/s3 seeded with examples/, and PGlite in .loaders/pglite.
+Without LOADERS_S3_BUCKET, uses an embedded S3 server over .loaders/s3 (seeded with examples/,
+on port 4569 or LOADERS_EMBEDDED_S3_PORT); without DATABASE_URL, PGlite in .loaders/pglite.
 Configuration: see README.md and .env.example.
 
 Exit status: 0 when the run completed (partner data errors are reported, not failures); 1 when some
