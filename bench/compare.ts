@@ -1,5 +1,5 @@
 /**
- * `bun run bench`: the loaders against what people use instead, on the same S3 object and the same
+ * `npm run bench`: the loaders against what people use instead, on the same S3 object and the same
  * PostgreSQL cluster, one after another on this machine, for transactions files of each size:
  *
  * - loaders: the whole pipeline (S3 → parse → validate → transform → stage → commit → archive → report), strict;
@@ -16,7 +16,7 @@
  * writes the results as JSON under bench/out/. Exits 1 when a peer fails, times out or loads a different
  * number of records than the file holds (CI runs `--sizes 10` as a smoke test).
  *
- *   bun run bench [--sizes 10,100,1000] [--timeout 600]
+ *   npm run bench -- [--sizes 10,100,1000] [--timeout 600]
  */
 import { Effect, Stream } from "effect"
 import { spawn, spawnSync } from "node:child_process"

@@ -3,7 +3,7 @@
  * validation alone, the dataset's `decode` (validation + transform into a row), and the rows' COPY
  * encoding by the sink. Records are parsed beforehand (not timed); best of 5 passes over all of them.
  *
- *   bun bench/decode.ts [--mb 100]
+ *   npm run bench:decode -- [--mb 100]
  */
 import { Schema } from "effect"
 import { readFileSync } from "node:fs"

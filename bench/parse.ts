@@ -3,7 +3,7 @@
  * streamArray, the stack's first choice), and whole-file `JSON.parse`. Each runs in a process of its
  * own so its peak RSS (VmHWM) is its own. Prints MB/s, records/s and peak RSS.
  *
- *   bun bench/parse.ts [--mb 300]
+ *   npm run bench:parse -- [--mb 300]
  */
 import { spawnSync } from "node:child_process"
 import { createReadStream, readFileSync, statSync } from "node:fs"

@@ -15,7 +15,7 @@
  *
  * `--profile <dir>` writes the delivery process's CPU profile there (Bun's `--cpu-prof-md`).
  *
- *   bun bench/pipeline.ts [--mb 1000] [--batch 1000] [--telemetry | --rerun] [--profile bench/out/profile]
+ *   npm run bench:pipeline -- [--mb 1000] [--batch 1000] [--telemetry | --rerun] [--profile bench/out/profile]
  */
 import { Effect, Stream } from "effect"
 import { spawn } from "node:child_process"

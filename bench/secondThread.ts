@@ -4,7 +4,7 @@
  * own, its rows COPYed into the loaders' keyed table on a fresh database; no S3, no Effect, no
  * report, so only the thread split differs. Prints seconds, CPU seconds and peak RSS of each.
  *
- *   bun bench/secondThread.ts [--mb 1000]
+ *   npm run bench:second-thread -- [--mb 1000]
  */
 import { Effect } from "effect"
 import { spawnSync } from "node:child_process"

@@ -1,11 +1,11 @@
 /**
  * Webhook load check on loopback: `--deliveries` small deliveries are deposited in s3rver, then
  * `--events` S3 notifications for them (duplicated and shuffled, as S3 delivers at least once) are
- * posted by `--concurrency` clients to the server started as `bun run serve` would. Prints
+ * posted by `--concurrency` clients to the server started as `npm run serve` would. Prints
  * requests/s and latency percentiles, then waits until every delivery is archived and checks that
  * each ran exactly once: no event lost, none processed twice. Bounded in count and time.
  *
- *   bun bench/webhook.ts [--deliveries 200] [--events 4000] [--concurrency 32] [--runtime Bun|Deno]
+ *   npm run bench:webhook -- [--deliveries 200] [--events 4000] [--concurrency 32] [--runtime Bun|Deno]
  */
 import { parseArgs } from "node:util"
 import postgres from "postgres"

@@ -9,7 +9,7 @@ import { Progress, type ProgressCounters } from "../pipeline/Progress.ts"
 import type { DeliveryReport } from "../pipeline/Report.ts"
 import { AppLayer, describeEnvironment } from "./AppLayer.ts"
 
-const USAGE = `Usage: bun run batch [options]
+const USAGE = `Usage: npm run batch -- [options]
 
 Backfill: finds the deliveries under the incoming prefix that are ready (manifest present with all
 its files, or no new object for the quiet period), processes them with bounded concurrency, and

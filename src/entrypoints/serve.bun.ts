@@ -1,4 +1,4 @@
-// `bun run serve`: the HTTP app on Bun.serve.
+// `npm run serve`: the HTTP app on Bun.serve.
 import { Effect, ManagedRuntime } from "effect"
 import { makeApp } from "./http.ts"
 import { ServerLayer } from "./ServerLayer.ts"

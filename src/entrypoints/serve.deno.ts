@@ -1,4 +1,4 @@
-// `deno task serve`: the HTTP app on Deno.serve. The telemetry bootstrap first, as Bun preloads it.
+// `npm run serve:deno` (`deno task serve`): the HTTP app on Deno.serve. The telemetry bootstrap first, as Bun preloads it.
 import "../../otel/bootstrap.ts"
 import { Effect, ManagedRuntime } from "effect"
 import { makeApp } from "./http.ts"

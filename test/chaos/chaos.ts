@@ -1,5 +1,5 @@
 /**
- * The fault harness (`bun run chaos`): drives the real `batch` command as child processes against
+ * The fault harness (`npm run chaos`): drives the real `batch` command as child processes against
  * its own PostgreSQL cluster and s3rver, faults it — kill -9 at random moments and inside the
  * archive step, S3 errors/cuts/stalls through a proxy, the database backend terminated or the
  * server stopped mid-COPY, two processes at once — and compares every trial's end state with a
@@ -7,7 +7,7 @@
  * Prints a table of trials (identical / differs / stuck), writes the details as JSON under
  * test/artifacts/, and exits 1 when any trial differs or is stuck.
  *
- *   bun run chaos [--quick] [--mb 100] [--kills 20] [--db-trials 5] [--s3-trials 3] [--pair-trials 3] [--seed N] [--jobs 1]
+ *   npm run chaos -- [--quick] [--mb 100] [--kills 20] [--db-trials 5] [--s3-trials 3] [--pair-trials 3] [--seed N] [--jobs 1]
  */
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
@@ -33,7 +33,7 @@ import {
 } from "./trials.ts"
 import { World } from "./world.ts"
 
-const USAGE = `Usage: bun run chaos [options]
+const USAGE = `Usage: npm run chaos -- [options]
 
   --quick             a short run for CI: small delivery, a few trials of each kind
   --mb <n>            size of the generated deliveries in MB (default 100; --quick: 3)
