@@ -13,6 +13,7 @@ import { ObjectStore } from "../effects/ObjectStore.ts"
 import { PostgresSink } from "../effects/postgres/PostgresSink.ts"
 import { sweepErrorLogs } from "../pipeline/ErrorLog.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
+import { hidePassword } from "./startupProblem.ts"
 
 /** Where this process reads and writes, in words, for the user. */
 export class Environment extends Context.Service<Environment, { readonly lines: ReadonlyArray<string> }>()(
@@ -95,7 +96,7 @@ const database = Effect.fnUntraced(function*(lines: Array<string>) {
   const dir = resolve(yield* pgliteDir)
   lines.push(
     Option.isSome(url)
-      ? `Database: PostgreSQL at ${url.value.replace(/\/\/[^@/]*@/, "//***@")} (schema "loaders")`
+      ? `Database: PostgreSQL at ${hidePassword(url.value)} (schema "loaders")`
       : `Database: embedded PGlite in ${dir} (schema "loaders")`
   )
   return Database.layer

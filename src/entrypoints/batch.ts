@@ -8,6 +8,7 @@ import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
 import { Progress, type ProgressCounters } from "../pipeline/Progress.ts"
 import type { DeliveryReport } from "../pipeline/Report.ts"
 import { AppLayer, describeEnvironment } from "./AppLayer.ts"
+import { startupProblem } from "./startupProblem.ts"
 
 const USAGE = `Usage: npm run batch -- [options]
 
@@ -186,8 +187,7 @@ const main = (argv: ReadonlyArray<string>) => {
     // not a stack trace.
     Effect.catchCause((cause) =>
       Effect.sync(() => {
-        const error = Cause.squash(cause)
-        console.error(`loaders batch could not run: ${error instanceof Error ? error.message : String(error)}`)
+        console.error(`loaders batch could not run: ${startupProblem(Cause.squash(cause))}`)
         process.exitCode = 2
       })
     )

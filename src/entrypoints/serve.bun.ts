@@ -2,11 +2,12 @@
 import { Effect, ManagedRuntime } from "effect"
 import { makeApp } from "./http.ts"
 import { ServerLayer } from "./ServerLayer.ts"
+import { startupProblem } from "./startupProblem.ts"
 
 const runtime = ManagedRuntime.make(ServerLayer)
 // Build the services now, so a bad configuration stops the process before it listens.
 await runtime.runPromise(Effect.void).catch((error: unknown) => {
-  console.error(`loaders serve could not start: ${error instanceof Error ? error.message : String(error)}`)
+  console.error(`loaders serve could not start: ${startupProblem(error)}`)
   process.exit(2)
 })
 const server = Bun.serve({

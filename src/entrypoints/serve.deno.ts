@@ -3,6 +3,7 @@ import "../../otel/bootstrap.ts"
 import { Effect, ManagedRuntime } from "effect"
 import { makeApp } from "./http.ts"
 import { ServerLayer } from "./ServerLayer.ts"
+import { startupProblem } from "./startupProblem.ts"
 
 /** The part of the Deno namespace this launcher uses (its types are not in this project's tsconfig). */
 declare const Deno: {
@@ -17,7 +18,7 @@ declare const Deno: {
 
 const runtime = ManagedRuntime.make(ServerLayer)
 await runtime.runPromise(Effect.void).catch((error: unknown) => {
-  console.error(`loaders serve could not start: ${error instanceof Error ? error.message : String(error)}`)
+  console.error(`loaders serve could not start: ${startupProblem(error)}`)
   Deno.exit(2)
 })
 const app = makeApp(runtime)

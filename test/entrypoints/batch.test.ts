@@ -8,7 +8,7 @@ import { jsonArray, property } from "../support/fixtures.ts"
 import { deposit, keysUnder } from "../support/pipeline.ts"
 import { freshDatabase } from "../support/postgres.ts"
 import { freshBucket } from "../support/s3.ts"
-import { serverEnv } from "../support/server.ts"
+import { freePort, serverEnv } from "../support/server.ts"
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url))
 const dirs: Array<string> = []
@@ -158,4 +158,57 @@ describe("bun run batch on a bucket holding folders whose names break the rule",
       "incoming/acme\\ops/d1/properties.json"
     ].sort())
   }, 180_000)
+})
+
+describe("bun run batch refuses a bad setting or an unreachable endpoint in one line", () => {
+  /** Exit 2 and exactly one line on stderr, naming `variable`, with no stack frame or object dump. */
+  const expectOneLine = (run: ReturnType<typeof batchWith>, variable: string) => {
+    expect(run.status).toBe(2)
+    const lines = run.err.split("\n").filter((line) => line.trim() !== "")
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toStartWith(`loaders batch could not run: ${variable}=`)
+    expect(`${run.out}${run.err}`).not.toMatch(/^\s+at |\[cause\]|SchemaError\(/m)
+    return lines[0]!
+  }
+  const embedded = (dir: string) => ({ LOADERS_EMBEDDED_DIR: dir, LOADERS_PGLITE_DIR: join(dir, "pglite"), LOADERS_OUTBOX_DIR: join(dir, "outbox") })
+
+  test("a configuration variable that does not parse: its name, its value and what was expected", () => {
+    const line = expectOneLine(batchWith({ ...embedded(fresh()), LOADERS_BATCH_SIZE: "lots" }, []), "LOADERS_BATCH_SIZE")
+    expect(line).toContain('"lots"')
+    expect(line).toContain("number")
+  })
+
+  test("DATABASE_URL on a closed port: the URL without its password, and that no server answered", async () => {
+    const port = await freePort()
+    const line = expectOneLine(
+      batchWith({ ...embedded(fresh()), DATABASE_URL: `postgres://loader:s3cret@127.0.0.1:${port}/loaders` }, []),
+      "DATABASE_URL"
+    )
+    expect(line).toContain(`postgres://***@127.0.0.1:${port}/loaders`)
+    expect(line).not.toContain("s3cret")
+    expect(line).toContain("no PostgreSQL server answered")
+  }, 120_000)
+
+  test("LOADERS_S3_ENDPOINT on a closed port: the endpoint and the bucket expected there", async () => {
+    const port = await freePort()
+    const line = expectOneLine(
+      batchWith({
+        ...embedded(fresh()),
+        LOADERS_S3_BUCKET: "deliveries",
+        LOADERS_S3_ENDPOINT: `http://127.0.0.1:${port}`,
+        AWS_ACCESS_KEY_ID: "id",
+        AWS_SECRET_ACCESS_KEY: "secret",
+        AWS_REGION: "us-east-1"
+      }, []),
+      "LOADERS_S3_ENDPOINT"
+    )
+    expect(line).toContain(`http://127.0.0.1:${port}: expected an S3 endpoint serving bucket "deliveries"`)
+  }, 120_000)
+
+  test("a partners file that does not exist: the variable, the path and what was expected", () => {
+    const missing = join(fresh(), "partners.json")
+    const line = expectOneLine(batchWith({ ...embedded(fresh()), LOADERS_PARTNERS_FILE: missing }, []), "LOADERS_PARTNERS_FILE")
+    expect(line).toContain(`${missing}: ENOENT`)
+    expect(line).toContain("expected a JSON file of partner settings")
+  }, 120_000)
 })
