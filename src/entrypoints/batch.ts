@@ -7,7 +7,7 @@ import { type Outcome, processDelivery } from "../pipeline/processDelivery.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
 import { Progress, type ProgressCounters } from "../pipeline/Progress.ts"
 import type { DeliveryReport } from "../pipeline/Report.ts"
-import { AppLayer, describeEnvironment } from "./AppLayer.ts"
+import { AppLayer, describeEnvironment, embeddedNotice } from "./AppLayer.ts"
 import { startupProblem } from "./startupProblem.ts"
 
 const USAGE = `Usage: npm run batch -- [options]
@@ -181,8 +181,9 @@ const main = (argv: ReadonlyArray<string>) => {
     console.log(USAGE)
     return
   }
-  const program = run(options).pipe(
-    Effect.provide(Layer.fresh(AppLayer)),
+  const program = embeddedNotice.pipe(
+    Effect.flatMap((notice) => (notice === undefined ? Effect.void : Console.log(notice))),
+    Effect.andThen(run(options).pipe(Effect.provide(Layer.fresh(AppLayer)))),
     // One line a user can act on (the embedded database held by another process, a bad setting),
     // not a stack trace.
     Effect.catchCause((cause) =>
