@@ -13,6 +13,7 @@ import { ObjectStore } from "../effects/ObjectStore.ts"
 import { PostgresSink } from "../effects/postgres/PostgresSink.ts"
 import { sweepErrorLogs } from "../pipeline/ErrorLog.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
+import { embeddedS3Dir } from "./embedded.ts"
 import { hidePassword } from "./startupProblem.ts"
 
 /** Where this process reads and writes, in words, for the user. */
@@ -36,34 +37,6 @@ const seedExamples = Effect.gen(function*() {
   for (const path of filesUnder(EXAMPLES)) {
     yield* store.put(`${config.incomingPrefix}${relative(EXAMPLES, path)}`, readFileSync(path))
   }
-})
-
-/** Where the embedded S3 keeps its files: `s3` in `LOADERS_EMBEDDED_DIR` (default `.loaders`). */
-export const embeddedS3Dir = Config.String("LOADERS_EMBEDDED_DIR").pipe(
-  Config.withDefault(".loaders"),
-  Config.map((root) => join(resolve(root), "s3"))
-)
-
-/**
- * What the embedded parts about to start are, in one line to print before the layer is built:
- * preparing them takes seconds (about 15 the first time), and nothing else is printed meanwhile.
- * Nothing when S3 and the database are both servers of the user's.
- */
-export const embeddedNotice = Effect.gen(function*() {
-  const parts: Array<string> = []
-  let fresh = false
-  if (Option.isNone(yield* Config.option(Config.String("LOADERS_S3_BUCKET")))) {
-    const dir = yield* embeddedS3Dir
-    fresh ||= !existsSync(dir)
-    parts.push(`the embedded S3 server (s3rver) in ${dir}`)
-  }
-  if (Option.isNone(yield* Config.option(Config.String("DATABASE_URL")))) {
-    const dir = yield* pgliteDir
-    fresh ||= !existsSync(dir)
-    parts.push(`the embedded database (PGlite) in ${dir}`)
-  }
-  if (parts.length === 0) return undefined
-  return `Starting ${parts.join(" and ")}${fresh ? " (first run: about 15 s)" : ""}…`
 })
 
 /** The embedded S3's port: `LOADERS_EMBEDDED_S3_PORT` exactly, else 4569 or any free port when it is taken. */

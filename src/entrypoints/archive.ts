@@ -6,7 +6,8 @@ import { NAME_RULE, nameProblem } from "../../schemas/DeliveryName.ts"
 import { REPORT } from "../domain/DeliveryFolder.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
-import { embeddedS3Dir, objectStore } from "./AppLayer.ts"
+import { objectStore } from "./AppLayer.ts"
+import { embeddedS3Dir } from "./embedded.ts"
 
 const USAGE = `Usage: npm run archive [-- <partner>/<delivery>[/run-<id>]]
 
