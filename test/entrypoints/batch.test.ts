@@ -59,6 +59,10 @@ describe("bun run batch on the embedded defaults", () => {
     const first = batch(dir)
     expect(first.err).toBe("")
     expect(first.status).toBe(0)
+    // Said first, before the seconds spent loading the pipeline and preparing the embedded parts.
+    expect(first.out.split("\n")[0]).toBe(
+      `Starting the embedded S3 server (s3rver) in ${join(dir, "s3")} and the embedded database (PGlite) in ${join(dir, "pglite")} (first run: about 15 s)…`
+    )
     expect(first.out).toContain("seeded with the sample deliveries of examples/")
     expect(first.out).toContain("succeeded  acme-gestion/2026-11-01: read 12, loaded 12, rejected 0")
     expect(first.out).toContain("failed     immo-sud/2026-11-02: read 5, loaded 0, rejected 5")
@@ -86,6 +90,7 @@ describe("bun run batch on the embedded defaults", () => {
     const second = batch(dir)
     expect(second.status).toBe(0)
     expect(second.out).toContain("0 deliveries ready")
+    expect(second.out.split("\n")[0]).toEndWith(`in ${join(dir, "pglite")}…`)
   }, 180_000)
 
   test("--dry-run prints what would load and the rejections, writes its report locally, loads and moves nothing", () => {
