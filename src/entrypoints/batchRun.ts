@@ -1,5 +1,6 @@
 import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Clock, Console, Duration, Effect, Exit, Fiber, Layer, Schedule } from "effect"
+import { ObjectStore } from "../effects/ObjectStore.ts"
 import { type Discovered, discover } from "../pipeline/discover.ts"
 import { type Outcome, processDelivery } from "../pipeline/processDelivery.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
@@ -17,7 +18,13 @@ export interface Options {
 
 const mb = (bytes: number) => (bytes / 1_000_000).toFixed(1)
 
-const outcomeLine = (outcome: Outcome): string => {
+const INDENT = " ".repeat("  succeeded  ".length)
+
+/**
+ * A delivery's outcome for the console; one that did not succeed also says why (the report's
+ * reason, in English) and where its `_report.json` is, for the rejections in detail.
+ */
+const outcomeLine = (outcome: Outcome, bucket: string): string => {
   const where = `${outcome.key.partner}/${outcome.key.delivery}`
   if (outcome._tag === "Skipped") return `  skipped    ${where} (${outcome.reason})`
   const { report } = outcome
@@ -25,7 +32,11 @@ const outcomeLine = (outcome: Outcome): string => {
   const t = report.totals
   const counts = `read ${t.read}, loaded ${t.loaded}, rejected ${t.rejected}`
   const archive = report.archive ? ` → ${report.archive}` : ""
-  return `  ${report.status.padEnd(10)} ${where}: ${counts} in ${(report.durationMs / 1000).toFixed(1)} s${archive}`
+  const line = `  ${report.status.padEnd(10)} ${where}: ${counts} in ${(report.durationMs / 1000).toFixed(1)} s${archive}`
+  if (report.status === "succeeded") return line
+  const why = report.reason ? [`${INDENT}why: ${report.reason.en.replace(/\s*\n\s*/g, " ")}`] : []
+  const path = report.archive ? [`${INDENT}report: s3://${bucket}/${report.archive}_report.json`] : []
+  return [line, ...why, ...path].join("\n")
 }
 
 /** Rejections a dry run prints; all of them are in its local report's `_errors.ndjson`. */
@@ -63,6 +74,13 @@ const run = (options: Options) =>
   Effect.gen(function*() {
     yield* Console.log(yield* describeEnvironment)
     const { found, refused } = yield* discover(options.partner ? { partner: options.partner } : {})
+    if (options.partner !== undefined && found.length === 0 && refused.length === 0) {
+      const partners = [...new Set((yield* discover()).found.map((d) => d.folder.key.partner))]
+      yield* Console.log(
+        `--partner ${options.partner} matched no delivery under ${(yield* PipelineConfig).incomingPrefix}; ` +
+          (partners.length === 0 ? "no partner has deliveries there." : `partners with deliveries there: ${partners.join(", ")}`)
+      )
+    }
     for (const folder of refused) yield* Console.log(`  refused    ${folder.reason}`)
     const ready = found.filter((d): d is Discovered & { readiness: { ready: true } } => d.readiness.ready)
     for (const waiting of found) {
@@ -76,6 +94,7 @@ const run = (options: Options) =>
     )
 
     const counters = yield* Progress
+    const { bucket } = yield* ObjectStore
     const started = yield* Clock.currentTimeMillis
     let done = 0
     const tty = process.stdout.isTTY === true
@@ -96,7 +115,7 @@ const run = (options: Options) =>
             Effect.sync(() => {
               done++
               const line = Exit.isSuccess(exit)
-                ? outcomeLine(exit.value)
+                ? outcomeLine(exit.value, bucket)
                 : `  error      ${folder.key.partner}/${folder.key.delivery}: ${Cause.pretty(exit.cause).split("\n")[0]}`
               process.stdout.write(`${clear}${line}\n`)
             })

@@ -74,6 +74,14 @@ describe("bun run batch on the embedded defaults", () => {
     const [rejectedRun] = runFolders(dir, "failure/immo-sud/2026-11-02")
     const failure = JSON.parse(readFileSync(stored(dir, `${rejectedRun}_report.json`), "utf8"))
     expect(failure.status).toBe("failed")
+    // The failed delivery's lines: why, in the report's words, and where its report is.
+    const lines = first.out.split("\n")
+    const failedAt = lines.findIndex((line) => line.startsWith("  failed     immo-sud/2026-11-02:"))
+    expect(lines.slice(failedAt + 1, failedAt + 3)).toEqual([
+      `             why: ${failure.reason.en}`,
+      `             report: s3://loaders/${rejectedRun}_report.json`
+    ])
+    expect(failure.reason.en).toContain("strict")
     const errors = readFileSync(stored(dir, `${rejectedRun}_errors.ndjson`), "utf8").trim().split("\n")
     expect(errors.map((line) => JSON.parse(line).rule)).toContain("iban.checksum")
     const incoming = join(dir, "s3", "loaders", "incoming")
@@ -117,6 +125,12 @@ describe("bun run batch on the embedded defaults", () => {
     expect(existsSync(stored(dir, "incoming/acme-gestion/2026-11-01/_manifest.json"))).toBe(true)
     expect(existsSync(join(dir, "outbox"))).toBe(false)
   }, 180_000)
+
+  test("--partner naming no partner with deliveries says so, and which partners have some", () => {
+    const run = batch(fresh(), "--partner", "nobody")
+    expect(run.status).toBe(0)
+    expect(run.out).toContain("--partner nobody matched no delivery under incoming/; partners with deliveries there: acme-gestion, immo-sud")
+  }, 120_000)
 
   test("--help documents the options; bad usage exits 2 with a message", () => {
     const help = batch(fresh(), "--help")
