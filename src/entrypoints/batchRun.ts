@@ -18,8 +18,6 @@ export interface Options {
 
 const mb = (bytes: number) => (bytes / 1_000_000).toFixed(1)
 
-const INDENT = " ".repeat("  succeeded  ".length)
-
 /**
  * A delivery's outcome for the console; one that did not succeed also says why (the report's
  * reason, in English) and where its `_report.json` is, for the rejections in detail.
@@ -34,8 +32,8 @@ const outcomeLine = (outcome: Outcome, bucket: string): string => {
   const archive = report.archive ? ` → ${report.archive}` : ""
   const line = `  ${report.status.padEnd(10)} ${where}: ${counts} in ${(report.durationMs / 1000).toFixed(1)} s${archive}`
   if (report.status === "succeeded") return line
-  const why = report.reason ? [`${INDENT}why: ${report.reason.en.replace(/\s*\n\s*/g, " ")}`] : []
-  const path = report.archive ? [`${INDENT}report: s3://${bucket}/${report.archive}_report.json`] : []
+  const why = report.reason ? [`      why: ${report.reason.en.replace(/\s*\n\s*/g, " ")}`] : []
+  const path = report.archive ? [`      report: s3://${bucket}/${report.archive}_report.json`] : []
   return [line, ...why, ...path].join("\n")
 }
 
