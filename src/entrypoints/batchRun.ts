@@ -20,7 +20,7 @@ const mb = (bytes: number) => (bytes / 1_000_000).toFixed(1)
 
 /**
  * A delivery's outcome for the console; one that did not succeed also says why (the report's
- * reason, in English) and where its `_report.json` is, for the rejections in detail.
+ * reason, in English) and where its `_report.json` is, with the command that prints it.
  */
 const outcomeLine = (outcome: Outcome, bucket: string): string => {
   const where = `${outcome.key.partner}/${outcome.key.delivery}`
@@ -33,7 +33,10 @@ const outcomeLine = (outcome: Outcome, bucket: string): string => {
   const line = `  ${report.status.padEnd(10)} ${where}: ${counts} in ${(report.durationMs / 1000).toFixed(1)} s${archive}`
   if (report.status === "succeeded") return line
   const why = report.reason ? [`      why: ${report.reason.en.replace(/\s*\n\s*/g, " ")}`] : []
-  const path = report.archive ? [`      report: s3://${bucket}/${report.archive}_report.json`] : []
+  const run = report.archive?.split("/").filter((segment) => segment !== "").at(-1)
+  const path = report.archive
+    ? [`      report: s3://${bucket}/${report.archive}_report.json (npm run archive -- ${where}/${run} prints it)`]
+    : []
   return [line, ...why, ...path].join("\n")
 }
 

@@ -79,7 +79,7 @@ describe("bun run batch on the embedded defaults", () => {
     const failedAt = lines.findIndex((line) => line.startsWith("  failed     immo-sud/2026-11-02:"))
     expect(lines.slice(failedAt + 1, failedAt + 3)).toEqual([
       `      why: ${failure.reason.en}`,
-      `      report: s3://loaders/${rejectedRun}_report.json`
+      `      report: s3://loaders/${rejectedRun}_report.json (npm run archive -- ${rejectedRun!.replace(/^failure\//, "").replace(/\/$/, "")} prints it)`
     ])
     expect(failure.reason.en).toContain("strict")
     const errors = readFileSync(stored(dir, `${rejectedRun}_errors.ndjson`), "utf8").trim().split("\n")
