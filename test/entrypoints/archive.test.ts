@@ -1,43 +1,27 @@
-import { afterAll, describe, expect, test } from "bun:test"
-import { existsSync, mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { describe, expect, test } from "bun:test"
+import { existsSync } from "node:fs"
 import { join } from "node:path"
-import { runEntrypoint } from "../support/cli.ts"
+import { embeddedSettings, runEntrypoint, tempDirs } from "../support/cli.ts"
 import { jsonArray, property } from "../support/fixtures.ts"
 import { deposit } from "../support/pipeline.ts"
 import { freshDatabase } from "../support/postgres.ts"
 import { freshBucket } from "../support/s3.ts"
 import { serverEnv } from "../support/server.ts"
 
-const dirs: Array<string> = []
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
-})
-const fresh = () => {
-  const dir = mkdtempSync(join(tmpdir(), "loaders-archive-"))
-  dirs.push(dir)
-  return dir
-}
-
-/** The embedded defaults, all kept under `dir`, on any free S3 port. */
-const embedded = (dir: string): Record<string, string> => ({
-  LOADERS_EMBEDDED_DIR: dir,
-  LOADERS_OUTBOX_DIR: join(dir, "outbox"),
-  LOADERS_EMBEDDED_S3_PORT: "0"
-})
+const fresh = tempDirs("archive")
 
 describe("npm run archive on the embedded defaults", () => {
   test("before any run says so without creating the store; after one lists each run and prints its report", () => {
     const dir = fresh()
-    const before = runEntrypoint("archive.ts", [], embedded(dir))
+    const before = runEntrypoint("archive.ts", [], embeddedSettings(dir))
     expect(before.status).toBe(0)
     expect(before.out).toContain(`Nothing archived yet: the embedded S3 (${join(dir, "s3")}) does not exist`)
     // Left to the first batch, which seeds the samples only into a new store.
     expect(existsSync(join(dir, "s3"))).toBe(false)
 
-    expect(runEntrypoint("batch.ts", [], embedded(dir)).status).toBe(0)
+    expect(runEntrypoint("batch.ts", [], embeddedSettings(dir)).status).toBe(0)
 
-    const listed = runEntrypoint("archive.ts", [], embedded(dir))
+    const listed = runEntrypoint("archive.ts", [], embeddedSettings(dir))
     expect(listed.err).toBe("")
     expect(listed.status).toBe(0)
     const lines = listed.out.trimEnd().split("\n")
@@ -46,18 +30,18 @@ describe("npm run archive on the embedded defaults", () => {
     expect(lines[1]).toMatch(/^ {2}failed {5}immo-sud\/2026-11-02 run-\d+: read 5, loaded 0, rejected 5, finished \S+ → failure\/immo-sud\/2026-11-02\/run-\d+\/_report\.json$/)
     expect(lines[2]).toBe("2 archived runs; `npm run archive -- <partner>/<delivery>` prints a report.")
 
-    const shown = runEntrypoint("archive.ts", ["immo-sud/2026-11-02"], embedded(dir))
+    const shown = runEntrypoint("archive.ts", ["immo-sud/2026-11-02"], embeddedSettings(dir))
     expect(shown.status).toBe(0)
     const report = JSON.parse(shown.out)
     expect(report.partner).toBe("immo-sud")
     expect(report.status).toBe("failed")
     expect(report.totals).toMatchObject({ read: 5, loaded: 0, rejected: 5 })
 
-    const missing = runEntrypoint("archive.ts", ["nobody/x"], embedded(dir))
+    const missing = runEntrypoint("archive.ts", ["nobody/x"], embeddedSettings(dir))
     expect(missing.status).toBe(1)
     expect(missing.err.trim()).toBe("No archived run of nobody/x under success/ or failure/ (`npm run archive` lists them).")
 
-    const bad = runEntrypoint("archive.ts", ["../x"], embedded(dir))
+    const bad = runEntrypoint("archive.ts", ["../x"], embeddedSettings(dir))
     expect(bad.status).toBe(2)
     expect(bad.err.split("\n")[0]).toContain(`".." is refused`)
   }, 180_000)

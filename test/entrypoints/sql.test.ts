@@ -1,43 +1,27 @@
-import { afterAll, describe, expect, test } from "bun:test"
+import { describe, expect, test } from "bun:test"
 import { Effect } from "effect"
-import { existsSync, mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
+import { existsSync } from "node:fs"
 import { join } from "node:path"
 import { Database } from "../../src/effects/Database.ts"
-import { runEntrypoint } from "../support/cli.ts"
+import { embeddedSettings, runEntrypoint, tempDirs } from "../support/cli.ts"
 import { runTest } from "../support/effect.ts"
 import { freshDatabase } from "../support/postgres.ts"
 
-const dirs: Array<string> = []
-afterAll(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
-})
-const fresh = () => {
-  const dir = mkdtempSync(join(tmpdir(), "loaders-sql-"))
-  dirs.push(dir)
-  return dir
-}
-
-/** Only `LOADERS_EMBEDDED_DIR`: the embedded S3 and PGlite both keep their files under it. */
-const embedded = (dir: string): Record<string, string> => ({
-  LOADERS_EMBEDDED_DIR: dir,
-  LOADERS_OUTBOX_DIR: join(dir, "outbox"),
-  LOADERS_EMBEDDED_S3_PORT: "0"
-})
+const fresh = tempDirs("sql")
 
 describe("npm run sql on the embedded PGlite", () => {
   test("after a batch, prints the loaded rows as a table or JSON; a refused statement is one line", async () => {
     const dir = fresh()
-    const nothing = runEntrypoint("sql.ts", ["SELECT 1"], embedded(dir))
+    const nothing = runEntrypoint("sql.ts", ["SELECT 1"], embeddedSettings(dir))
     expect(nothing.status).toBe(1)
     expect(nothing.err.trim()).toBe(`The embedded database ${join(dir, "pglite")} does not exist yet: \`npm run batch\` creates it.`)
 
-    const batch = runEntrypoint("batch.ts", [], embedded(dir))
+    const batch = runEntrypoint("batch.ts", [], embeddedSettings(dir))
     expect(batch.status).toBe(0)
     expect(batch.out).toContain(`Database: embedded PGlite in ${join(dir, "pglite")} (schema "loaders")`)
     expect(existsSync(join(dir, "pglite", "loaders.lock"))).toBe(true)
 
-    const rows = runEntrypoint("sql.ts", ["SELECT id, label, surface_m2 FROM loaders.properties ORDER BY id"], embedded(dir))
+    const rows = runEntrypoint("sql.ts", ["SELECT id, label, surface_m2 FROM loaders.properties ORDER BY id"], embeddedSettings(dir))
     expect(rows.err).toBe("")
     expect(rows.status).toBe(0)
     expect(rows.out).toBe([
@@ -50,10 +34,10 @@ describe("npm run sql on the embedded PGlite", () => {
       ""
     ].join("\n"))
 
-    const json = runEntrypoint("sql.ts", ["--json", "SELECT count(*)::int AS leases FROM loaders.leases"], embedded(dir))
+    const json = runEntrypoint("sql.ts", ["--json", "SELECT count(*)::int AS leases FROM loaders.leases"], embeddedSettings(dir))
     expect(JSON.parse(json.out)).toEqual([{ leases: 3 }])
 
-    const refused = runEntrypoint("sql.ts", ["SELECT * FROM loaders.nope"], embedded(dir))
+    const refused = runEntrypoint("sql.ts", ["SELECT * FROM loaders.nope"], embeddedSettings(dir))
     expect(refused.status).toBe(1)
     expect(refused.err.trim()).toBe(`loaders sql: database SELECT failed (SQLSTATE 42P01): relation "loaders.nope" does not exist`)
   }, 180_000)
@@ -64,7 +48,7 @@ describe("npm run sql on the embedded PGlite", () => {
     const run = await runTest(
       Effect.gen(function*() {
         yield* Database
-        return runEntrypoint("sql.ts", ["SELECT 1"], embedded(dir))
+        return runEntrypoint("sql.ts", ["SELECT 1"], embeddedSettings(dir))
       }),
       Database.layerPGlite(pglite)
     )

@@ -1,4 +1,7 @@
+import { afterAll } from "bun:test"
 import { spawnSync } from "node:child_process"
+import { mkdtempSync, rmSync } from "node:fs"
+import { tmpdir } from "node:os"
 import { createServer, type Server } from "node:net"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
@@ -59,3 +62,23 @@ export const holdPort = (port = 0) =>
       })
     })
   })
+
+/** Temporary directories named `loaders-<name>-…`, removed once the file's tests are done. */
+export const tempDirs = (name: string) => {
+  const dirs: Array<string> = []
+  afterAll(() => {
+    for (const dir of dirs) rmSync(dir, { recursive: true, force: true })
+  })
+  return () => {
+    const dir = mkdtempSync(join(tmpdir(), `loaders-${name}-`))
+    dirs.push(dir)
+    return dir
+  }
+}
+
+/** Only `LOADERS_EMBEDDED_DIR`: the embedded S3, PGlite and the outbox under `dir`, S3 on any free port. */
+export const embeddedSettings = (dir: string): Record<string, string> => ({
+  LOADERS_EMBEDDED_DIR: dir,
+  LOADERS_OUTBOX_DIR: join(dir, "outbox"),
+  LOADERS_EMBEDDED_S3_PORT: "0"
+})
