@@ -97,6 +97,7 @@ const begin = (db: Database["Service"], run: SinkRun) =>
         // Rows the upsert skipped repeat a key this run loaded in an earlier batch: find which.
         const earlier = loaded === batch.length ? [] : yield* session.query<EarlierRow>(earlierSql(dataset), [run.runId])
         yield* session.exec(`TRUNCATE ${stage(dataset)}`)
+        if (earlier.length === 0) return { loaded, repeats: [] }
         const positions = new Map(batch.map((r, position) => [`${r.file}\u0000${r.index}`, position]))
         const repeats = earlier.map((d): Repeat => ({
           position: positions.get(`${d._file}\u0000${Number(d._record)}`) ?? 0,
