@@ -1,5 +1,5 @@
 // `npm run archive [-- <partner>/<delivery>[/run-<id>]]`: the archived runs, or one run's report.
-import { NodeRuntime } from "@effect/platform-node"
+import { runMain } from "./runMain.ts"
 import { Cause, Config, Console, Effect, Layer, Option, Schema, Stream } from "effect"
 import { existsSync } from "node:fs"
 import { NAME_RULE, nameProblem } from "../../schemas/DeliveryName.ts"
@@ -143,7 +143,7 @@ const main = (argv: ReadonlyArray<string>) => {
       })
     )
   )
-  NodeRuntime.runMain(program, { disableErrorReporting: true })
+  runMain(program, { disableErrorReporting: true })
 }
 
 main(process.argv.slice(2))

@@ -1,4 +1,4 @@
-import { NodeRuntime } from "@effect/platform-node"
+import { runMain } from "./runMain.ts"
 import { Cause, Clock, Console, Duration, Effect, Exit, Fiber, Layer, Schedule } from "effect"
 import { ObjectStore } from "../effects/ObjectStore.ts"
 import { type Discovered, discover } from "../pipeline/discover.ts"
@@ -156,5 +156,5 @@ export const runBatch = (options: Options) => {
       })
     )
   )
-  NodeRuntime.runMain(program, { disableErrorReporting: true })
+  runMain(program, { disableErrorReporting: true })
 }

@@ -1,5 +1,5 @@
 // `npm run sql -- [--json] "<query>"`: one statement on the loaders' database, its rows printed.
-import { NodeRuntime } from "@effect/platform-node"
+import { runMain } from "./runMain.ts"
 import { Cause, Config, Console, Effect, Option } from "effect"
 import { existsSync } from "node:fs"
 import { resolve } from "node:path"
@@ -81,7 +81,7 @@ const main = (argv: ReadonlyArray<string>) => {
       })
     )
   )
-  NodeRuntime.runMain(program, { disableErrorReporting: true })
+  runMain(program, { disableErrorReporting: true })
 }
 
 main(process.argv.slice(2))

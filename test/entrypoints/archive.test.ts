@@ -26,8 +26,10 @@ describe("npm run archive on the embedded defaults", () => {
     expect(listed.status).toBe(0)
     const lines = listed.out.trimEnd().split("\n")
     expect(lines).toHaveLength(3)
-    expect(lines[0]).toMatch(/^ {2}succeeded {2}acme-gestion\/2026-11-01 run-\d+: read 12, loaded 12, rejected 0, finished \S+ → success\/acme-gestion\/2026-11-01\/run-\d+\/_report\.json$/)
-    expect(lines[1]).toMatch(/^ {2}failed {5}immo-sud\/2026-11-02 run-\d+: read 5, loaded 0, rejected 5, finished \S+ → failure\/immo-sud\/2026-11-02\/run-\d+\/_report\.json$/)
+    // Oldest first, and batch ran the two deliveries at once: either may have finished first.
+    const runs = lines.slice(0, 2).sort().reverse()
+    expect(runs[0]).toMatch(/^ {2}succeeded {2}acme-gestion\/2026-11-01 run-\d+: read 12, loaded 12, rejected 0, finished \S+ → success\/acme-gestion\/2026-11-01\/run-\d+\/_report\.json$/)
+    expect(runs[1]).toMatch(/^ {2}failed {5}immo-sud\/2026-11-02 run-\d+: read 5, loaded 0, rejected 5, finished \S+ → failure\/immo-sud\/2026-11-02\/run-\d+\/_report\.json$/)
     expect(lines[2]).toBe("2 archived runs; `npm run archive -- <partner>/<delivery>` prints a report.")
 
     const shown = runEntrypoint("archive.ts", ["immo-sud/2026-11-02"], embeddedSettings(dir))
