@@ -65,6 +65,11 @@ export class DatabaseInUse extends Data.TaggedError("DatabaseInUse")<{
 /** PostgreSQL schema that holds the loaded tables and the ledger. */
 export const SCHEMA = "loaders"
 
+/** See `Database.connection`. */
+export type DatabaseConnection =
+  | { readonly kind: "postgres"; readonly url: Redacted.Redacted<string> }
+  | { readonly kind: "pglite"; readonly exclusive: <A>(use: (db: PGlite) => Promise<A>) => Promise<A> }
+
 /** A value bound to a `$n` parameter. */
 export type SqlParam = string | number | boolean | null
 
@@ -133,6 +138,12 @@ export interface CopyStream {
  */
 export class Database extends Context.Service<Database, SqlSession & {
   readonly kind: "postgres" | "pglite"
+  /**
+   * How a library with a driver of its own (pg-boss) reaches this database: the server's URL, or
+   * the embedded instance, lent for one call at a time like any query here — never inside a
+   * reserved session's transaction.
+   */
+  readonly connection: DatabaseConnection
   /**
    * A session on one connection held for the scope, for transactions. On PGlite (a single
    * connection) this excludes every other query until the scope closes: never wait for another
@@ -380,7 +391,7 @@ const makePostgres = Effect.fnUntraced(function*(url: Redacted.Redacted<string>,
     ({ conn, link, pid }) => giveBack(conn, link, pid)
   ).pipe(Effect.map(({ session }) => session))
 
-  return Database.of({ kind: "postgres", ...joining(postgresSession(sql, pool)), reserve })
+  return Database.of({ kind: "postgres", connection: { kind: "postgres", url }, ...joining(postgresSession(sql, pool)), reserve })
 })
 
 const LOCK_FILE = "loaders.lock"
@@ -474,6 +485,11 @@ const makePGlite = Effect.fnUntraced(function*(dataDir: string | undefined) {
 
   return Database.of({
     kind: "pglite",
+    connection: {
+      kind: "pglite",
+      exclusive: (use) =>
+        Effect.runPromise(lock.withPermit(Effect.tryPromise({ try: () => use(db), catch: (cause) => cause })))
+    },
     ...joining(shared),
     reserve: Effect.acquireRelease(lock.take(1), () => lock.release(1)).pipe(Effect.as(session))
   })

@@ -1,27 +1,32 @@
-import { Effect, Layer } from "effect"
-import { JobQueue } from "../effects/JobQueue.ts"
-import { deliveryJobAttempts, handleDeliveryJob } from "../pipeline/deliveryJob.ts"
-import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
+import { Layer } from "effect"
+import * as PgBossJobQueue from "../effects/pgboss/PgBossJobQueue.ts"
 import { Webhook } from "../webhook/Webhook.ts"
 import { WebhookConfig } from "../webhook/WebhookConfig.ts"
 import { AppLayer } from "./AppLayer.ts"
+import { WorkersLayer } from "./Workers.ts"
 
-/** In-process workers taking delivery jobs, as many as `LOADERS_CONCURRENCY`, until the layer closes. */
-const workers = Layer.effectDiscard(
-  Effect.gen(function*() {
-    const { concurrency } = yield* PipelineConfig
-    const queue = yield* JobQueue
-    yield* Effect.forkScoped(queue.take(handleDeliveryJob, { workers: concurrency, ...deliveryJobAttempts }))
-  })
-)
+/** What `serve` was asked for on its command line. */
+export interface ServeOptions {
+  /** Run workers in this process (default); `--no-workers` leaves the jobs to `npm run worker` processes. */
+  readonly workers: boolean
+}
+
+/** `serve`'s arguments: `--no-workers`, or nothing. */
+export const serveOptions = (argv: ReadonlyArray<string>): ServeOptions | string => {
+  const unknown = argv.filter((arg) => arg !== "--no-workers")
+  if (unknown.length > 0) return `unknown argument ${JSON.stringify(unknown[0])} (expected: --no-workers, or nothing)`
+  return { workers: !argv.includes("--no-workers") }
+}
 
 /**
  * Everything the HTTP server runs on: the pipeline's services from the environment, the webhook,
- * the job queue (in memory) and its workers in this process. Disposing it stops the workers;
- * deliveries in flight roll back and give their claim back for the next run.
+ * the durable job queue and, unless told otherwise, workers in this process. Disposing it stops
+ * the workers: deliveries in flight finish within the grace period or roll back and go back to
+ * the queue.
  */
-export const ServerLayer = Layer.mergeAll(Webhook.layer, workers).pipe(
-  Layer.provideMerge(JobQueue.layerMemory),
-  Layer.provideMerge(WebhookConfig.layer),
-  Layer.provideMerge(AppLayer)
-)
+export const ServerLayer = (options: ServeOptions) =>
+  Layer.mergeAll(Webhook.layer, options.workers ? WorkersLayer : Layer.empty).pipe(
+    Layer.provideMerge(PgBossJobQueue.layer),
+    Layer.provideMerge(WebhookConfig.layer),
+    Layer.provideMerge(AppLayer)
+  )

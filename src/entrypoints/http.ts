@@ -3,7 +3,7 @@ import { Hono } from "hono"
 import { Database } from "../effects/Database.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
-import type { BadRequest, Forbidden, PayloadTooLarge, Unauthorized, UpstreamFailed } from "../webhook/errors.ts"
+import type { BadRequest, Forbidden, PayloadTooLarge, Unauthorized, Unavailable, UpstreamFailed } from "../webhook/errors.ts"
 import { Webhook } from "../webhook/Webhook.ts"
 
 /** What the HTTP app needs from the runtime that serves it. */
@@ -14,10 +14,11 @@ const STATUS = {
   Unauthorized: 401,
   Forbidden: 403,
   PayloadTooLarge: 413,
-  UpstreamFailed: 502
+  UpstreamFailed: 502,
+  Unavailable: 503
 } as const
 
-type WebhookError = BadRequest | Unauthorized | Forbidden | PayloadTooLarge | UpstreamFailed
+type WebhookError = BadRequest | Unauthorized | Forbidden | PayloadTooLarge | UpstreamFailed | Unavailable
 
 const isWebhookError = (error: unknown): error is WebhookError =>
   typeof error === "object" && error !== null && "_tag" in error && typeof error._tag === "string" && error._tag in STATUS
@@ -55,6 +56,8 @@ export const makeApp = <E>(runtime: ManagedRuntime.ManagedRuntime<HttpServices, 
     if (Exit.isSuccess(exit)) return c.json(exit.value, exit.value.kind === "events" ? 202 : 200)
     const failure = exit.cause.reasons.find((reason) => reason._tag === "Fail")
     if (failure?._tag === "Fail" && isWebhookError(failure.error)) {
+      // S3, SNS and EventBridge retry a 503; Retry-After tells other senders when.
+      if (failure.error._tag === "Unavailable") c.header("retry-after", "30")
       return c.json({ error: failure.error.message }, STATUS[failure.error._tag])
     }
     console.error(Cause.pretty(exit.cause))

@@ -1,10 +1,15 @@
 // `npm run serve`: the HTTP app on Bun.serve.
 import { Effect, ManagedRuntime } from "effect"
 import { makeApp } from "./http.ts"
-import { ServerLayer } from "./ServerLayer.ts"
+import { ServerLayer, serveOptions } from "./ServerLayer.ts"
 import { startupProblem } from "./startupProblem.ts"
 
-const runtime = ManagedRuntime.make(ServerLayer)
+const options = serveOptions(process.argv.slice(2))
+if (typeof options === "string") {
+  console.error(`loaders serve: ${options}`)
+  process.exit(2)
+}
+const runtime = ManagedRuntime.make(ServerLayer(options))
 // Build the services now, so a bad configuration stops the process before it listens.
 await runtime.runPromise(Effect.void).catch((error: unknown) => {
   console.error(`loaders serve could not start: ${startupProblem(error)}`)

@@ -2,7 +2,7 @@
 import "../../otel/bootstrap.ts"
 import { Effect, ManagedRuntime } from "effect"
 import { makeApp } from "./http.ts"
-import { ServerLayer } from "./ServerLayer.ts"
+import { ServerLayer, serveOptions } from "./ServerLayer.ts"
 import { startupProblem } from "./startupProblem.ts"
 
 /** The part of the Deno namespace this launcher uses (its types are not in this project's tsconfig). */
@@ -16,7 +16,12 @@ declare const Deno: {
   env: { get(name: string): string | undefined }
 }
 
-const runtime = ManagedRuntime.make(ServerLayer)
+const options = serveOptions(process.argv.slice(2))
+if (typeof options === "string") {
+  console.error(`loaders serve: ${options}`)
+  Deno.exit(2)
+}
+const runtime = ManagedRuntime.make(ServerLayer(options))
 await runtime.runPromise(Effect.void).catch((error: unknown) => {
   console.error(`loaders serve could not start: ${startupProblem(error)}`)
   Deno.exit(2)

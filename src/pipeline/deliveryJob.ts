@@ -1,16 +1,23 @@
 import { Duration, Effect, Stream, Tracer } from "effect"
-import { type DeliveryJob, type JobAttempt, JobOutcome, type TakeOptions } from "../effects/JobQueue.ts"
+import { type DeliveryKey, deliveryKey, refusedObject } from "../domain/DeliveryFolder.ts"
+import { type DeliveryJob, deliveryJobId, type JobAttempt, JobOutcome, JobQueue } from "../effects/JobQueue.ts"
+import { Ledger } from "../effects/Ledger.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
-import { deliveryKey, refusedObject } from "../domain/DeliveryFolder.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
 import { processDelivery } from "./processDelivery.ts"
 import { readiness } from "./Readiness.ts"
 
-/** Faults (S3 or database down) are tried this many times, waiting longer each time: 10 s, 20 s, 40 s, 80 s. */
-export const deliveryJobAttempts: Pick<TakeOptions, "maxAttempts" | "retryDelay"> = {
-  maxAttempts: 5,
-  retryDelay: (attempt) => Duration.seconds(2 ** attempt * 5)
-}
+/**
+ * Hands delivery folder `key` to the workers: one job per folder (coalesced by its id), in its
+ * partner's group, so one partner's backlog never holds back another's deliveries. Every trigger
+ * (webhook, SQS, the reconciliation scan, `batch --enqueue`) goes through here.
+ */
+export const offerDelivery = (key: DeliveryKey, origin?: DeliveryJob["origin"]) =>
+  Effect.gen(function*() {
+    const queue = yield* JobQueue
+    const job: DeliveryJob = { bucket: key.bucket, prefix: key.prefix, ...(origin ? { origin } : {}) }
+    yield* queue.offer(job, { id: deliveryJobId(job), group: key.partner })
+  })
 
 /**
  * What a worker does with a job: list the folder, and process it if it is ready. A folder waiting
@@ -45,6 +52,13 @@ export const handleDeliveryJob = (job: DeliveryJob, { attempt }: JobAttempt) =>
       return ready.recheckIn ? JobOutcome.RecheckAfter({ delay: ready.recheckIn }) : JobOutcome.Done()
     }
     const outcome = yield* processDelivery(key)
+    // Another run holds the folder: it may be a worker that died mid-run, whose lease must run out
+    // before this one can take over, so look again then rather than trust that run to finish.
+    if (outcome._tag === "Skipped" && outcome.reason === "busy") {
+      const { lease } = yield* Ledger
+      yield* Effect.logInfo(`${key.prefix}: another run holds it; looking again in ${Duration.format(lease)}`)
+      return JobOutcome.RecheckAfter({ delay: lease })
+    }
     yield* Effect.logInfo(
       outcome._tag === "Processed"
         ? `${key.prefix}: ${outcome.report.status} (read ${outcome.report.totals.read}, loaded ${outcome.report.totals.loaded})`

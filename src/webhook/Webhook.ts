@@ -1,11 +1,12 @@
 import { Context, Effect, Layer, Result, Schema } from "effect"
 import { SnsMessage } from "../../schemas/events/S3Event.ts"
-import { deliveryOfObject } from "../domain/DeliveryFolder.ts"
-import { type DeliveryJob, deliveryJobId, JobQueue } from "../effects/JobQueue.ts"
+import { type DeliveryKey, deliveryOfObject } from "../domain/DeliveryFolder.ts"
+import { JobQueue } from "../effects/JobQueue.ts"
+import { offerDelivery } from "../pipeline/deliveryJob.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
 import { authenticate } from "./auth.ts"
-import { BadRequest, Forbidden, PayloadTooLarge, type Unauthorized, UpstreamFailed } from "./errors.ts"
+import { BadRequest, Forbidden, PayloadTooLarge, type Unauthorized, Unavailable, type UpstreamFailed } from "./errors.ts"
 import { newerSequencer, type ObjectCreated, type ObjectEvents, objectEvents } from "./events.ts"
 import { makeSnsVerifier } from "./sns.ts"
 import { WebhookConfig } from "./WebhookConfig.ts"
@@ -72,7 +73,7 @@ const parseJson = (text: string, what: string) =>
 export class Webhook extends Context.Service<Webhook, {
   readonly handle: (
     request: WebhookRequest
-  ) => Effect.Effect<WebhookResult, BadRequest | PayloadTooLarge | Unauthorized | Forbidden | UpstreamFailed>
+  ) => Effect.Effect<WebhookResult, BadRequest | PayloadTooLarge | Unauthorized | Forbidden | UpstreamFailed | Unavailable>
 }>()("loaders/Webhook") {
   static readonly layer = Layer.effect(
     Webhook,
@@ -97,7 +98,7 @@ export class Webhook extends Context.Service<Webhook, {
       }
 
       const dispatch = Effect.fnUntraced(function*(events: ObjectEvents) {
-        const deliveries = new Map<string, DeliveryJob>()
+        const deliveries = new Map<string, DeliveryKey>()
         const refused: Array<string> = []
         let otherBuckets = 0
         let accepted = 0
@@ -113,7 +114,7 @@ export class Webhook extends Context.Service<Webhook, {
           if (place._tag === "Refused") refused.push(place.reason)
           if (place._tag !== "Delivery" || !fresh(event)) continue
           accepted++
-          deliveries.set(place.key.prefix, { bucket: place.key.bucket, prefix: place.key.prefix })
+          deliveries.set(place.key.prefix, place.key)
         }
         for (const reason of refused) yield* Effect.logWarning(`webhook: ${reason}`)
         if (deliveries.size === 0 && refused.length > 0) {
@@ -122,11 +123,11 @@ export class Webhook extends Context.Service<Webhook, {
           return yield* (otherBuckets === refused.length ? new Forbidden({ reason }) : new BadRequest({ reason }))
         }
         const span = yield* Effect.currentSpan.pipe(Effect.option)
-        const origin = span._tag === "Some" ? { origin: { traceId: span.value.traceId, spanId: span.value.spanId } } : {}
-        for (const delivery of deliveries.values()) {
-          const job = { ...delivery, ...origin }
-          yield* queue.offer(job, { id: deliveryJobId(job) }).pipe(
-            Effect.mapError((error) => new UpstreamFailed({ reason: `the job queue did not take ${delivery.prefix}: ${error.reason}` }))
+        const origin = span._tag === "Some" ? { traceId: span.value.traceId, spanId: span.value.spanId } : undefined
+        for (const key of deliveries.values()) {
+          yield* offerDelivery(key, origin).pipe(
+            Effect.provideService(JobQueue, queue),
+            Effect.mapError((error) => new Unavailable({ reason: `the job queue did not take ${key.prefix}: ${error.reason}` }))
           )
         }
         return {

@@ -34,3 +34,10 @@ export class UpstreamFailed extends Data.TaggedError("UpstreamFailed")<{ readonl
     return this.reason
   }
 }
+
+/** The job queue could not take the work (its database down): the sender should retry (503). */
+export class Unavailable extends Data.TaggedError("Unavailable")<{ readonly reason: string }> {
+  override get message(): string {
+    return this.reason
+  }
+}

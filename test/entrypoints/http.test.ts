@@ -4,7 +4,8 @@ import { Duration, Effect, Layer, ManagedRuntime, Redacted } from "effect"
 import { Database } from "../../src/effects/Database.ts"
 import { type DeliveryJob, type JobAttempt, JobQueue } from "../../src/effects/JobQueue.ts"
 import { makeApp } from "../../src/entrypoints/http.ts"
-import { deliveryJobAttempts, handleDeliveryJob } from "../../src/pipeline/deliveryJob.ts"
+import * as PgBossJobQueue from "../../src/effects/pgboss/PgBossJobQueue.ts"
+import { handleDeliveryJob } from "../../src/pipeline/deliveryJob.ts"
 import { Webhook } from "../../src/webhook/Webhook.ts"
 import { WebhookConfig, type WebhookSettings } from "../../src/webhook/WebhookConfig.ts"
 import { awsEvent, eventBridgeEvent, minioEvent, testEvent } from "../support/events.ts"
@@ -19,6 +20,14 @@ afterAll(async () => {
   for (const dispose of disposers) await dispose()
 })
 
+const queueSettings: PgBossJobQueue.JobQueueSettings = {
+  attempts: 3,
+  retryDelay: Duration.seconds(1),
+  heartbeat: Duration.seconds(10),
+  grace: Duration.seconds(2),
+  poll: Duration.millis(500)
+}
+
 /** The HTTP app in-process, with in-process workers, on a fresh bucket and database. */
 const server = async (webhook: Partial<WebhookSettings> = {}, quietPeriod: Duration.Duration = Duration.zero) => {
   const fixture = await pipelineFixture(databases.PostgreSQL(), { quietPeriod })
@@ -27,10 +36,10 @@ const server = async (webhook: Partial<WebhookSettings> = {}, quietPeriod: Durat
   const handle = (job: DeliveryJob, attempt: JobAttempt) =>
     Effect.sync(() => jobs.push(job)).pipe(Effect.andThen(handleDeliveryJob(job, attempt)))
   const workers = Layer.effectDiscard(
-    JobQueue.use((queue) => Effect.forkScoped(queue.take(handle, { workers: 2, ...deliveryJobAttempts })))
+    JobQueue.use((queue) => Effect.forkScoped(queue.take(handle, { workers: 2, perGroup: 2 })))
   )
   const layer = Layer.mergeAll(Webhook.layer, workers).pipe(
-    Layer.provideMerge(JobQueue.layerMemory),
+    Layer.provideMerge(PgBossJobQueue.layerWith(queueSettings)),
     Layer.provideMerge(WebhookConfig.layerWith({ secret: Redacted.make(SECRET), ...webhook })),
     Layer.provideMerge(fixture.layer)
   )
@@ -58,8 +67,8 @@ const server = async (webhook: Partial<WebhookSettings> = {}, quietPeriod: Durat
   /** Waits until the queue is idle (nothing waiting, nothing in flight). */
   const settled = async () => {
     for (let i = 0; i < 200; i++) {
-      const busy = await runtime.runPromise(JobQueue.use((q) => Effect.all([q.depth, q.inFlight])))
-      if (busy[0] === 0 && busy[1] === 0) return
+      const n = await runtime.runPromise(JobQueue.use((q) => q.counts))
+      if (n.waiting + n.retrying + n.running === 0) return
       await Bun.sleep(50)
     }
     throw new Error("the job queue did not settle")

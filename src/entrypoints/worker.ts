@@ -1,0 +1,36 @@
+// `npm run worker`: takes delivery jobs from the queue in the database until SIGTERM or Ctrl-C, on
+// any number of machines at once; `serve --no-workers` then only answers webhooks.
+import { Cause, Effect, Layer } from "effect"
+import * as PgBossJobQueue from "../effects/pgboss/PgBossJobQueue.ts"
+import { AppLayer } from "./AppLayer.ts"
+import { runMain } from "./runMain.ts"
+import { startupProblem } from "./startupProblem.ts"
+import { takeDeliveryJobs } from "./Workers.ts"
+
+const USAGE = `Usage: npm run worker
+
+Takes delivery jobs from the job queue (pg-boss, schema loaders_jobs of DATABASE_URL) and processes
+them, LOADERS_WORKERS at once (default 2), at most LOADERS_PARTNER_CONCURRENCY (default 2) of one
+partner across every worker. Run as many as needed, on any machines, against one PostgreSQL; the
+webhook (npm run serve -- --no-workers), SQS, the reconciliation scan and batch --enqueue fill the queue.
+SIGTERM or Ctrl-C: deliveries in flight get LOADERS_STOP_GRACE (default 20 s) to finish, then roll back
+and go back to the queue. Configuration: see README.md and .env.example.`
+
+const args = process.argv.slice(2)
+if (args.includes("-h") || args.includes("--help")) {
+  console.log(USAGE)
+} else if (args.length > 0) {
+  console.error(`loaders worker: unknown argument ${JSON.stringify(args[0])}\n\n${USAGE}`)
+  process.exitCode = 2
+} else {
+  const program = takeDeliveryJobs.pipe(
+    Effect.provide(PgBossJobQueue.layer.pipe(Layer.provideMerge(AppLayer))),
+    Effect.catchCause((cause) =>
+      Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.sync(() => {
+        console.error(`loaders worker could not run: ${startupProblem(Cause.squash(cause))}`)
+        process.exitCode = 2
+      })
+    )
+  )
+  runMain(program, { disableErrorReporting: true })
+}
