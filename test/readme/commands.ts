@@ -82,12 +82,27 @@ const start = (command: ReadmeCommand, cwd: string, env: Record<string, string>)
   return { child, exited, output: () => output, onOutput: (f: () => void) => listeners.push(f) }
 }
 
+/** Whether any process of group `pid` is alive. */
+const groupAlive = (pid: number) => {
+  try {
+    process.kill(-pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Stops the command's whole process group: `npm run` exits at once on SIGTERM while the server it
+ * started still shuts down (and holds the embedded database's lock), so wait for every process.
+ */
 const stopGroup = async (child: ChildProcess, exited: Promise<unknown>) => {
-  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return
+  if (child.pid === undefined || !groupAlive(child.pid)) return
   process.kill(-child.pid, "SIGTERM")
-  const stopped = await Promise.race([exited.then(() => true), Bun.sleep(STOP_BOUND_MS).then(() => false)])
-  if (!stopped) process.kill(-child.pid, "SIGKILL")
+  for (const deadline = Date.now() + STOP_BOUND_MS; groupAlive(child.pid) && Date.now() < deadline;) await Bun.sleep(100)
+  if (groupAlive(child.pid)) process.kill(-child.pid, "SIGKILL")
   await exited
+  for (const deadline = Date.now() + STOP_BOUND_MS; groupAlive(child.pid) && Date.now() < deadline;) await Bun.sleep(100)
 }
 
 const runForeground = async (command: ReadmeCommand, cwd: string, env: Record<string, string>): Promise<Outcome> => {
