@@ -120,8 +120,15 @@ export const layerWith = (settings: JobQueueSettings) =>
         Effect.tryPromise({
           try: async () => {
             const boss = connect(database.connection, settings)
-            // Without a listener an 'error' event would end the process.
-            boss.on("error", (error) => log(Effect.logWarning(`job queue: ${error.message}`)))
+            // Without a listener an 'error' event would end the process. pg-boss reports an outage
+            // on every poll: one line per distinct error a minute is enough for an operator.
+            const said = new Map<string, number>()
+            boss.on("error", (error) => {
+              const now = Date.now()
+              if ((said.get(error.message) ?? 0) > now - 60_000) return
+              said.set(error.message, now)
+              log(Effect.logWarning(`job queue: ${error.message}`))
+            })
             await boss.start()
             const retry = {
               retryLimit: Math.max(0, settings.attempts - 1),
