@@ -133,7 +133,9 @@ const run = (options: Options) =>
     // Records from the reports: a delivery read twice (new keys, then as upserts) counts once.
     const records = outcomes.reduce((sum, o) => sum + (o._tag === "Processed" ? o.report.totals.read : 0), 0)
     yield* Console.log(
-      `${clear}Done in ${seconds.toFixed(1)} s: ${count("succeeded")} succeeded, ${count("failed")} failed, ${count("duplicate")} duplicate, ` +
+      (options.dryRun
+        ? `${clear}Dry run done in ${seconds.toFixed(1)} s (nothing loaded or moved): ${count("succeeded")} would succeed, ${count("failed")} would fail, ${count("duplicate")} duplicate, `
+        : `${clear}Done in ${seconds.toFixed(1)} s: ${count("succeeded")} succeeded, ${count("failed")} failed, ${count("duplicate")} duplicate, `) +
         `${outcomes.filter((o) => o._tag === "Skipped").length} skipped, ${faults} could not run · ` +
         `${records.toLocaleString("en")} records, ${mb(counters.bytes)} MB read`
     )

@@ -107,6 +107,8 @@ describe("bun run batch on the embedded defaults", () => {
     expect(run.status).toBe(0)
     expect(run.out).toContain("(dry run)")
     expect(run.out).toContain("would succeed acme-gestion/2026-11-01: read 12, would load 12, rejected 0")
+    // The summary speaks of the dry run too, not of deliveries that "succeeded".
+    expect(run.out).toMatch(/Dry run done in [\d.]+ s \(nothing loaded or moved\): 1 would succeed, 1 would fail, /)
     // The failed one says why, and pinpoints its first rejections (file, record, line, path, rule).
     expect(run.out).toMatch(/would fail immo-sud\/2026-11-02: read 5, would load 0, rejected 5 in [\d.]+ s: 3 of 5 records were rejected/)
     expect(run.out).toContain("      properties.json, record 1, line 12, $.type: enum: Must be one of:")
