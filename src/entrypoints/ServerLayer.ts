@@ -3,6 +3,7 @@ import * as PgBossJobQueue from "../effects/pgboss/PgBossJobQueue.ts"
 import { Webhook } from "../webhook/Webhook.ts"
 import { WebhookConfig } from "../webhook/WebhookConfig.ts"
 import { AppLayer } from "./AppLayer.ts"
+import { QueueMetricsLayer } from "./QueueMetrics.ts"
 import { WorkersLayer } from "./Workers.ts"
 
 /** What `serve` was asked for on its command line. */
@@ -20,12 +21,12 @@ export const serveOptions = (argv: ReadonlyArray<string>): ServeOptions | string
 
 /**
  * Everything the HTTP server runs on: the pipeline's services from the environment, the webhook,
- * the durable job queue and, unless told otherwise, workers in this process. Disposing it stops
- * the workers: deliveries in flight finish within the grace period or roll back and go back to
- * the queue.
+ * the durable job queue and its gauges (kept with or without workers) and, unless told otherwise,
+ * workers in this process. Disposing it stops the workers: deliveries in flight finish within the
+ * grace period or roll back and go back to the queue.
  */
 export const ServerLayer = (options: ServeOptions) =>
-  Layer.mergeAll(Webhook.layer, options.workers ? WorkersLayer : Layer.empty).pipe(
+  Layer.mergeAll(Webhook.layer, QueueMetricsLayer, options.workers ? WorkersLayer : Layer.empty).pipe(
     Layer.provideMerge(PgBossJobQueue.layer),
     Layer.provideMerge(WebhookConfig.layer),
     Layer.provideMerge(AppLayer)

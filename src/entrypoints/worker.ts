@@ -3,6 +3,7 @@
 import { Cause, Effect, Layer } from "effect"
 import * as PgBossJobQueue from "../effects/pgboss/PgBossJobQueue.ts"
 import { AppLayer } from "./AppLayer.ts"
+import { QueueMetricsLayer } from "./QueueMetrics.ts"
 import { runMain } from "./runMain.ts"
 import { startupProblem } from "./startupProblem.ts"
 import { takeDeliveryJobs } from "./Workers.ts"
@@ -24,7 +25,8 @@ if (args.includes("-h") || args.includes("--help")) {
   process.exitCode = 2
 } else {
   const program = takeDeliveryJobs.pipe(
-    Effect.provide(PgBossJobQueue.layer.pipe(Layer.provideMerge(AppLayer))),
+    // The queue's gauges are kept by every worker process too: one may run without any `serve`.
+    Effect.provide(QueueMetricsLayer.pipe(Layer.provideMerge(PgBossJobQueue.layer), Layer.provideMerge(AppLayer))),
     Effect.catchCause((cause) =>
       Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.sync(() => {
         console.error(`loaders worker could not run: ${startupProblem(Cause.squash(cause))}`)

@@ -66,4 +66,16 @@ describe("observability assets", () => {
     }
     expect([...emitted].filter((name) => !used.has(name))).toEqual([])
   })
+
+  test("the queue gauges (the same queue-wide count from every process) are shown with max, never summed; dead letters have a panel", () => {
+    const dashboard = JSON.parse(readFileSync(join(OTEL, "grafana/dashboards/loaders.json"), "utf8")) as { panels: Array<Panel> }
+    const queue = new Set(Object.values(queueMetrics).map((metric) => metric.id.replaceAll(".", "_")))
+    const uses = dashboard.panels.flatMap((panel) =>
+      panel.targets.flatMap(({ expr }) => (expr.match(/loaders_queue_[a-z_]+/g) ?? []).map((name) => ({ panel: panel.title, name, expr })))
+    )
+    expect(new Set(uses.map((use) => use.name))).toEqual(queue)
+    for (const use of uses) expect([use.panel, use.expr]).toEqual([use.panel, `max(${use.name})`])
+    const dead = dashboard.panels.filter((panel) => panel.targets.some(({ expr }) => expr.includes("loaders_queue_dead_letters")))
+    expect(dead.map((panel) => panel.title)).toEqual(["Dead letters"])
+  })
 })

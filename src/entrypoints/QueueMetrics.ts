@@ -1,0 +1,62 @@
+import { Config, Duration, Effect, Layer, Metric } from "effect"
+import { Database } from "../effects/Database.ts"
+import { JobQueue, JobQueueError, queueMetrics } from "../effects/JobQueue.ts"
+
+/** How often each `serve` and `worker` process counts the jobs (`LOADERS_QUEUE_METRICS_INTERVAL`). */
+export const queueMetricsInterval = Config.Duration("LOADERS_QUEUE_METRICS_INTERVAL").pipe(
+  Config.withDefault(Duration.seconds(5))
+)
+
+/** Longest wait for one count on PostgreSQL: a server that does not answer must not freeze the gauges silently. */
+const COUNT_BOUND = Duration.seconds(10)
+
+/** Sets the `loaders.queue.*` gauges from one count of the queue's jobs (every process's). */
+const refresh = Effect.gen(function*() {
+  const counts = yield* JobQueue.use((queue) => queue.counts)
+  yield* Metric.update(queueMetrics.depth, counts.waiting + counts.retrying)
+  yield* Metric.update(queueMetrics.inFlight, counts.running)
+  yield* Metric.update(queueMetrics.retrying, counts.retrying)
+  yield* Metric.update(queueMetrics.deadLetters, counts.dead)
+})
+
+/**
+ * Keeps the queue gauges current, every `interval`, until interrupted. A failed count (the
+ * database down) is logged once, and its recovery once, not every interval; meanwhile the gauges
+ * keep their last values. On PGlite a count waits for the one connection, which a delivery holds
+ * for its whole transaction: that wait is not a failure, so it is not bounded there.
+ */
+export const keepQueueMetrics = (interval: Duration.Duration) =>
+  Effect.gen(function*() {
+    const { connection } = yield* Database
+    const count = connection.kind === "postgres"
+      ? refresh.pipe(
+        Effect.timeoutOrElse({
+          duration: COUNT_BOUND,
+          orElse: () => Effect.fail(new JobQueueError({ reason: `the database gave no answer within ${Duration.format(COUNT_BOUND)}` }))
+        })
+      )
+      : refresh
+    let failing = false
+    for (;;) {
+      const result = yield* Effect.result(count)
+      if (result._tag === "Failure" && !failing) {
+        failing = true
+        yield* Effect.logWarning(
+          `queue metrics: could not count the delivery jobs (${result.failure.message}); ` +
+            "the loaders.queue.* gauges keep their last values until counting works again"
+        )
+      } else if (result._tag === "Success" && failing) {
+        failing = false
+        yield* Effect.logInfo("queue metrics: counting the delivery jobs again")
+      }
+      yield* Effect.sleep(interval)
+    }
+  })
+
+/** The queue gauges kept current by this process for as long as the layer lives (`serve`, `worker`). */
+export const QueueMetricsLayer = Layer.effectDiscard(
+  Effect.gen(function*() {
+    const interval = yield* queueMetricsInterval
+    yield* Effect.forkScoped(keepQueueMetrics(interval))
+  })
+)
