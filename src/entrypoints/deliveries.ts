@@ -94,7 +94,12 @@ const deliveryRows = Effect.gen(function*() {
       worker: row.held ? row.owner : null
     }
   const withJobs = new Set<string>()
-  const rows: Array<DeliveryRow & { readonly since: number }> = jobs.map((view: JobView) => {
+  // A job that used up its attempts stays `failed` in the queue beside its dead-letter copy (or the
+  // job a retry made of that copy): one row says it, the other job's.
+  const superseded = (view: JobView) =>
+    view.state === "failed" &&
+    jobs.some((other) => other !== view && other.id === view.id && other.createdAt.getTime() >= view.createdAt.getTime())
+  const rows: Array<DeliveryRow & { readonly since: number }> = jobs.filter((view) => !superseded(view)).map((view: JobView) => {
     const id = folderId(view.job.bucket, view.job.prefix)
     withJobs.add(id)
     const key = deliveryKey(view.job.bucket, view.job.prefix, config.incomingPrefix)

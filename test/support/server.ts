@@ -40,14 +40,14 @@ export const serverEnv = (
 })
 
 /**
- * Starts the HTTP server on `runtime` as a subprocess on a free port with `env`, and waits until
- * `/healthz` answers. Stopped at the end of the run if still alive.
+ * Starts the HTTP server on `runtime` as a subprocess on a free port with `env` (and `serveArgs`,
+ * e.g. `--no-workers`), and waits until `/healthz` answers. Stopped at the end of the run if still alive.
  */
-export const startServer = async (runtime: Runtime, env: Record<string, string>) => {
+export const startServer = async (runtime: Runtime, env: Record<string, string>, serveArgs: ReadonlyArray<string> = []) => {
   const [command, args] = launchers[runtime]
   const port = await freePort()
   let output = ""
-  const child: ChildProcess = spawn(command, [...args], {
+  const child: ChildProcess = spawn(command, [...args, ...serveArgs], {
     cwd: ROOT,
     env: { ...process.env, ...env, PORT: String(port) },
     stdio: ["ignore", "pipe", "pipe"]
@@ -65,6 +65,39 @@ export const startServer = async (runtime: Runtime, env: Record<string, string>)
   }
   return {
     base,
+    child,
+    output: () => output,
+    /** Sends SIGTERM and resolves with the exit code. */
+    stop: () =>
+      new Promise<number | null>((resolve) => {
+        if (child.exitCode !== null) return resolve(child.exitCode)
+        child.once("exit", (code) => resolve(code))
+        child.kill("SIGTERM")
+      })
+  }
+}
+
+/**
+ * Starts `npm run worker` as a subprocess with `env`, and waits until it takes jobs (its log says
+ * so). Stopped at the end of the run if still alive.
+ */
+export const startWorker = async (env: Record<string, string>) => {
+  let output = ""
+  const child: ChildProcess = spawn(process.execPath, ["src/entrypoints/worker.ts"], {
+    cwd: ROOT,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"]
+  })
+  onStop(async () => {
+    if (child.exitCode === null) child.kill("SIGKILL")
+  })
+  child.stdout?.on("data", (chunk: Buffer) => (output += chunk.toString()))
+  child.stderr?.on("data", (chunk: Buffer) => (output += chunk.toString()))
+  for (let i = 0; !output.includes("taking delivery jobs"); i++) {
+    if (i > 600 || child.exitCode !== null) throw new Error(`the worker did not start:\n${output}`)
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  return {
     child,
     output: () => output,
     /** Sends SIGTERM and resolves with the exit code. */

@@ -252,7 +252,10 @@ export const layerWith = (settings: JobQueueSettings) =>
           id: job.singletonKey ?? `${data.bucket}/${data.prefix}`,
           job: data,
           state: stateOf(job, dead),
-          attempts: dead ? (job.sourceRetryCount ?? 0) + 1 : job.retryCount + (job.state === "created" ? 0 : 1),
+          // A job cancelled while it waited never ran: no attempt.
+          attempts: dead
+            ? (job.sourceRetryCount ?? 0) + 1
+            : job.retryCount + (job.state === "created" || (job.state === "cancelled" && !job.startedOn) ? 0 : 1),
           lastError: errorOf(dead ? job.sourceOutput : job.output),
           createdAt: job.sourceCreatedOn ?? job.createdOn,
           startAfter: job.state === "active" ? job.startedOn : job.startAfter
