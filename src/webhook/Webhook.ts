@@ -127,7 +127,8 @@ export class Webhook extends Context.Service<Webhook, {
         for (const key of deliveries.values()) {
           yield* offerDelivery(key, origin).pipe(
             Effect.provideService(JobQueue, queue),
-            Effect.mapError((error) => new Unavailable({ reason: `the job queue did not take ${key.prefix}: ${error.reason}` }))
+            // The queue's reason already names the folder and the fault ("the job queue did not take …: …").
+            Effect.mapError((error) => new Unavailable({ reason: error.reason }))
           )
         }
         return {
