@@ -20,10 +20,11 @@ const USAGE = `Usage: npm run deliveries [-- [--partner <name>] [--state <state>
        npm run deliveries -- cancel <partner>/<delivery>
 
 Without a command, lists the delivery jobs of the job queue (pg-boss, schema loaders_jobs), oldest
-first, each with its delivery, its state (${STATES.join(", ")}), the attempts it
-made, its age, the worker holding the delivery's claim in the ledger (host:pid), and its last error
-or when it runs next; deliveries the ledger knows without a job kept (e.g. run by batch) follow
-with "-" as state. --partner and --state keep only those rows; --json prints them as one JSON array.
+first, each with its delivery, its state (${STATES.join(", ")}),
+the attempts it made, its age, the worker holding the delivery's claim in the ledger (host:pid),
+and its last error or when it runs next; deliveries the ledger knows without a job kept (e.g. run
+by batch) come with "-" as state. --partner and --state keep only those rows; --json prints them as
+one JSON array.
 
 retry re-drives the delivery's dead letter (the job that used up LOADERS_JOB_ATTEMPTS): a worker
 takes it again with fresh attempts. cancel removes the delivery's waiting and retrying jobs (a
@@ -187,7 +188,7 @@ const list = (filter: { readonly partner?: string | undefined; readonly state?: 
     if (kept.length === 0) {
       const which = [filter.state ? `in state ${filter.state}` : "", filter.partner ? `of partner ${filter.partner}` : ""]
         .filter((s) => s !== "").join(" ")
-      return yield* Console.log(rows.length === 0 ? "No delivery jobs or deliveries yet." : `No delivery ${which} (${summary(rows)})`)
+      return yield* Console.log(rows.length === 0 ? "No delivery jobs or deliveries yet." : `No delivery ${which}; in all, ${summary(rows)}`)
     }
     yield* Console.log(table(kept, now))
     yield* Console.log(summary(kept))
@@ -213,7 +214,13 @@ const unknown = (name: string): Outcome => ({
   status: 1
 })
 
-const states = (rows: ReadonlyArray<DeliveryRow>) => [...new Set(rows.map((row) => row.job?.state ?? "no job"))].join(", ")
+/** What a delivery's rows say of it, for a refusal: its jobs' states, or its ledger state when no job is kept. */
+const states = (rows: ReadonlyArray<DeliveryRow>) => {
+  const jobs = [...new Set(rows.flatMap((row) => row.job ? [row.job.state] : []))]
+  if (jobs.length > 0) return `its jobs: ${jobs.join(", ")}`
+  const ledger = rows.find((row) => row.ledger !== null)?.ledger
+  return `no job kept; ledger: ${ledger?.state ?? "none"}`
+}
 
 const retry = (partner: string, delivery: string) =>
   Effect.gen(function*() {
@@ -225,7 +232,7 @@ const retry = (partner: string, delivery: string) =>
     let redriven = 0
     for (const id of ids) redriven += yield* queue.retry(id)
     if (redriven === 0) {
-      return { line: `Nothing to retry: ${name} has no dead letter (its jobs: ${states(rows)}).`, status: 1 } satisfies Outcome
+      return { line: `Nothing to retry: ${name} has no dead letter (${states(rows)}).`, status: 1 } satisfies Outcome
     }
     return {
       line: `Re-drove ${redriven} dead letter${redriven === 1 ? "" : "s"} of ${name}: a worker takes it again with fresh attempts` +
@@ -243,7 +250,7 @@ const cancel = (partner: string, delivery: string) =>
     let cancelled = 0
     for (const id of ids) cancelled += yield* queue.cancel(id)
     if (cancelled === 0) {
-      return { line: `Nothing to cancel: ${name} has no waiting or retrying job (its jobs: ${states(rows)}).`, status: 1 } satisfies Outcome
+      return { line: `Nothing to cancel: ${name} has no waiting or retrying job (${states(rows)}).`, status: 1 } satisfies Outcome
     }
     const running = rows.some((row) => row.job?.state === "running")
     return {

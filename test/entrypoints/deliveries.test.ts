@@ -119,7 +119,7 @@ describe("npm run deliveries", () => {
       expect(dead.map((row) => [row.partner, row.delivery, row.job?.attempts])).toEqual([["acme", "d1", 2]])
       const reason = dead[0]!.job!.lastError!
       expect(reason).toContain("incoming/acme/d1/properties.json")
-      expect(cli("--partner", "other").out.trim()).toStartWith("No delivery of partner other (")
+      expect(cli("--partner", "other").out.trim()).toStartWith("No delivery of partner other; in all, 3 rows (")
 
       // The worker's gauges, exported over OTLP: the dead letter is counted.
       await until(20_000, () => `dead letters gauge: ${latest(receiver.points, "loaders.queue.dead_letters")}`, async () =>
