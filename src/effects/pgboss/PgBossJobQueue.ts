@@ -228,9 +228,13 @@ export const layerWith = (settings: JobQueueSettings) =>
           return yield* Effect.never.pipe(Effect.onInterrupt(() => stop))
         }).pipe(Effect.scoped)
 
+      // Every serve and worker process runs this every few seconds for the gauges: only the live
+      // states are counted, which pg-boss's partial index on them answers without reading the
+      // finished jobs it keeps for days.
       const counts = call("the job queue could not count its jobs", () =>
         boss.getDb().executeSql(
-          `SELECT name, state, count(*)::int AS n FROM ${JOBS_SCHEMA}.job WHERE name = ANY($1) GROUP BY name, state`,
+          `SELECT name, state, count(*)::int AS n FROM ${JOBS_SCHEMA}.job
+           WHERE name = ANY($1) AND state IN ('created', 'retry', 'active') GROUP BY name, state`,
           [[DELIVERY_QUEUE, DEAD_LETTER_QUEUE]]
         )).pipe(
           Effect.map(({ rows }): JobCounts => {
