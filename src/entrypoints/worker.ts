@@ -1,6 +1,6 @@
 // `npm run worker`: takes delivery jobs from the queue in the database until SIGTERM or Ctrl-C, on
 // any number of machines at once; `serve --no-workers` then only answers webhooks.
-import { Cause, Effect, Layer } from "effect"
+import { Cause, Effect, Exit, Layer, Runtime } from "effect"
 import * as PgBossJobQueue from "../effects/pgboss/PgBossJobQueue.ts"
 import { AppLayer } from "./AppLayer.ts"
 import { QueueMetricsLayer } from "./QueueMetrics.ts"
@@ -34,5 +34,11 @@ if (args.includes("-h") || args.includes("--help")) {
       })
     )
   )
-  runMain(program, { disableErrorReporting: true })
+  runMain(program, {
+    disableErrorReporting: true,
+    // Stopped by SIGTERM or Ctrl-C is how a worker ends when all went well: exit 0, not 130, so a
+    // supervisor (systemd, an orchestrator) does not count a deploy as a crash.
+    teardown: (exit, onExit) =>
+      Exit.isFailure(exit) && Cause.hasInterruptsOnly(exit.cause) ? onExit(0) : Runtime.defaultTeardown(exit, onExit)
+  })
 }
