@@ -1,7 +1,7 @@
 import { Cause, Config, Effect, Layer } from "effect"
 import { JobQueue, type TakeOptions } from "../effects/JobQueue.ts"
 import { handleDeliveryJob } from "../pipeline/deliveryJob.ts"
-import { ReconcileLayer } from "./Reconcile.ts"
+import { ReconcileLayer } from "./Reconciliation.ts"
 
 /** `LOADERS_WORKERS` jobs at once in this process; `LOADERS_PARTNER_CONCURRENCY` per partner across all of them. */
 export const workerSettings: Config.Config<TakeOptions> = Config.all({
@@ -19,7 +19,7 @@ export const takeDeliveryJobs = Effect.gen(function*() {
   return yield* queue.take(handleDeliveryJob, settings)
 })
 
-/** What `npm run worker` runs until interrupted: the workers, and the reconciliation scan (`Reconcile.ts`). */
+/** What `npm run worker` runs until interrupted: the workers, and the reconciliation scan (`Reconciliation.ts`). */
 export const runWorkers = takeDeliveryJobs.pipe(Effect.provide(ReconcileLayer))
 
 /**
