@@ -254,4 +254,17 @@ describe("JobQueue on pg-boss (embedded PGlite)", () => {
       }),
       queueOn(Database.layerPGlite(undefined))
     ), BOUND)
+
+  test("every: a periodic task runs again and again, each run an interval after the last", () =>
+    runTest(
+      Effect.gen(function*() {
+        const runs: Array<number> = []
+        yield* JobQueue.use((queue) => queue.every("every-test", Duration.seconds(1), Effect.sync(() => runs.push(performance.now())))).pipe(
+          Effect.forkScoped
+        )
+        yield* eventually(Effect.sync(() => runs.length >= 3))
+        expect(runs.slice(1).every((at, i) => at - runs[i]! > 700)).toBe(true)
+      }),
+      queueOn(Database.layerPGlite(undefined))
+    ), BOUND)
 })
