@@ -1,4 +1,4 @@
-import { Data, Effect } from "effect"
+import { Context, Data, Effect } from "effect"
 import { spawn } from "node:child_process"
 import { accessSync, constants, mkdirSync } from "node:fs"
 import { delimiter, join } from "node:path"
@@ -29,7 +29,10 @@ export const EMBEDDED_S3_PORT = 4569
 /** The credentials the embedded S3 server accepts (s3rver's fixed pair). */
 export const EMBEDDED_S3_CREDENTIALS = { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } as const
 
-/** An S3 event as s3rver reports it (the shape of one AWS `Records[]` entry). */
+/**
+ * An S3 event notification as s3rver reports it: AWS's `{"Records": [...]}`, one record per event,
+ * its key URL-encoded as S3 encodes it.
+ */
 export type S3rverEvent = Readonly<Record<string, unknown>>
 
 export interface EmbeddedS3 {
@@ -40,6 +43,15 @@ export interface EmbeddedS3 {
   /** Registers a listener for every Put/Copy/Post event; returns a function that removes it. */
   readonly onEvent: (listener: (event: S3rverEvent) => void) => () => void
 }
+
+/**
+ * The object events of the embedded S3 server this process started; absent on a bucket of the
+ * user's (`LOADERS_S3_BUCKET`), whose events come through the webhook or SQS instead.
+ */
+export class EmbeddedS3Events extends Context.Service<EmbeddedS3Events, {
+  /** Registers a listener for every Put/Copy/Post notification; returns a function that removes it. */
+  readonly subscribe: (listener: (event: S3rverEvent) => void) => () => void
+}>()("loaders/EmbeddedS3Events") {}
 
 const CHILD = fileURLToPath(new URL("./s3rver-child.cjs", import.meta.url))
 

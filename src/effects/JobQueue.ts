@@ -128,6 +128,15 @@ export class JobQueue extends Context.Service<JobQueue, {
     handler: JobHandler<E, R>,
     options: TakeOptions
   ) => Effect.Effect<never, JobQueueError, R | ([JobQueue] extends [R] ? HandlerMustNotUseTheJobQueue : never)>
+  /**
+   * Runs `task` once per `interval` across every process that runs `every` with the same `name` on
+   * this store, until interrupted: a periodic chore (the reconciliation scan) that many processes
+   * must not all do. It lives in the port because the store is the one thing those processes
+   * share. The first run comes one `interval` after the first process starts; a process that
+   * starts or restarts later does not add runs; a run that fails or is cut short (its process
+   * killed) is only logged, and the next one still comes an interval after it started.
+   */
+  readonly every: <E, R>(name: string, interval: Duration.Duration, task: Effect.Effect<void, E, R>) => Effect.Effect<never, JobQueueError, R>
   /** Jobs in each state, across every process. */
   readonly counts: Effect.Effect<JobCounts, JobQueueError>
   /** Jobs of every state still kept (finished ones for a while), dead letters included, oldest first. */

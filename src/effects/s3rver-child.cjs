@@ -1,6 +1,7 @@
 // Runs s3rver in a Node child process (it cannot run inside Bun, and its list continuation tokens
 // need `node --openssl-legacy-provider`). Protocol on stdout, one JSON object per line:
-//   {"ready":{"port":N}} once listening, then {"event":{...}} for each S3 event s3rver reports;
+//   {"ready":{"port":N}} once listening, then {"event":{...}} for each S3 event s3rver reports (an S3
+//   notification, `{"Records": [...]}`, keys URL-encoded as S3 encodes them);
 //   {"taken":N} (then exit) when port N is in use and the configuration has no `fallback`; with
 //   `fallback`, a taken port is replaced by any free one.
 // Exits when its stdin closes, so it never outlives the process that started it.
@@ -28,7 +29,14 @@ const server = new S3rver({
   configureBuckets: (config.buckets ?? []).map((name) => ({ name }))
 })
 
+// S3 URL-encodes the keys of its notifications (form encoding, `+` for a space, `/` kept); s3rver
+// reports them as stored. Encoded here, so the parent reads them as it reads S3's own.
+const encodeKey = (key) => key.split("/").map((segment) => encodeURIComponent(segment).replace(/%20/g, "+")).join("/")
+
 server.on("event", (event) => {
+  for (const record of event.Records ?? []) {
+    if (record.s3 && record.s3.object && typeof record.s3.object.key === "string") record.s3.object.key = encodeKey(record.s3.object.key)
+  }
   process.stdout.write(JSON.stringify({ event }) + "\n")
 })
 

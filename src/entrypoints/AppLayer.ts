@@ -5,7 +5,7 @@ import { fileURLToPath } from "node:url"
 import { TelemetryLayer } from "../../otel/telemetry.ts"
 import { datasets } from "../../schemas/registry.ts"
 import { Database, pgliteDir } from "../effects/Database.ts"
-import { EMBEDDED_S3_PORT, EmbeddedS3Error, startEmbeddedS3 } from "../effects/EmbeddedS3.ts"
+import { EMBEDDED_S3_PORT, EmbeddedS3Error, EmbeddedS3Events, startEmbeddedS3 } from "../effects/EmbeddedS3.ts"
 import { Ledger } from "../effects/Ledger.ts"
 import { Mailer } from "../effects/Mailer.ts"
 import { Partners } from "../effects/Partners.ts"
@@ -54,13 +54,14 @@ const embeddedPort = Effect.gen(function*() {
  * an embedded s3rver over `<LOADERS_EMBEDDED_DIR>/s3`, seeded with `examples/` when first created,
  * and announced (endpoint and credentials, at Info) by `announce` so a user can reach it too. A
  * short-lived command nobody reaches (`anyPort`) takes any free port, so it runs beside `serve`.
+ * The embedded server's object events come with it (`EmbeddedS3Events`), for `serve` to take.
  */
 export const objectStore = Effect.fnUntraced(function*(lines: Array<string>, options: { readonly anyPort?: boolean } = {}) {
   const bucket = yield* Config.option(Config.String("LOADERS_S3_BUCKET"))
   if (Option.isSome(bucket)) {
     const endpoint = yield* Config.option(Config.String("LOADERS_S3_ENDPOINT"))
     lines.push(`Object store: s3://${bucket.value} at ${Option.getOrElse(endpoint, () => "AWS S3")}`)
-    return { layer: ObjectStore.layer, fresh: false, announce: Layer.empty }
+    return { layer: ObjectStore.layer, fresh: false, announce: Layer.empty, events: Layer.empty }
   }
   const directory = yield* embeddedS3Dir
   const fresh = !existsSync(directory)
@@ -70,7 +71,7 @@ export const objectStore = Effect.fnUntraced(function*(lines: Array<string>, opt
     `Object store: embedded S3 at ${s3.endpoint}, bucket "${EMBEDDED_BUCKET}", kept in ${directory}` +
       (fresh ? " (new: seeded with the sample deliveries of examples/)" : "")
   )
-  const moved = s3.port === asked.port ? "" : ` (port ${asked.port} is in use; LOADERS_EMBEDDED_S3_PORT picks another)`
+  const moved = s3.port === asked.port || asked.port === 0 ? "" : ` (port ${asked.port} is in use; LOADERS_EMBEDDED_S3_PORT picks another)`
   const announce = Layer.effectDiscard(
     Effect.logInfo(
       `Embedded S3 at ${s3.endpoint}${moved}, bucket "${EMBEDDED_BUCKET}": ` +
@@ -83,7 +84,7 @@ export const objectStore = Effect.fnUntraced(function*(lines: Array<string>, opt
     credentials: s3.credentials,
     timeout: yield* ObjectStore.timeoutConfig
   })
-  return { layer, fresh, announce }
+  return { layer, fresh, announce, events: Layer.succeed(EmbeddedS3Events, { subscribe: s3.onEvent }) }
 })
 
 const database = Effect.fnUntraced(function*(lines: Array<string>) {
@@ -124,6 +125,7 @@ export const AppLayer = Layer.unwrap(
     const store = yield* objectStore(lines)
     const base = Layer.mergeAll(
       store.layer,
+      store.events,
       yield* mailer(lines),
       Partners.layer,
       yield* database(lines),

@@ -1,6 +1,7 @@
 import { Cause, Config, Effect, Layer } from "effect"
 import { JobQueue, type TakeOptions } from "../effects/JobQueue.ts"
 import { handleDeliveryJob } from "../pipeline/deliveryJob.ts"
+import { ReconcileLayer } from "./Reconciliation.ts"
 
 /** `LOADERS_WORKERS` jobs at once in this process; `LOADERS_PARTNER_CONCURRENCY` per partner across all of them. */
 export const workerSettings: Config.Config<TakeOptions> = Config.all({
@@ -18,9 +19,18 @@ export const takeDeliveryJobs = Effect.gen(function*() {
   return yield* queue.take(handleDeliveryJob, settings)
 })
 
-/** Workers in this process for as long as the layer lives; a queue that cannot serve them is logged. */
-export const WorkersLayer = Layer.effectDiscard(
-  Effect.forkScoped(
-    takeDeliveryJobs.pipe(Effect.tapCause((cause) => Effect.logError(`workers stopped: ${Cause.squash(cause)}`)))
-  )
+/** What `npm run worker` runs until interrupted: the workers, and the reconciliation scan (`Reconciliation.ts`). */
+export const runWorkers = takeDeliveryJobs.pipe(Effect.provide(ReconcileLayer))
+
+/**
+ * Workers in this process, and the reconciliation scan, for as long as the layer lives; a queue
+ * that cannot serve the workers is logged.
+ */
+export const WorkersLayer = Layer.mergeAll(
+  Layer.effectDiscard(
+    Effect.forkScoped(
+      takeDeliveryJobs.pipe(Effect.tapCause((cause) => Effect.logError(`workers stopped: ${Cause.squash(cause)}`)))
+    )
+  ),
+  ReconcileLayer
 )

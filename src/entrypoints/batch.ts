@@ -20,6 +20,9 @@ Options:
                        nothing is loaded, moved or recorded
   --concurrency <n>    deliveries processed at once (default: LOADERS_CONCURRENCY or 2)
   --partner <name>     only this partner's deliveries
+  --enqueue            hand the ready deliveries to the workers instead of running them here: each
+                       becomes a job in the job queue (schema loaders_jobs of the database), which
+                       npm run worker processes, or npm run serve (its in-process workers)
   -h, --help           show this help
 
 Without LOADERS_S3_BUCKET, uses an embedded S3 server over .loaders/s3 (seeded with examples/,
@@ -37,6 +40,7 @@ const parseOptions = (argv: ReadonlyArray<string>): Options | "help" => {
       "dry-run": { type: "boolean", default: false },
       concurrency: { type: "string" },
       partner: { type: "string" },
+      enqueue: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false }
     },
     strict: true,
@@ -49,7 +53,13 @@ const parseOptions = (argv: ReadonlyArray<string>): Options | "help" => {
   }
   const partnerProblem = values.partner === undefined ? undefined : nameProblem(values.partner)
   if (partnerProblem) throw new Error(`--partner "${values.partner}" is refused (${partnerProblem}): ${NAME_RULE}`)
-  return { dryRun: values["dry-run"], concurrency, partner: values.partner }
+  if (values.enqueue && values["dry-run"]) {
+    throw new Error("--enqueue hands deliveries to the workers and --dry-run validates them here: use one or the other")
+  }
+  if (values.enqueue && concurrency !== undefined) {
+    throw new Error("--concurrency is for deliveries run here; with --enqueue, LOADERS_WORKERS of each worker process sets it")
+  }
+  return { dryRun: values["dry-run"], concurrency, partner: values.partner, enqueue: values.enqueue }
 }
 
 const main = async (argv: ReadonlyArray<string>) => {

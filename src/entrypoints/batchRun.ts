@@ -1,6 +1,9 @@
 import { runMain } from "./runMain.ts"
 import { Cause, Clock, Console, Duration, Effect, Exit, Fiber, Layer, Schedule } from "effect"
+import { Database } from "../effects/Database.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
+import * as PgBossJobQueue from "../effects/pgboss/PgBossJobQueue.ts"
+import { offerDelivery } from "../pipeline/deliveryJob.ts"
 import { type Discovered, discover } from "../pipeline/discover.ts"
 import { type Outcome, processDelivery } from "../pipeline/processDelivery.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
@@ -14,6 +17,8 @@ export interface Options {
   readonly dryRun: boolean
   readonly concurrency: number | undefined
   readonly partner: string | undefined
+  /** Hand the ready deliveries to the workers (the job queue) instead of running them here. */
+  readonly enqueue: boolean
 }
 
 const mb = (bytes: number) => (bytes / 1_000_000).toFixed(1)
@@ -71,7 +76,11 @@ const progressLine = (counters: ProgressCounters, started: number, done: () => n
     )
   })
 
-const run = (options: Options) =>
+/**
+ * What both modes print first: where things are, the refused folders, those waiting and why; and
+ * the deliveries that are ready.
+ */
+const readyDeliveries = (options: Options) =>
   Effect.gen(function*() {
     yield* Console.log(yield* describeEnvironment)
     const { found, refused } = yield* discover(options.partner ? { partner: options.partner } : {})
@@ -89,6 +98,12 @@ const run = (options: Options) =>
         yield* Console.log(`  waiting    ${waiting.folder.key.partner}/${waiting.folder.key.delivery}: for ${waiting.readiness.waitingFor}`)
       }
     }
+    return ready
+  })
+
+const run = (options: Options) =>
+  Effect.gen(function*() {
+    const ready = yield* readyDeliveries(options)
     const concurrency = options.concurrency ?? (yield* PipelineConfig).concurrency
     yield* Console.log(
       `${ready.length} deliver${ready.length === 1 ? "y" : "ies"} ready${options.dryRun ? " (dry run)" : ""}, ${concurrency} at a time`
@@ -145,10 +160,34 @@ const run = (options: Options) =>
     }
   })
 
+/**
+ * `--enqueue`: each ready delivery becomes a job for the workers (`offerDelivery`, coalesced with a
+ * job already waiting for it), and the command says where they wait and what processes them.
+ */
+const enqueue = (options: Options) =>
+  Effect.gen(function*() {
+    const ready = yield* readyDeliveries(options)
+    yield* Console.log(`${ready.length} deliver${ready.length === 1 ? "y" : "ies"} ready, handed to the workers`)
+    for (const { folder } of ready) {
+      yield* offerDelivery(folder.key)
+      yield* Console.log(`  queued     ${folder.key.partner}/${folder.key.delivery}`)
+    }
+    const { kind } = yield* Database
+    yield* Console.log(
+      `Queued ${ready.length} deliver${ready.length === 1 ? "y" : "ies"} in the job queue (schema loaders_jobs of the database above): ` +
+        (kind === "pglite"
+          ? "npm run serve (or npm run worker) processes them once started on this embedded database."
+          : "npm run worker processes them, or npm run serve with its in-process workers.")
+    )
+  })
+
 /** Runs the backfill to its end and sets the exit status (`batch.ts`, the launcher, says which). */
 export const runBatch = (options: Options) => {
-  const program = run(options).pipe(
-    Effect.provide(Layer.fresh(AppLayer)),
+  // The job queue only when asked: a plain backfill does not start pg-boss.
+  const work = options.enqueue
+    ? enqueue(options).pipe(Effect.provide(PgBossJobQueue.layer.pipe(Layer.provideMerge(Layer.fresh(AppLayer)))))
+    : run(options).pipe(Effect.provide(Layer.fresh(AppLayer)))
+  const program = work.pipe(
     // One line a user can act on (the embedded database held by another process, a bad setting),
     // not a stack trace.
     Effect.catchCause((cause) =>

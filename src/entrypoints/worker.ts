@@ -6,7 +6,7 @@ import { AppLayer } from "./AppLayer.ts"
 import { QueueMetricsLayer } from "./QueueMetrics.ts"
 import { runMain } from "./runMain.ts"
 import { startupProblem } from "./startupProblem.ts"
-import { takeDeliveryJobs } from "./Workers.ts"
+import { runWorkers } from "./Workers.ts"
 
 const USAGE = `Usage: npm run worker
 
@@ -14,6 +14,9 @@ Takes delivery jobs from the job queue (pg-boss, schema loaders_jobs of DATABASE
 them, LOADERS_WORKERS at once (default 2), at most LOADERS_PARTNER_CONCURRENCY (default 2) of one
 partner across every worker. Run as many as needed, on any machines, against one PostgreSQL; the
 webhook (npm run serve -- --no-workers), SQS, the reconciliation scan and batch --enqueue fill the queue.
+The reconciliation scan (every LOADERS_RECONCILE_INTERVAL, default 5 minutes; off or 0 turns it off)
+lists the incoming prefix once per interval across all processes and queues ready folders that no
+job stands for (their S3 event was lost).
 SIGTERM or Ctrl-C: deliveries in flight get LOADERS_STOP_GRACE (default 20 s) to finish, then roll back
 and go back to the queue. Configuration: see README.md and .env.example.`
 
@@ -24,7 +27,7 @@ if (args.includes("-h") || args.includes("--help")) {
   console.error(`loaders worker: unknown argument ${JSON.stringify(args[0])}\n\n${USAGE}`)
   process.exitCode = 2
 } else {
-  const program = takeDeliveryJobs.pipe(
+  const program = runWorkers.pipe(
     // The queue's gauges are kept by every worker process too: one may run without any `serve`.
     Effect.provide(QueueMetricsLayer.pipe(Layer.provideMerge(PgBossJobQueue.layer), Layer.provideMerge(AppLayer))),
     Effect.catchCause((cause) =>

@@ -40,7 +40,14 @@ export const handleDeliveryJob = (job: DeliveryJob, { attempt }: JobAttempt) =>
       return JobOutcome.Done()
     }
     const objects = yield* Stream.runCollect(store.list(key.prefix))
-    if (objects.length === 0) return JobOutcome.Done()
+    if (objects.length === 0) {
+      // Moved already; or every source deleted by a run that died before recording its move done
+      // (a reconciliation scan or `batch --enqueue` hands such a folder over), which
+      // `processDelivery` finishes from the ledger.
+      const outcome = yield* processDelivery(key)
+      if (outcome._tag === "Skipped" && outcome.reason === "leftover") yield* Effect.logInfo(`${key.prefix}: a dead run's move finished`)
+      return JobOutcome.Done()
+    }
     const refused = refusedObject({ key, objects }, config.incomingPrefix)
     if (refused) {
       yield* Effect.logError(`${key.prefix} is not processed: ${refused}`)

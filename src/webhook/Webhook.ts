@@ -74,6 +74,11 @@ export class Webhook extends Context.Service<Webhook, {
   readonly handle: (
     request: WebhookRequest
   ) => Effect.Effect<WebhookResult, BadRequest | PayloadTooLarge | Unauthorized | Forbidden | UpstreamFailed | Unavailable>
+  /**
+   * An S3 event body from a source trusted without authentication (the embedded S3's own events),
+   * decoded, checked and handed to the job queue exactly as `handle` does with a posted one.
+   */
+  readonly accept: (body: unknown) => Effect.Effect<WebhookResult, BadRequest | Forbidden | Unavailable>
 }>()("loaders/Webhook") {
   static readonly layer = Layer.effect(
     Webhook,
@@ -168,7 +173,13 @@ export class Webhook extends Context.Service<Webhook, {
         return yield* dispatch(events.success)
       })
 
-      return Webhook.of({ handle })
+      const accept = Effect.fn("Webhook.accept")(function*(body: unknown) {
+        const events = objectEvents(body)
+        if (Result.isFailure(events)) return yield* events.failure
+        return yield* dispatch(events.success)
+      })
+
+      return Webhook.of({ handle, accept })
     })
   )
 }

@@ -205,6 +205,30 @@ describe("JobQueue on pg-boss (PostgreSQL)", () => {
     )
   }, BOUND)
 
+  test("every: two processes on one database run a periodic task once per interval between them, not each", async () => {
+    const url = await freshDatabase()
+    const interval = Duration.seconds(2)
+    const runs: Array<{ readonly at: number; readonly by: string }> = []
+    const scheduled = (by: string) =>
+      JobQueue.use((queue) => queue.every("every-test", interval, Effect.sync(() => runs.push({ at: performance.now(), by }))))
+    const started = performance.now()
+    await runTest(
+      Effect.gen(function*() {
+        yield* scheduled("a").pipe(Effect.forkScoped)
+        // The second "process": a layer of its own (its own pg-boss and pool) on the same database.
+        const second = yield* Layer.build(queueOn(Database.layerPostgres(Redacted.make(url))))
+        yield* scheduled("b").pipe(Effect.provide(second), Effect.forkScoped)
+        yield* eventually(Effect.sync(() => runs.length >= 4))
+      }),
+      queueOn(Database.layerPostgres(Redacted.make(url)))
+    )
+    const gaps = runs.slice(1).map((run, i) => run.at - runs[i]!.at)
+    // The first run waits one interval; each next one an interval after the previous one started
+    // (a run per process would show gaps near 0).
+    expect(runs[0]!.at - started).toBeGreaterThan(1_500)
+    expect(gaps.every((gap) => gap > 1_500)).toBe(true)
+  }, BOUND)
+
   test("a handler that needs the JobQueue service does not type-check", () => {
     const meddling = (queued: DeliveryJob) => offer(queued).pipe(Effect.as(Outcome.Done()))
     const polite = () => Effect.succeed(Outcome.Done())
@@ -227,6 +251,19 @@ describe("JobQueue on pg-boss (embedded PGlite)", () => {
         expect([yield* consumer.next, yield* consumer.next, yield* consumer.next]).toEqual(["bad#1", "bad#2", "bad#3"])
         yield* eventually(counts.pipe(Effect.map((n) => n.dead === 1)))
         expect(consumer.received.filter((run) => nameOf(run.job) === "good")).toHaveLength(1)
+      }),
+      queueOn(Database.layerPGlite(undefined))
+    ), BOUND)
+
+  test("every: a periodic task runs again and again, each run an interval after the last", () =>
+    runTest(
+      Effect.gen(function*() {
+        const runs: Array<number> = []
+        yield* JobQueue.use((queue) => queue.every("every-test", Duration.seconds(1), Effect.sync(() => runs.push(performance.now())))).pipe(
+          Effect.forkScoped
+        )
+        yield* eventually(Effect.sync(() => runs.length >= 3))
+        expect(runs.slice(1).every((at, i) => at - runs[i]! > 700)).toBe(true)
       }),
       queueOn(Database.layerPGlite(undefined))
     ), BOUND)

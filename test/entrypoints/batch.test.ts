@@ -137,7 +137,7 @@ describe("bun run batch on the embedded defaults", () => {
   test("--help documents the options; bad usage exits 2 with a message", () => {
     const help = batch(fresh(), "--help")
     expect(help.status).toBe(0)
-    for (const option of ["--dry-run", "--concurrency", "--partner", "Exit status"]) expect(help.out).toContain(option)
+    for (const option of ["--dry-run", "--concurrency", "--partner", "--enqueue", "Exit status"]) expect(help.out).toContain(option)
     const bad = batch(fresh(), "--concurrency", "zero")
     expect(bad.status).toBe(2)
     expect(bad.err).toContain("--concurrency expects a positive integer")

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { aws, holdPort, runEntrypoint } from "../support/cli.ts"
 import { startServer } from "../support/server.ts"
+import { until } from "../support/wait.ts"
 
 const dirs: Array<string> = []
 afterAll(() => {
@@ -43,6 +44,37 @@ describe("the embedded S3 of the app", () => {
       expect(put.status).toBe(0)
       const listed = aws(endpoint!, { id: id!, secret: secret! }, ["s3", "ls", "--recursive", "s3://loaders/incoming/acme/"])
       expect(listed.out).toContain("incoming/acme/2026-12-01/properties.json")
+    } finally {
+      expect(await server.stop()).toBe(0)
+    }
+  }, 120_000)
+
+  test("serve takes its embedded S3's own events: a delivery copied in with the AWS CLI is processed, no webhook posted", async () => {
+    const dir = fresh()
+    const server = await startServer("Bun", {
+      ...embedded(dir),
+      LOADERS_PGLITE_DIR: join(dir, "pglite"),
+      LOADERS_EMBEDDED_S3_PORT: "0",
+      LOADERS_LOG_FORMAT: "json",
+      // Neither the scan nor a webhook: only the events can bring the delivery to the workers.
+      LOADERS_RECONCILE_INTERVAL: "off"
+    })
+    try {
+      expect(server.output()).toContain("serve takes the embedded S3's object-created events itself")
+      const [, endpoint, id, secret] = server.output().match(ANNOUNCED)!
+      const credentials = { id: id!, secret: secret! }
+      const examples = join(import.meta.dir, "../../examples/acme-gestion/2026-11-01/")
+      const put = aws(endpoint!, credentials, ["s3", "cp", "--recursive", examples, "s3://loaders/incoming/acme-gestion/2026-12-01/"])
+      expect(put.status).toBe(0)
+      // The worker logs the outcome last, once the folder is archived and its sources deleted.
+      await until(45_000, () => `the delivery was not processed:\n${server.output()}`, async () =>
+        server.output().includes("incoming/acme-gestion/2026-12-01/: succeeded") ? true : undefined)
+      const archived = aws(endpoint!, credentials, ["s3", "ls", "--recursive", "s3://loaders/success/acme-gestion/2026-12-01/"])
+      expect(archived.out).toContain("_report.json")
+      const left = aws(endpoint!, credentials, ["s3", "ls", "--recursive", "s3://loaders/incoming/acme-gestion/2026-12-01/"])
+      expect(left.out).toBe("")
+      // The archive's own copies are events too: ignored, so the delivery ran once.
+      expect(server.output().match(/incoming\/acme-gestion\/2026-12-01\/: \w+/g)).toEqual(["incoming/acme-gestion/2026-12-01/: succeeded"])
     } finally {
       expect(await server.stop()).toBe(0)
     }

@@ -228,6 +228,58 @@ export const layerWith = (settings: JobQueueSettings) =>
           return yield* Effect.never.pipe(Effect.onInterrupt(() => stop))
         }).pipe(Effect.scoped)
 
+      const every = <E, R>(name: string, interval: Duration.Duration, task: Effect.Effect<void, E, R>) =>
+        Effect.gen(function*() {
+          const period = seconds(interval)
+          // One run waits and one runs at a time (`stately` on a fixed key): a process that starts
+          // while one waits adds none. Each run sends the next before it starts its task, so a
+          // process killed mid-run does not end the schedule.
+          const next = () => boss.send(name, {}, { singletonKey: name, startAfter: period })
+          yield* call(`the job queue could not schedule ${name}`, async () => {
+            await boss.createQueue(name, {
+              policy: "stately",
+              // A failed run is not retried: the next one is an interval away.
+              retryLimit: 0,
+              // A run left active by a dead worker holds back the next one until it expires.
+              expireInSeconds: Math.max(60, 2 * period),
+              deleteAfterSeconds: 24 * 60 * 60,
+              ...(pglite ? {} : { heartbeatSeconds: Math.max(10, seconds(settings.heartbeat)) })
+            })
+            if (pglite) {
+              // One process has the embedded database: a run still active is that of a process
+              // that died, and would hold the schedule back until it expires.
+              const stale = (await boss.findJobs(name, { key: name })).filter((job) => job.state === "active")
+              if (stale.length > 0) await boss.fail(name, stale.map((job) => job.id), { reason: "its process ended" })
+            }
+            await next()
+          })
+          const fibers = yield* FiberSet.make<unknown, unknown>()
+          const run = yield* FiberSet.runtime(fibers)<R>()
+
+          const work = async ([job]: Array<Job<unknown>>) => {
+            if (job === undefined) return
+            await next()
+            const fiber = run(task)
+            const abort = () => fiber.interruptUnsafe()
+            job.signal.addEventListener("abort", abort, { once: true })
+            const exit = await Effect.runPromise(Fiber.await(fiber)).finally(() => job.signal.removeEventListener("abort", abort))
+            if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) {
+              log(Effect.logWarning(`${name} failed: ${reasonOf(exit.cause)}; the next one runs in ${Duration.format(interval)}`))
+            }
+          }
+
+          // Polled, not notified: runs are due later, never at once. A tenth of the interval keeps
+          // a run within 10% of its time without polling a long interval's queue every second.
+          const polling = Math.min(30, Math.max(Duration.toSeconds(settings.poll), period / 10, 0.5))
+          const workId = yield* call(`the job queue could not run ${name}`, () =>
+            boss.work(name, { localConcurrency: 1, pollingIntervalSeconds: polling }, work))
+          const stop = Effect.promise(() => boss.offWork(name, { id: workId, wait: false }).catch(() => undefined)).pipe(
+            Effect.andThen(FiberSet.clear(fibers)),
+            Effect.andThen(Effect.promise(() => boss.offWork(name, { id: workId, wait: true }).catch(() => undefined)))
+          )
+          return yield* Effect.never.pipe(Effect.onInterrupt(() => stop))
+        }).pipe(Effect.scoped)
+
       // Every serve and worker process runs this every few seconds for the gauges: only the live
       // states are counted, which pg-boss's partial index on them answers without reading the
       // finished jobs it keeps for days.
@@ -288,7 +340,7 @@ export const layerWith = (settings: JobQueueSettings) =>
           return waiting.length
         })
 
-      return JobQueue.of({ offer, take: take as JobQueue["Service"]["take"], counts, list, retry, cancel })
+      return JobQueue.of({ offer, take: take as JobQueue["Service"]["take"], every, counts, list, retry, cancel })
     })
   )
 
