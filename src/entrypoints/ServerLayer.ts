@@ -1,5 +1,6 @@
 import { Layer } from "effect"
 import * as PgBossJobQueue from "../effects/pgboss/PgBossJobQueue.ts"
+import * as SqsEvents from "../sqs/SqsEvents.ts"
 import { Webhook } from "../webhook/Webhook.ts"
 import { WebhookConfig } from "../webhook/WebhookConfig.ts"
 import { AppLayer } from "./AppLayer.ts"
@@ -21,12 +22,13 @@ export const serveOptions = (argv: ReadonlyArray<string>): ServeOptions | string
 
 /**
  * Everything the HTTP server runs on: the pipeline's services from the environment, the webhook,
- * the durable job queue and its gauges (kept with or without workers) and, unless told otherwise,
- * workers in this process. Disposing it stops the workers: deliveries in flight finish within the
- * grace period or roll back and go back to the queue.
+ * the durable job queue and its gauges (kept with or without workers), the SQS poller when
+ * `LOADERS_SQS_QUEUE_URL` is set and, unless told otherwise, workers in this process. Disposing it
+ * stops the poller and the workers: deliveries in flight finish within the grace period or roll
+ * back and go back to the queue.
  */
 export const ServerLayer = (options: ServeOptions) =>
-  Layer.mergeAll(Webhook.layer, QueueMetricsLayer, options.workers ? WorkersLayer : Layer.empty).pipe(
+  Layer.mergeAll(Webhook.layer, QueueMetricsLayer, SqsEvents.layerConfig, options.workers ? WorkersLayer : Layer.empty).pipe(
     Layer.provideMerge(PgBossJobQueue.layer),
     Layer.provideMerge(WebhookConfig.layer),
     Layer.provideMerge(AppLayer)

@@ -2,6 +2,7 @@
 // any number of machines at once; `serve --no-workers` then only answers webhooks.
 import { Cause, Effect, Exit, Layer, Runtime } from "effect"
 import * as PgBossJobQueue from "../effects/pgboss/PgBossJobQueue.ts"
+import * as SqsEvents from "../sqs/SqsEvents.ts"
 import { AppLayer } from "./AppLayer.ts"
 import { QueueMetricsLayer } from "./QueueMetrics.ts"
 import { runMain } from "./runMain.ts"
@@ -14,6 +15,7 @@ Takes delivery jobs from the job queue (pg-boss, schema loaders_jobs of DATABASE
 them, LOADERS_WORKERS at once (default 2), at most LOADERS_PARTNER_CONCURRENCY (default 2) of one
 partner across every worker. Run as many as needed, on any machines, against one PostgreSQL; the
 webhook (npm run serve -- --no-workers), SQS, the reconciliation scan and batch --enqueue fill the queue.
+With LOADERS_SQS_QUEUE_URL set, it also long-polls that SQS queue for S3 events and turns them into jobs.
 SIGTERM or Ctrl-C: deliveries in flight get LOADERS_STOP_GRACE (default 20 s) to finish, then roll back
 and go back to the queue. Configuration: see README.md and .env.example.`
 
@@ -26,7 +28,9 @@ if (args.includes("-h") || args.includes("--help")) {
 } else {
   const program = takeDeliveryJobs.pipe(
     // The queue's gauges are kept by every worker process too: one may run without any `serve`.
-    Effect.provide(QueueMetricsLayer.pipe(Layer.provideMerge(PgBossJobQueue.layer), Layer.provideMerge(AppLayer))),
+    Effect.provide(
+      Layer.mergeAll(QueueMetricsLayer, SqsEvents.layerConfig).pipe(Layer.provideMerge(PgBossJobQueue.layer), Layer.provideMerge(AppLayer))
+    ),
     Effect.catchCause((cause) =>
       Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.sync(() => {
         console.error(`loaders worker could not run: ${startupProblem(Cause.squash(cause))}`)
