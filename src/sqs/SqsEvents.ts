@@ -103,6 +103,9 @@ export const poll = Effect.gen(function*() {
       offered.add(key.prefix)
     }
     found.remember()
+    yield* Effect.logDebug(
+      `SQS message ${message.id}: ${found.accepted} created object(s) in ${[...found.deliveries.keys()].join(", ") || "no delivery"}, ${found.ignored} ignored`
+    )
     return { _tag: "Delete" } satisfies Verdict
   })
 
