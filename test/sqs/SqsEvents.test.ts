@@ -8,6 +8,7 @@ import { SqsQueue } from "../../src/effects/SqsQueue.ts"
 import { handleDeliveryJob } from "../../src/pipeline/deliveryJob.ts"
 import * as SqsEvents from "../../src/sqs/SqsEvents.ts"
 import { awsEvent, eventBridgeEvent, minioEvent, testEvent } from "../support/events.ts"
+import { fastJobQueue } from "../support/jobQueue.ts"
 import { jsonArray, property } from "../support/fixtures.ts"
 import { databases, deposit, keysUnder, pipelineFixture } from "../support/pipeline.ts"
 import { freshQueue, sqsCredentials, sqsServer } from "../support/sqs.ts"
@@ -17,14 +18,6 @@ const disposers: Array<() => Promise<void>> = []
 afterAll(async () => {
   for (const dispose of disposers.splice(0).reverse()) await dispose()
 })
-
-const queueSettings: PgBossJobQueue.JobQueueSettings = {
-  attempts: 3,
-  retryDelay: Duration.seconds(1),
-  heartbeat: Duration.seconds(10),
-  grace: Duration.seconds(2),
-  poll: Duration.millis(500)
-}
 
 interface Line {
   readonly level: string
@@ -51,7 +44,7 @@ const harness = async (endpoint: string, queueUrl: string) => {
   )
   const runtime = ManagedRuntime.make(
     Layer.mergeAll(poller, workers).pipe(
-      Layer.provideMerge(PgBossJobQueue.layerWith(queueSettings)),
+      Layer.provideMerge(PgBossJobQueue.layerWith(fastJobQueue)),
       Layer.provideMerge(fixture.layer),
       Layer.provideMerge(logger)
     )
