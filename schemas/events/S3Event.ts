@@ -61,3 +61,15 @@ export const SnsMessage = Schema.Struct({
 })
 
 export type SnsMessage = typeof SnsMessage.Type
+
+/**
+ * An SNS message as SNS writes it into a subscribed SQS queue (without raw message delivery): the
+ * S3 event is the `Message` string. Only what a queue consumer reads is declared; the signature is
+ * not, because the queue's access policy, not a signature, says who may write to it.
+ */
+export const SnsEnvelope = Schema.Struct({
+  Type: Schema.Literals(["Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation"]),
+  TopicArn: Schema.String,
+  Message: Schema.String,
+  SubscribeURL: Schema.optionalKey(Schema.String)
+})

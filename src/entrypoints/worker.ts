@@ -2,6 +2,7 @@
 // any number of machines at once; `serve --no-workers` then only answers webhooks.
 import { Cause, Effect, Exit, Layer, Runtime } from "effect"
 import * as PgBossJobQueue from "../effects/pgboss/PgBossJobQueue.ts"
+import * as SqsEvents from "../sqs/SqsEvents.ts"
 import { AppLayer } from "./AppLayer.ts"
 import { QueueMetricsLayer } from "./QueueMetrics.ts"
 import { runMain } from "./runMain.ts"
@@ -16,7 +17,8 @@ partner across every worker. Run as many as needed, on any machines, against one
 webhook (npm run serve -- --no-workers), SQS, the reconciliation scan and batch --enqueue fill the queue.
 The reconciliation scan (every LOADERS_RECONCILE_INTERVAL, default 5 minutes; off or 0 turns it off)
 lists the incoming prefix once per interval across all processes and queues ready folders that no
-job stands for (their S3 event was lost).
+job stands for (their S3 event was lost). With LOADERS_SQS_QUEUE_URL set, it also long-polls that
+SQS queue for S3 events and turns them into jobs.
 SIGTERM or Ctrl-C: deliveries in flight get LOADERS_STOP_GRACE (default 20 s) to finish, then roll back
 and go back to the queue. Configuration: see README.md and .env.example.`
 
@@ -29,7 +31,9 @@ if (args.includes("-h") || args.includes("--help")) {
 } else {
   const program = runWorkers.pipe(
     // The queue's gauges are kept by every worker process too: one may run without any `serve`.
-    Effect.provide(QueueMetricsLayer.pipe(Layer.provideMerge(PgBossJobQueue.layer), Layer.provideMerge(AppLayer))),
+    Effect.provide(
+      Layer.mergeAll(QueueMetricsLayer, SqsEvents.layerConfig).pipe(Layer.provideMerge(PgBossJobQueue.layer), Layer.provideMerge(AppLayer))
+    ),
     Effect.catchCause((cause) =>
       Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.sync(() => {
         console.error(`loaders worker could not run: ${startupProblem(Cause.squash(cause))}`)

@@ -1,13 +1,13 @@
 import { Context, Effect, Layer, Result, Schema } from "effect"
 import { SnsMessage } from "../../schemas/events/S3Event.ts"
-import { type DeliveryKey, deliveryOfObject } from "../domain/DeliveryFolder.ts"
 import { JobQueue } from "../effects/JobQueue.ts"
 import { offerDelivery } from "../pipeline/deliveryJob.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
 import { authenticate } from "./auth.ts"
 import { BadRequest, Forbidden, PayloadTooLarge, type Unauthorized, Unavailable, type UpstreamFailed } from "./errors.ts"
-import { newerSequencer, type ObjectCreated, type ObjectEvents, objectEvents } from "./events.ts"
+import { type ObjectEvents, objectEvents } from "./events.ts"
+import { makeEventFolders } from "./folders.ts"
 import { makeSnsVerifier } from "./sns.ts"
 import { WebhookConfig } from "./WebhookConfig.ts"
 
@@ -28,9 +28,6 @@ export type WebhookResult =
     readonly deliveries: ReadonlyArray<string>
   }
   | { readonly kind: "subscription"; readonly topic: string; readonly confirmed: boolean }
-
-/** Remembered (key → newest sequencer) to drop repeated events; bounded, oldest forgotten first. */
-const SEQUENCERS_KEPT = 10_000
 
 const decodeSns = Schema.decodeUnknownResult(SnsMessage)
 
@@ -88,60 +85,32 @@ export class Webhook extends Context.Service<Webhook, {
       const queue = yield* JobQueue
       const store = yield* ObjectStore
       const sns = makeSnsVerifier(settings)
-      const sequencers = new Map<string, string>()
-
-      /** False when a newer or equal event for the same key was already seen. */
-      const fresh = (event: ObjectCreated): boolean => {
-        if (!event.sequencer) return true
-        const id = `${event.bucket}\u0000${event.key}`
-        const seen = sequencers.get(id)
-        if (seen !== undefined && !newerSequencer(event.sequencer, seen)) return false
-        sequencers.delete(id)
-        sequencers.set(id, event.sequencer)
-        if (sequencers.size > SEQUENCERS_KEPT) sequencers.delete(sequencers.keys().next().value!)
-        return true
-      }
+      const folders = makeEventFolders(store.bucket, pipeline.incomingPrefix)
 
       const dispatch = Effect.fnUntraced(function*(events: ObjectEvents) {
-        const deliveries = new Map<string, DeliveryKey>()
-        const refused: Array<string> = []
-        let otherBuckets = 0
-        let accepted = 0
-        for (const event of events.created) {
-          if (event.bucket !== store.bucket) {
-            refused.push(
-              `object key ${JSON.stringify(event.key)}: bucket ${JSON.stringify(event.bucket)} is refused; this service loads bucket "${store.bucket}" only`
-            )
-            otherBuckets++
-            continue
-          }
-          const place = deliveryOfObject(store.bucket, event.key, pipeline.incomingPrefix)
-          if (place._tag === "Refused") refused.push(place.reason)
-          if (place._tag !== "Delivery" || !fresh(event)) continue
-          accepted++
-          deliveries.set(place.key.prefix, place.key)
-        }
-        for (const reason of refused) yield* Effect.logWarning(`webhook: ${reason}`)
-        if (deliveries.size === 0 && refused.length > 0) {
-          const reason = refused.join("; ")
+        const found = folders(events)
+        for (const reason of found.refused) yield* Effect.logWarning(`webhook: ${reason}`)
+        if (found.deliveries.size === 0 && found.refused.length > 0) {
+          const reason = found.refused.join("; ")
           // Another bucket is a sound request we refuse (403); a name breaking the rule is a bad one (400).
-          return yield* (otherBuckets === refused.length ? new Forbidden({ reason }) : new BadRequest({ reason }))
+          return yield* (found.onlyOtherBuckets ? new Forbidden({ reason }) : new BadRequest({ reason }))
         }
         const span = yield* Effect.currentSpan.pipe(Effect.option)
         const origin = span._tag === "Some" ? { traceId: span.value.traceId, spanId: span.value.spanId } : undefined
-        for (const key of deliveries.values()) {
+        for (const key of found.deliveries.values()) {
           yield* offerDelivery(key, origin).pipe(
             Effect.provideService(JobQueue, queue),
             // The queue's reason already names the folder and the fault ("the job queue did not take …: …").
             Effect.mapError((error) => new Unavailable({ reason: error.reason }))
           )
         }
+        found.remember()
         return {
           kind: "events",
-          accepted,
-          ignored: events.ignored + events.created.length - accepted - refused.length,
-          refused,
-          deliveries: [...deliveries.keys()]
+          accepted: found.accepted,
+          ignored: found.ignored,
+          refused: found.refused,
+          deliveries: [...found.deliveries.keys()]
         } as const
       })
 

@@ -103,6 +103,25 @@ describe("JobQueue on pg-boss (PostgreSQL)", () => {
       queueOn(onPostgres())
     ), BOUND)
 
+  test("an offer due now for a waiting job keeps it until it runs: its retention does not move into the past", () =>
+    runTest(
+      Effect.gen(function*() {
+        yield* offer(job("kept"), Duration.hours(1))
+        yield* offer(job("kept"))
+        // pg-boss's deletion sweep removes a waiting job whose keep_until has passed: a "due now"
+        // written as 1970 once dropped coalesced jobs seconds after their offers were acknowledged.
+        const rows = yield* Database.use((db) =>
+          db.query<{ kept: boolean; due: boolean }>(
+            `SELECT keep_until > now() + interval '1 day' AS kept, start_after <= now() AS due FROM loaders_jobs.job WHERE name = 'delivery'`
+          )
+        )
+        expect(rows).toEqual([{ kept: true, due: true }])
+        const consumer = yield* consume()
+        expect(yield* consumer.next).toBe("kept#1")
+      }),
+      queueOn(onPostgres())
+    ), BOUND)
+
   test("RecheckAfter runs the job again after its delay and uses no attempt", () =>
     runTest(
       Effect.gen(function*() {

@@ -9,6 +9,7 @@ import { handleDeliveryJob } from "../../src/pipeline/deliveryJob.ts"
 import { Webhook } from "../../src/webhook/Webhook.ts"
 import { WebhookConfig, type WebhookSettings } from "../../src/webhook/WebhookConfig.ts"
 import { awsEvent, eventBridgeEvent, minioEvent, testEvent } from "../support/events.ts"
+import { fastJobQueue } from "../support/jobQueue.ts"
 import { jsonArray, property, transaction } from "../support/fixtures.ts"
 import { databases, deposit, keysUnder, pipelineFixture } from "../support/pipeline.ts"
 import { opensslHmacSha256 } from "../support/openssl.ts"
@@ -19,14 +20,6 @@ const disposers: Array<() => Promise<void>> = []
 afterAll(async () => {
   for (const dispose of disposers) await dispose()
 })
-
-const queueSettings: PgBossJobQueue.JobQueueSettings = {
-  attempts: 3,
-  retryDelay: Duration.seconds(1),
-  heartbeat: Duration.seconds(10),
-  grace: Duration.seconds(2),
-  poll: Duration.millis(500)
-}
 
 /** The HTTP app in-process, with in-process workers, on a fresh bucket and database. */
 const server = async (webhook: Partial<WebhookSettings> = {}, quietPeriod: Duration.Duration = Duration.zero) => {
@@ -39,7 +32,7 @@ const server = async (webhook: Partial<WebhookSettings> = {}, quietPeriod: Durat
     JobQueue.use((queue) => Effect.forkScoped(queue.take(handle, { workers: 2, perGroup: 2 })))
   )
   const layer = Layer.mergeAll(Webhook.layer, workers).pipe(
-    Layer.provideMerge(PgBossJobQueue.layerWith(queueSettings)),
+    Layer.provideMerge(PgBossJobQueue.layerWith(fastJobQueue)),
     Layer.provideMerge(WebhookConfig.layerWith({ secret: Redacted.make(SECRET), ...webhook })),
     Layer.provideMerge(fixture.layer)
   )

@@ -166,9 +166,12 @@ export const layerWith = (settings: JobQueueSettings) =>
               ...(delay > 0 ? { startAfter: Math.ceil(delay) } : {})
             }))
           // One waits already: an offer due now makes it due now (a recheck must not delay an event).
+          // `0` is "now" on the database's clock. Not `new Date(0)`: pg-boss slides the job's
+          // keep_until with its start_after, and a keep_until in 1970 makes the next deletion sweep
+          // remove the waiting job (seen: offers acknowledged, jobs gone, deliveries never run).
           if (sent === null && delay === 0) {
             yield* call(`the job queue did not take ${job.prefix}`, () =>
-              boss.update(DELIVERY_QUEUE, undefined, { singletonKey: options.id, startAfter: new Date(0), match: "all" }))
+              boss.update(DELIVERY_QUEUE, undefined, { singletonKey: options.id, startAfter: 0, match: "all" }))
           }
         })
 
