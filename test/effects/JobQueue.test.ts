@@ -10,8 +10,9 @@ import {
   JobQueue,
   type TakeOptions
 } from "../../src/effects/JobQueue.ts"
-import { type JobQueueSettings, layerWith } from "../../src/effects/pgboss/PgBossJobQueue.ts"
+import { layerWith } from "../../src/effects/pgboss/PgBossJobQueue.ts"
 import { runTest } from "../support/effect.ts"
+import { fastJobQueue } from "../support/jobQueue.ts"
 import { freshDatabase } from "../support/postgres.ts"
 
 const job = (name: string, partner = "acme"): DeliveryJob => ({ bucket: "loaders", prefix: `incoming/${partner}/${name}/` })
@@ -23,14 +24,7 @@ const offer = (queued: DeliveryJob, delay?: Duration.Duration) =>
   )
 const counts = JobQueue.use((queue) => queue.counts)
 
-/** Fast retries so that a test sees a job through its attempts in a few seconds. */
-const settings: JobQueueSettings = {
-  attempts: 3,
-  retryDelay: Duration.seconds(1),
-  heartbeat: Duration.seconds(10),
-  grace: Duration.seconds(2),
-  poll: Duration.millis(500)
-}
+const settings = fastJobQueue
 const options = (overrides: Partial<TakeOptions> = {}): TakeOptions => ({ workers: 1, perGroup: 5, ...overrides })
 
 interface Run {
