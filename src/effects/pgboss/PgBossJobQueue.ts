@@ -66,7 +66,10 @@ const connect = (connection: DatabaseConnection, settings: JobQueueSettings): Pg
     useListenNotify: true,
     // Dead workers are found by the monitor: run it often enough to notice within a heartbeat.
     superviseIntervalSeconds: Math.max(1, Math.floor(seconds(settings.heartbeat) / 2)),
-    monitorIntervalSeconds: Math.max(1, Math.floor(seconds(settings.heartbeat) / 2))
+    monitorIntervalSeconds: Math.max(1, Math.floor(seconds(settings.heartbeat) / 2)),
+    // The backlog a worker sees (the monitor's ready count) is read this often: it decides whether a
+    // worker that just finished a job fetches the next at once (see `burstWhenReadyExceeds`).
+    queueCacheIntervalSeconds: Math.max(1, Math.floor(seconds(settings.heartbeat) / 2))
   }
   if (connection.kind === "postgres") {
     return new PgBoss({ ...timing, connectionString: Redacted.value(connection.url), max: 4, application_name: "loaders-jobs" })
@@ -218,6 +221,12 @@ export const layerWith = (settings: JobQueueSettings) =>
             boss.work(DELIVERY_QUEUE, {
               localConcurrency: options.workers,
               groupConcurrency: options.perGroup,
+              // While jobs are ready, a worker that finished one fetches the next at once; without
+              // this it waits out the polling interval after every job, which capped each worker at
+              // about one delivery a second whatever the backlog. The first empty fetch (or a
+              // backlog whose partners are all at their limit) goes back to polling. (pg-boss takes
+              // 1 at least: "more than one ready".)
+              burstWhenReadyExceeds: 1,
               pollingIntervalSeconds: Math.max(0.5, Duration.toSeconds(settings.poll)),
               notifyPollingIntervalSeconds: Math.max(0.5, Duration.toSeconds(settings.poll))
             }, work))
