@@ -184,6 +184,39 @@ describe("JobQueue on pg-boss (PostgreSQL)", () => {
       queueOn(onPostgres())
     ), BOUND)
 
+  test("perGroup holds across processes claiming at the same moment: never more of a partner's jobs at once", async () => {
+    const url = await freshDatabase()
+    const database = () => Database.layerPostgres(Redacted.make(url))
+    const total = 12
+    await runTest(Effect.forEach(Array.from({ length: total }, (_, i) => job(`d${i}`, "big")), (queued) => offer(queued)), queueOn(database()))
+    let running = 0
+    let most = 0
+    const done = new Set<string>()
+    // Each job holds its slot a moment, so claims made together overlap.
+    const handler = (queued: DeliveryJob) =>
+      Effect.sync(() => (most = Math.max(most, ++running))).pipe(
+        Effect.andThen(Effect.sleep("150 millis")),
+        Effect.andThen(Effect.sync(() => (--running, done.add(nameOf(queued))))),
+        Effect.as(Outcome.Done())
+      )
+    await runTest(
+      Effect.gen(function*() {
+        // Three "processes" of four workers each, all idle with the jobs waiting: twelve claims at once.
+        for (let i = 0; i < 3; i++) {
+          const process = yield* Layer.build(queueOn(database()))
+          yield* JobQueue.use((queue) => queue.take(handler, options({ workers: 4, perGroup: 2 }))).pipe(
+            Effect.provide(process),
+            Effect.forkScoped
+          )
+        }
+        yield* eventually(Effect.sync(() => done.size === total))
+      }),
+      queueOn(database())
+    )
+    expect(most).toBeLessThanOrEqual(2)
+    expect(most).toBe(2)
+  }, BOUND)
+
   test("jobs outlive the process that offered them, and a stopped worker hands its job back to the next one", async () => {
     const url = await freshDatabase()
     const database = () => Database.layerPostgres(Redacted.make(url))
