@@ -1,13 +1,11 @@
 import { describe, expect, test } from "bun:test"
 import { Duration, Effect, Layer, Redacted } from "effect"
-import { mkdtempSync, rmSync } from "node:fs"
-import { tmpdir } from "node:os"
-import { join } from "node:path"
 import postgres from "postgres"
 import { Database } from "../../src/effects/Database.ts"
 import { runScoped, runTest } from "../support/effect.ts"
 import { freshDatabase } from "../support/postgres.ts"
 import { until } from "../support/wait.ts"
+import { seedPGlite } from "../support/pglite.ts"
 
 /** A database of its own, the layer under test on it, and a connection of the test's own. */
 const postgresFixture = async (timeout: Duration.Input) => {
@@ -86,7 +84,7 @@ describe("Database on PostgreSQL", () => {
 
 describe("Database on PGlite", () => {
   test("a directory opened in this process cannot be opened again until the first is closed", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "loaders-pglite-"))
+    const dir = seedPGlite()
     const refused = await runScoped(Effect.gen(function*() {
       yield* Layer.build(Database.layerPGlite(dir))
       return yield* Effect.flip(Effect.scoped(Layer.build(Database.layerPGlite(dir))))
@@ -95,6 +93,5 @@ describe("Database on PGlite", () => {
     expect(refused.message).toContain(`is in use by process ${process.pid} (bun `)
     // The first open ended with its scope: the lock went with it.
     expect(await runScoped(Effect.as(Layer.build(Database.layerPGlite(dir)), "opened"))).toBe("opened")
-    rmSync(dir, { recursive: true, force: true })
   }, 60_000)
 })

@@ -13,6 +13,7 @@ import {
 import { layerWith } from "../../src/effects/pgboss/PgBossJobQueue.ts"
 import { runTest } from "../support/effect.ts"
 import { fastJobQueue } from "../support/jobQueue.ts"
+import { freshPGlite } from "../support/pglite.ts"
 import { freshDatabase } from "../support/postgres.ts"
 
 const job = (name: string, partner = "acme"): DeliveryJob => ({ bucket: "loaders", prefix: `incoming/${partner}/${name}/` })
@@ -298,7 +299,7 @@ describe("JobQueue on pg-boss (embedded PGlite)", () => {
         yield* eventually(counts.pipe(Effect.map((n) => n.dead === 1)))
         expect(consumer.received.filter((run) => nameOf(run.job) === "good")).toHaveLength(1)
       }),
-      queueOn(Database.layerPGlite(undefined))
+      queueOn(freshPGlite())
     ), BOUND)
 
   test("every: a periodic task runs again and again, each run an interval after the last", () =>
@@ -311,6 +312,6 @@ describe("JobQueue on pg-boss (embedded PGlite)", () => {
         yield* eventually(Effect.sync(() => runs.length >= 3))
         expect(runs.slice(1).every((at, i) => at - runs[i]! > 700)).toBe(true)
       }),
-      queueOn(Database.layerPGlite(undefined))
+      queueOn(freshPGlite())
     ), BOUND)
 })

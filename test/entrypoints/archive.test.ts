@@ -7,6 +7,7 @@ import { deposit } from "../support/pipeline.ts"
 import { freshDatabase } from "../support/postgres.ts"
 import { freshBucket } from "../support/s3.ts"
 import { serverEnv } from "../support/server.ts"
+import { seedEmbedded } from "../support/pglite.ts"
 
 const fresh = tempDirs("archive")
 
@@ -19,7 +20,7 @@ describe("npm run archive on the embedded defaults", () => {
     // Left to the first batch, which seeds the samples only into a new store.
     expect(existsSync(join(dir, "s3"))).toBe(false)
 
-    expect(runEntrypoint("batch.ts", [], embeddedSettings(dir)).status).toBe(0)
+    expect(runEntrypoint("batch.ts", [], embeddedSettings(seedEmbedded(dir))).status).toBe(0)
 
     const listed = runEntrypoint("archive.ts", [], embeddedSettings(dir))
     expect(listed.err).toBe("")

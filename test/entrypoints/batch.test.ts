@@ -9,6 +9,7 @@ import { deposit, keysUnder } from "../support/pipeline.ts"
 import { freshDatabase } from "../support/postgres.ts"
 import { freshBucket } from "../support/s3.ts"
 import { freePort, serverEnv } from "../support/server.ts"
+import { seedEmbedded } from "../support/pglite.ts"
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url))
 const dirs: Array<string> = []
@@ -55,7 +56,7 @@ const runFolders = (dir: string, delivery: string) =>
 
 describe("bun run batch on the embedded defaults", () => {
   test("loads the samples: one delivery to success/, one to failure/, with reports; a second run has nothing to do", () => {
-    const dir = fresh()
+    const dir = seedEmbedded(fresh())
     const first = batch(dir)
     expect(first.err).toBe("")
     expect(first.status).toBe(0)
@@ -102,7 +103,7 @@ describe("bun run batch on the embedded defaults", () => {
   }, 180_000)
 
   test("--dry-run prints what would load and the rejections, writes its report locally, loads and moves nothing", () => {
-    const dir = fresh()
+    const dir = seedEmbedded(fresh())
     const run = batch(dir, "--dry-run")
     expect(run.status).toBe(0)
     expect(run.out).toContain("(dry run)")
@@ -129,7 +130,7 @@ describe("bun run batch on the embedded defaults", () => {
   }, 180_000)
 
   test("--partner naming no partner with deliveries says so, and which partners have some", () => {
-    const run = batch(fresh(), "--partner", "nobody")
+    const run = batch(seedEmbedded(fresh()), "--partner", "nobody")
     expect(run.status).toBe(0)
     expect(run.out).toContain("--partner nobody matched no delivery under incoming/; partners with deliveries there: acme-gestion, immo-sud")
   }, 120_000)

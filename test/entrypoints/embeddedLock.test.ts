@@ -8,6 +8,7 @@ import { fileURLToPath } from "node:url"
 import { Database } from "../../src/effects/Database.ts"
 import { runTest } from "../support/effect.ts"
 import { launchers, type Runtime, startServer } from "../support/server.ts"
+import { seedEmbedded } from "../support/pglite.ts"
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url))
 const dirs: Array<string> = []
@@ -71,7 +72,7 @@ const contents = (dir: string) =>
 describe("one embedded PGlite directory, one process", () => {
   for (const runtime of Object.keys(launchers) as Array<Runtime>) {
     test(`a serve on ${runtime} holds it: batch and a second serve exit 2 naming its pid`, async () => {
-      const dir = fresh()
+      const dir = seedEmbedded(fresh())
       const server = await startServer(runtime, embedded(dir))
       const refused = batch(dir)
       expect(refused.status).toBe(2)
@@ -89,7 +90,7 @@ describe("one embedded PGlite directory, one process", () => {
   }
 
   test("batch beside a running serve, then serve again: every row committed is still there once both stopped", async () => {
-    const dir = fresh()
+    const dir = seedEmbedded(fresh())
     const first = await startServer("Bun", embedded(dir))
     const beside = batch(dir)
     expect(await first.stop()).toBe(0)
@@ -111,7 +112,7 @@ describe("one embedded PGlite directory, one process", () => {
   }, 240_000)
 
   test("a lock left by a killed process, or a record naming a live pid without the lock, does not block the next run", async () => {
-    const dir = fresh()
+    const dir = seedEmbedded(fresh())
     const killed = await startServer("Bun", embedded(dir))
     const lockFile = join(dir, "pglite", "loaders.lock")
     expect(JSON.parse(readFileSync(lockFile, "utf8")).pid).toBe(killed.child.pid)

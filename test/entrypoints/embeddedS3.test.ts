@@ -5,6 +5,7 @@ import { join } from "node:path"
 import { aws, holdPort, runEntrypoint } from "../support/cli.ts"
 import { startServer } from "../support/server.ts"
 import { until } from "../support/wait.ts"
+import { seedEmbedded } from "../support/pglite.ts"
 
 const dirs: Array<string> = []
 afterAll(() => {
@@ -24,7 +25,7 @@ const ANNOUNCED = /Embedded S3 at (http:\/\/127\.0\.0\.1:\d+)[^,]*, bucket \\?"l
 
 describe("the embedded S3 of the app", () => {
   test("serve announces it on LOADERS_EMBEDDED_S3_PORT with its credentials; the AWS CLI drops a delivery there as the README shows", async () => {
-    const dir = fresh()
+    const dir = seedEmbedded(fresh())
     const free = await holdPort()
     await free.close()
     const server = await startServer("Bun", {
@@ -50,7 +51,7 @@ describe("the embedded S3 of the app", () => {
   }, 120_000)
 
   test("serve takes its embedded S3's own events: a delivery copied in with the AWS CLI is processed, no webhook posted", async () => {
-    const dir = fresh()
+    const dir = seedEmbedded(fresh())
     const server = await startServer("Bun", {
       ...embedded(dir),
       LOADERS_PGLITE_DIR: join(dir, "pglite"),
@@ -83,7 +84,7 @@ describe("the embedded S3 of the app", () => {
   test("LOADERS_EMBEDDED_S3_PORT on a port in use: one line naming it, exit 2", async () => {
     const taken = await holdPort()
     try {
-      const run = runEntrypoint("batch.ts", [], { ...embedded(fresh()), LOADERS_EMBEDDED_S3_PORT: String(taken.port) })
+      const run = runEntrypoint("batch.ts", [], { ...embedded(seedEmbedded(fresh())), LOADERS_EMBEDDED_S3_PORT: String(taken.port) })
       expect(run.status).toBe(2)
       const lines = run.err.trim().split("\n")
       expect(lines).toHaveLength(1)
@@ -105,7 +106,7 @@ describe("the embedded S3 of the app", () => {
     // Held here, or by another process: either way the run cannot have it.
     const held = await holdPort(4569)
     try {
-      const run = runEntrypoint("batch.ts", [], { ...embedded(fresh()), LOADERS_LOG_FORMAT: "json" })
+      const run = runEntrypoint("batch.ts", [], { ...embedded(seedEmbedded(fresh())), LOADERS_LOG_FORMAT: "json" })
       expect(run.status).toBe(0)
       const announced = run.out.match(ANNOUNCED)
       expect(announced?.[1]).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/)

@@ -6,6 +6,7 @@ import { Database } from "../../src/effects/Database.ts"
 import { embeddedSettings, runEntrypoint, tempDirs } from "../support/cli.ts"
 import { runTest } from "../support/effect.ts"
 import { freshDatabase } from "../support/postgres.ts"
+import { seedEmbedded } from "../support/pglite.ts"
 
 const fresh = tempDirs("sql")
 
@@ -16,7 +17,7 @@ describe("npm run sql on the embedded PGlite", () => {
     expect(nothing.status).toBe(1)
     expect(nothing.err.trim()).toBe(`The embedded database ${join(dir, "pglite")} does not exist yet: \`npm run batch\` creates it.`)
 
-    const batch = runEntrypoint("batch.ts", [], embeddedSettings(dir))
+    const batch = runEntrypoint("batch.ts", [], embeddedSettings(seedEmbedded(dir)))
     expect(batch.status).toBe(0)
     expect(batch.out).toContain(`Database: embedded PGlite in ${join(dir, "pglite")} (schema "loaders")`)
     expect(existsSync(join(dir, "pglite", "loaders.lock"))).toBe(true)
@@ -43,7 +44,7 @@ describe("npm run sql on the embedded PGlite", () => {
   }, 180_000)
 
   test("while another process holds the database, says which and stops (exit 2)", async () => {
-    const dir = fresh()
+    const dir = seedEmbedded(fresh())
     const pglite = join(dir, "pglite")
     const run = await runTest(
       Effect.gen(function*() {

@@ -11,6 +11,7 @@ import { freshDatabase } from "../support/postgres.ts"
 import { otlpReceiver, total } from "../support/otlp.ts"
 import { freshBucket } from "../support/s3.ts"
 import { serverEnv, startServer } from "../support/server.ts"
+import { seedEmbedded } from "../support/pglite.ts"
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url))
 const dirs: Array<string> = []
@@ -24,7 +25,7 @@ const cleanEnv = () =>
 describe("telemetry over OTLP/HTTP to a local receiver", () => {
   test("bun run batch: one trace per delivery (delivery → files → batches) with attributes, and metric counts matching the reports", async () => {
     const receiver = await otlpReceiver()
-    const dir = mkdtempSync(join(tmpdir(), "loaders-otel-"))
+    const dir = seedEmbedded(mkdtempSync(join(tmpdir(), "loaders-otel-")))
     dirs.push(dir)
     // Not spawnSync: the receiver lives in this process and must keep answering meanwhile.
     const child = spawn(process.execPath, ["src/entrypoints/batch.ts"], {

@@ -10,6 +10,7 @@ import { Database } from "../../src/effects/Database.ts"
 import { PostgresSink } from "../../src/effects/postgres/PostgresSink.ts"
 import { Sink } from "../../src/effects/Sink.ts"
 import { effectTest } from "../support/effect.ts"
+import { freshPGlite } from "../support/pglite.ts"
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url))
 const README = readFileSync(join(ROOT, "README.md"), "utf8")
@@ -129,5 +130,5 @@ describe("README: the worked example of a new dataset", () => {
         { id: "OW-1", name: "SCI Les Tilleuls", email: null, iban: "DE89370400440532013000", since: "2024-12-31", _record: 1 },
         { id: "OW-2", name: "Marie Curie", email: "marie@example.org", iban: "FR7630006000011234567890189", since: "2019-04-01", _record: 0 }
       ])
-    }), PostgresSink.layer([owners]).pipe(Layer.provideMerge(Database.layerPGlite(undefined))))
+    }), PostgresSink.layer([owners]).pipe(Layer.provideMerge(freshPGlite())))
 })

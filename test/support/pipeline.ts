@@ -12,6 +12,7 @@ import type { PartnerSettings } from "../../schemas/PartnerConfig.ts"
 import { PostgresSink } from "../../src/effects/postgres/PostgresSink.ts"
 import { PipelineConfig } from "../../src/pipeline/PipelineConfig.ts"
 import type { DeliveryReport } from "../../src/pipeline/Report.ts"
+import { freshPGlite } from "./pglite.ts"
 import { freshDatabase } from "./postgres.ts"
 import { freshBucket } from "./s3.ts"
 
@@ -21,7 +22,7 @@ const datasetsByName = new Map(datasets.map((d) => [d.name, d]))
 export const databases = {
   PostgreSQL: () =>
     Layer.unwrap(Effect.promise(freshDatabase).pipe(Effect.map((url) => Database.layerPostgres(Redacted.make(url))))),
-  PGlite: () => Database.layerPGlite(undefined)
+  PGlite: freshPGlite
 } as const
 
 /**

@@ -3,10 +3,11 @@
 // lazily inside one test would die with it and fail every later test. They stop at the end of
 // the run (the preload's `afterAll`).
 import { afterAll } from "bun:test"
+import { preparePGliteTemplate } from "./pglite.ts"
 import { startCluster } from "./postgres.ts"
 import { s3Server } from "./s3.ts"
 import { stopAll } from "./services.ts"
 
-await Promise.all([startCluster(), s3Server()])
+await Promise.all([startCluster(), s3Server(), preparePGliteTemplate()])
 
 afterAll(stopAll)

@@ -1,12 +1,12 @@
 import { describe, expect } from "bun:test"
-import { Data, Deferred, Effect, Fiber, Layer, Redacted } from "effect"
+import { Data, Deferred, Effect, Fiber, Layer } from "effect"
 import type { Dataset } from "../../../schemas/Dataset.ts"
 import { Database } from "../../../src/effects/Database.ts"
 import { ObjectStoreError } from "../../../src/effects/ObjectStore.ts"
 import { PostgresSink } from "../../../src/effects/postgres/PostgresSink.ts"
 import { Sink, type SinkWriter, type StagedRecord } from "../../../src/effects/Sink.ts"
 import { effectTest } from "../../support/effect.ts"
-import { freshDatabase } from "../../support/postgres.ts"
+import { databases } from "../../support/pipeline.ts"
 
 /** A two-column dataset: enough to exercise staging, upserts and duplicates without the real schemas. */
 const things: Dataset = {
@@ -38,11 +38,6 @@ const rows = Effect.gen(function*() {
   )
 })
 
-const databases = {
-  PGlite: () => Database.layerPGlite(undefined),
-  PostgreSQL: () =>
-    Layer.unwrap(Effect.promise(freshDatabase).pipe(Effect.map((url) => Database.layerPostgres(Redacted.make(url)))))
-}
 
 class Refused extends Data.TaggedError("Refused")<{}> {}
 
