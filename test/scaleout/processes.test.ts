@@ -246,7 +246,9 @@ describe("scale-out: webhook and worker processes on one PostgreSQL", () => {
     const bodies = shuffle(Array.from({ length: 4000 }, (_, i) => eventFor(d, folders[i % 200]!, Math.floor(i / 200))))
     const started = performance.now()
     expect(statusCounts(await post(webhook!, bodies))).toEqual({ 202: 4000 })
-    expect(await allProcessed(d, 200, 90_000)).toEqual({ succeeded: 200 })
+    // A bound, not a speed target: idle this takes about 45 s; with CPU stress beside it and other
+    // test files in parallel, 197 of 200 were done at 90 s.
+    expect(await allProcessed(d, 200, 240_000)).toEqual({ succeeded: 200 })
     console.log(`200 deliveries from 4000 events, 3 worker processes: ${((performance.now() - started) / 1000).toFixed(1)} s`)
     const [ledger] = await d.sql<Array<{ runs: number; folders: number }>>`
       SELECT count(*)::int AS runs, count(DISTINCT prefix)::int AS folders FROM loaders.delivery_runs`
@@ -262,7 +264,7 @@ describe("scale-out: webhook and worker processes on one PostgreSQL", () => {
     // The work was shared between the worker processes.
     const owners = await d.sql<Array<{ owner: string }>>`SELECT DISTINCT owner FROM loaders.delivery_runs`
     expect(owners.map(({ owner }) => ownerOf(owner, workers)?.name).filter(Boolean).length).toBeGreaterThan(1)
-  }, 150_000)
+  }, 300_000)
 
   test("kill -9 of the webhook right after its 202s, only workers started after: every accepted delivery is processed", async () => {
     const d = await deployment()
