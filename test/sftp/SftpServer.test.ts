@@ -245,6 +245,17 @@ describe("npm run sftp, driven by OpenSSH's sftp client", () => {
     expect(runs.length).toBe(0)
   }, 90_000)
 
+  test("a partners file with a mangled SSH key stops the start with one line naming the partner and the key", () => {
+    const bad = join(fresh(), "partners.json")
+    const truncated = world.keys.first.publicKey.slice(0, 40)
+    writeFileSync(bad, JSON.stringify({ [PARTNER]: { sshKeys: [world.keys.second.publicKey, truncated] } }))
+    const started = runEntrypoint("sftp.ts", [], { ...world.env, LOADERS_PARTNERS_FILE: bad })
+    expect(started.status).toBe(2)
+    const lines = started.err.trim().split("\n")
+    expect(lines).toHaveLength(1)
+    expect(lines[0]).toContain(`loaders sftp could not start: LOADERS_PARTNERS_FILE=${bad}: $["${PARTNER}"].sshKeys[1]: Must be an OpenSSH public key line`)
+  }, 60_000)
+
   test("refusals change nothing: an unknown key, paths outside the partner's tree, writes to the archive", async () => {
     const local = fresh()
     writeFileSync(join(local, "x.json"), "[]")
