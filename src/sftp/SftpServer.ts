@@ -1,6 +1,7 @@
 import { Clock, Config, Context, Effect, FiberSet, Layer } from "effect"
 import { join, resolve } from "node:path"
 import { type AuthContext, type Connection, Server } from "ssh2"
+import { NAME_RULE, nameProblem } from "../../schemas/DeliveryName.ts"
 import type { JobQueue } from "../effects/JobQueue.ts"
 import type { ObjectStore } from "../effects/ObjectStore.ts"
 import { Partners } from "../effects/Partners.ts"
@@ -19,6 +20,11 @@ export interface SftpSettings {
 
 /** Longest a connection may take to authenticate before it is closed. */
 const LOGIN_GRACE_MS = 60_000
+/**
+ * A client that vanished without closing (its network gone) is found by keepalives: after about a
+ * minute without answers its connection is closed, and its open uploads aborted.
+ */
+const KEEPALIVE = { keepaliveInterval: 15_000, keepaliveCountMax: 4 }
 
 /** The default port: 22 needs root, and is the machine's own SSH. */
 export const SFTP_PORT = 2222
@@ -82,6 +88,12 @@ const make = Effect.fnUntraced(function*(settings: SftpSettings) {
       refusedLogin(ctx.username, remote, `method ${ctx.method} is not accepted (public keys only)`)
       return ctx.reject(["publickey"])
     }
+    // The user name becomes a folder name: one breaking the rule is no partner's, whatever the file says.
+    const problem = nameProblem(ctx.username)
+    if (problem) {
+      refusedLogin(ctx.username, remote, `the user name is refused (${problem}); ${NAME_RULE}`)
+      return ctx.reject(["publickey"])
+    }
     const allowed = parseKeys(partners.get(ctx.username)?.sshKeys ?? [])
     if (keyAccepted(ctx, allowed)) return ctx.accept()
     refusedLogin(
@@ -106,7 +118,7 @@ const make = Effect.fnUntraced(function*(settings: SftpSettings) {
       )
     }).pipe(Effect.withSpan("Sftp.session", { root: true, attributes: { "loaders.partner": partner, "net.peer.address": remote } }))
 
-  const server = new Server({ hostKeys: [key.key], ident: "loaders" }, (client, info) => {
+  const server = new Server({ hostKeys: [key.key], ident: "loaders", ...KEEPALIVE }, (client, info) => {
     const remote = `${info.ip}:${info.port}`
     let partner = ""
     connections.add(client)
