@@ -6,7 +6,7 @@ import type { JobQueue, JobQueueError } from "../effects/JobQueue.ts"
 import { ObjectStore, type ObjectStoreError } from "../effects/ObjectStore.ts"
 import { offerDelivery } from "../pipeline/deliveryJob.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
-import { type Area, canonical, childOf, listPrefix, type Place, place } from "./paths.ts"
+import { type Area, AREAS, canonical, childOf, listPrefix, type Place, place } from "./paths.ts"
 import { startUpload, type UploadTooLarge } from "./upload.ts"
 
 const { OPEN_MODE, STATUS_CODE } = utils.sftp
@@ -186,7 +186,7 @@ export const serveSftp = (sftp: SFTPWrapper, peer: Peer) =>
       Effect.gen(function*() {
         if (found._tag === "Refused") return yield* denied(found.reason)
         if (found._tag === "Root") {
-          return (["incoming", "success", "failure"] as const).map((name: Area): FileEntry => {
+          return AREAS.map((name: Area): FileEntry => {
             const attrs = directory(name === "incoming")
             return { filename: name, longname: longname(name, attrs, peer.partner), attrs }
           })
