@@ -16,6 +16,18 @@ export const fingerprint = (publicBlob: Uint8Array): string =>
   `SHA256:${createHash("sha256").update(publicBlob).digest("base64").replace(/=+$/, "")}`
 
 /**
+ * A new ed25519 key pair in OpenSSH's format. ssh2's generator drops a public key's leading zero
+ * byte (about 1 key in 250 here), and its own parser then refuses the private key: such a pair is
+ * made again.
+ */
+const newHostKey = () => {
+  for (;;) {
+    const pair = utils.generateKeyPairSync("ed25519", { comment: "loaders sftp host key" })
+    if (!(utils.parseKey(pair.private) instanceof Error)) return pair
+  }
+}
+
+/**
  * The server's host key from `path`, made there (ed25519, readable by its owner only) the first
  * time: clients remember it, so it must stay the same from one start to the next.
  */
@@ -26,7 +38,7 @@ export const hostKey = (path: string) =>
     if (created) {
       yield* Effect.try({
         try: () => {
-          const pair = utils.generateKeyPairSync("ed25519", { comment: "loaders sftp host key" })
+          const pair = newHostKey()
           mkdirSync(dirname(path), { recursive: true })
           // `wx`: another process starting at the same moment keeps its own key rather than losing it.
           writeFileSync(path, pair.private, { mode: 0o600, flag: "wx" })
