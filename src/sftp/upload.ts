@@ -46,16 +46,19 @@ export const startUpload = Effect.fnUntraced(function*(key: string) {
   let sending: Fiber.Fiber<void, ObjectStoreError> | undefined
   let closed = false
 
-  // The scope's end without a successful close: the parts are thrown away (an abort that fails is
-  // only logged: S3 expires incomplete uploads by the bucket's lifecycle rule, and nothing is visible).
-  yield* Effect.addFinalizer(() =>
-    closed || multipart === undefined ? Effect.void : Effect.gen(function*() {
+  // The scope's end without a successful close: the parts are thrown away. An abort that fails
+  // (s3rver has none) is only logged: nothing is visible either way, and on S3 a lifecycle rule
+  // (AbortIncompleteMultipartUpload) removes what is left.
+  yield* Effect.addFinalizer(() => {
+    const started = multipart
+    if (closed || started === undefined) return Effect.void
+    return Effect.gen(function*() {
       if (sending) yield* Fiber.interrupt(sending)
-      yield* multipart!.abort.pipe(
-        Effect.catch((error) => Effect.logWarning(`${error.message}: the parts stay until the bucket's lifecycle rule expires them`))
+      yield* started.abort.pipe(
+        Effect.catch((error) => Effect.logWarning(`${error.message}: nothing is visible, but the parts sent stay in the bucket's incomplete uploads`))
       )
     })
-  )
+  })
 
   const buffer = () => (buffers[current] ??= new Uint8Array(PART_SIZE))
 

@@ -12,7 +12,7 @@ import { freshDatabase } from "../support/postgres.ts"
 import { freshBucket } from "../support/s3.ts"
 import { serverEnv } from "../support/server.ts"
 import { SFTP, sftpArgs, sftpBatch, sshKey, startSftpServer } from "../support/sftp.ts"
-import { until } from "../support/wait.ts"
+import { until, within } from "../support/wait.ts"
 
 const PARTNER = "acme-gestion"
 const OTHER = "immo-sud"
@@ -255,6 +255,39 @@ describe("npm run sftp, driven by OpenSSH's sftp client", () => {
     expect(lines).toHaveLength(1)
     expect(lines[0]).toContain(`loaders sftp could not start: LOADERS_PARTNERS_FILE=${bad}: $["${PARTNER}"].sshKeys[1]: Must be an OpenSSH public key line`)
   }, 60_000)
+
+  test("a delivery without a manifest runs once its quiet period has passed; SIGTERM mid-upload stops the server cleanly, storing nothing of that file", async () => {
+    const { s3, bucket, client } = await freshBucket()
+    const server = await startSftpServer({
+      ...world.env,
+      ...serverEnv(s3, bucket, await freshDatabase()),
+      LOADERS_SFTP_HOST_KEY: join(world.dir, "quiet_host_key"),
+      LOADERS_QUIET_PERIOD: "2 seconds"
+    })
+    const local = fresh()
+    writeFileSync(join(local, "properties.json"), jsonArray([property(1), property(2)]))
+    const upload = await sftpBatch(server.port, world.keys.first.path, PARTNER, ["mkdir /incoming/quiet", "put properties.json /incoming/quiet/"], { cwd: local })
+    expect(upload.status).toBe(0)
+    const report = await until(60_000, () => `not archived:\n${server.output().slice(-3000)}`, async () =>
+      (await keysUnder(client, bucket, `success/${PARTNER}/quiet/`)).find((key) => key.endsWith("/_report.json")))
+    expect(JSON.parse(await readObject(client, bucket, report))).toMatchObject({ status: "succeeded", totals: { read: 2, loaded: 2 } })
+
+    // Stopped in the middle of an upload: the session ends and the file is not stored.
+    writeFileSync(join(local, "big.json"), Buffer.alloc(24 * 1024 * 1024, " "))
+    const slow = spawn(SFTP, sftpArgs(server.port, world.keys.first.path, PARTNER, ["-l", "16000"]), { cwd: local, stdio: ["pipe", "ignore", "ignore"] })
+    slow.stdin.end("mkdir /incoming/late\nput big.json /incoming/late/\n")
+    await server.logged(`incoming/${PARTNER}/late/big.json: part 1 sent`)
+    expect(await server.stop()).toBe(0)
+    expect(server.output()).toContain("sftp upload /incoming/late/big.json by acme-gestion aborted")
+    expect(await keysUnder(client, bucket, `incoming/${PARTNER}/late/`)).toEqual([])
+    // It dies of the broken connection (status 255, or SIGPIPE), maybe before this looks.
+    const ended = new Promise((resolve) =>
+      slow.exitCode !== null || slow.signalCode !== null
+        ? resolve(slow.exitCode ?? slow.signalCode)
+        : slow.once("exit", (code, signal) => resolve(code ?? signal))
+    )
+    expect(await within(10_000, () => "the sftp client did not end with its server", ended)).not.toBe(0)
+  }, 90_000)
 
   test("refusals change nothing: an unknown key, paths outside the partner's tree, writes to the archive", async () => {
     const local = fresh()
