@@ -8,6 +8,7 @@ import postgres from "postgres"
 import { runEntrypoint, tempDirs } from "../support/cli.ts"
 import { jsonArray, lease, ndjson, property, transaction } from "../support/fixtures.ts"
 import { deposit, keysUnder, readObject } from "../support/pipeline.ts"
+import { otlpReceiver } from "../support/otlp.ts"
 import { freshDatabase } from "../support/postgres.ts"
 import { freshBucket } from "../support/s3.ts"
 import { serverEnv } from "../support/server.ts"
@@ -256,17 +257,23 @@ describe("npm run sftp, driven by OpenSSH's sftp client", () => {
     expect(lines[0]).toContain(`loaders sftp could not start: LOADERS_PARTNERS_FILE=${bad}: $["${PARTNER}"].sshKeys[1]: Must be an OpenSSH public key line`)
   }, 60_000)
 
-  test("a delivery without a manifest runs once its quiet period has passed; SIGTERM mid-upload stops the server cleanly, storing nothing of that file", async () => {
+  test("a delivery without a manifest runs once its quiet period has passed; SIGTERM mid-upload stops the server cleanly, storing nothing of that file; sessions, uploads and refusals are spans", async () => {
     const { s3, bucket, client } = await freshBucket()
+    const receiver = await otlpReceiver()
     const server = await startSftpServer({
       ...world.env,
       ...serverEnv(s3, bucket, await freshDatabase()),
       LOADERS_SFTP_HOST_KEY: join(world.dir, "quiet_host_key"),
-      LOADERS_QUIET_PERIOD: "2 seconds"
+      LOADERS_QUIET_PERIOD: "2 seconds",
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint
     })
     const local = fresh()
     writeFileSync(join(local, "properties.json"), jsonArray([property(1), property(2)]))
-    const upload = await sftpBatch(server.port, world.keys.first.path, PARTNER, ["mkdir /incoming/quiet", "put properties.json /incoming/quiet/"], { cwd: local })
+    const upload = await sftpBatch(server.port, world.keys.first.path, PARTNER, [
+      "mkdir /incoming/quiet",
+      "put properties.json /incoming/quiet/",
+      "-put properties.json /success/properties.json"
+    ], { cwd: local })
     expect(upload.status).toBe(0)
     const report = await until(60_000, () => `not archived:\n${server.output().slice(-3000)}`, async () =>
       (await keysUnder(client, bucket, `success/${PARTNER}/quiet/`)).find((key) => key.endsWith("/_report.json")))
@@ -287,6 +294,14 @@ describe("npm run sftp, driven by OpenSSH's sftp client", () => {
         : slow.once("exit", (code, signal) => resolve(code ?? signal))
     )
     expect(await within(10_000, () => "the sftp client did not end with its server", ended)).not.toBe(0)
+
+    // Each session, upload and refusal is a span: uploads and refusals inside their session's trace.
+    const session = receiver.spans.find((span) => span.name === "Sftp.session" && span.attributes["sftp.uploads"] === 1)
+    expect(session?.attributes).toMatchObject({ "loaders.partner": PARTNER, "sftp.refusals": 1 })
+    const inSession = receiver.spans.filter((span) => span.parentSpanId === session?.spanId).map((span) => [span.name, span.attributes["sftp.path"]])
+    expect(inSession).toContainEqual(["Sftp.upload", "/incoming/quiet/properties.json"])
+    expect(inSession).toContainEqual(["Sftp.refused", "/success/properties.json"])
+    expect(receiver.spans.find((span) => span.name === "Sftp.upload" && span.attributes["sftp.path"] === "/incoming/late/big.json")).toBeDefined()
   }, 90_000)
 
   test("refusals change nothing: an unknown key, paths outside the partner's tree, writes to the archive", async () => {
