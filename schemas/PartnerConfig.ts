@@ -1,6 +1,7 @@
 import { Schema } from "effect"
 import { optional } from "./decoder.ts"
 import { Email, OneOf, Text } from "./fields/fields.ts"
+import { SshPublicKey } from "./fields/sshKey.ts"
 
 /** A partner's own settings, kept by operators (not by the partner's deliveries). */
 export const PartnerSettings = Schema.Struct({
@@ -9,7 +10,9 @@ export const PartnerSettings = Schema.Struct({
   /** Report language when the manifest does not say. */
   language: optional(OneOf(["fr", "en"])),
   /** Where to POST the signed report summary. */
-  webhook: optional(Schema.Struct({ url: Text(2000), secret: Text(500) }))
+  webhook: optional(Schema.Struct({ url: Text(2000), secret: Text(500) })),
+  /** Public keys that may log in over SFTP as this partner; several at once, so a key can be rotated. */
+  sshKeys: optional(Schema.Array(SshPublicKey))
 })
 
 /** `LOADERS_PARTNERS_FILE`: partner name → settings. */

@@ -1,11 +1,15 @@
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
   PutObjectCommand,
-  S3Client
+  S3Client,
+  UploadPartCommand
 } from "@aws-sdk/client-s3"
 import { Upload } from "@aws-sdk/lib-storage"
 import { Config, Context, Data, Duration, Effect, Layer, Metric, Option, Redacted, Schedule, Stream } from "effect"
@@ -13,15 +17,30 @@ import { Readable } from "node:stream"
 import type { ObjectInfo } from "../domain/ObjectInfo.ts"
 import { S3Watchdog } from "./S3Watchdog.ts"
 
-/** A byte range to read: from `start` (inclusive) to the end of the object. */
+/** A byte range to read: from `start` (inclusive) to `end` (exclusive), or to the end of the object. */
 export interface GetOptions {
   readonly start?: number
+  readonly end?: number
   /** Fail instead of reading a different version if the object changed since it was listed. */
   readonly ifMatch?: string
 }
 
 export interface PutOptions {
   readonly contentType?: string
+}
+
+/**
+ * An object being written in parts: nothing is visible under its key until `complete` succeeds, and
+ * `abort` throws the parts away. Parts are numbered from 1, in order; every part but the last must
+ * be at least 5 MiB (S3's rule).
+ */
+export interface MultipartUpload {
+  readonly key: string
+  /** Sends one part; retried on transient faults (the bytes are in memory, so a retry resends them). */
+  readonly uploadPart: (partNumber: number, body: Uint8Array) => Effect.Effect<void, ObjectStoreError>
+  /** Makes the object visible, made of every part sent. */
+  readonly complete: Effect.Effect<{ readonly etag: string }, ObjectStoreError>
+  readonly abort: Effect.Effect<void, ObjectStoreError>
 }
 
 /**
@@ -69,6 +88,8 @@ export class ObjectStore extends Context.Service<ObjectStore, {
     body: Stream.Stream<Uint8Array, E>,
     options?: PutOptions
   ) => Effect.Effect<void, ObjectStoreError | E>
+  /** Starts an object written part by part by the caller (who decides the parts and their pace). */
+  readonly multipart: (key: string, options?: PutOptions) => Effect.Effect<MultipartUpload, ObjectStoreError>
   /** Server-side copy inside the bucket. */
   readonly copy: (from: string, to: string) => Effect.Effect<{ readonly etag: string }, ObjectStoreError>
   readonly delete: (key: string) => Effect.Effect<void, ObjectStoreError>
@@ -257,7 +278,9 @@ const make = Effect.fnUntraced(function*(settings: S3Settings) {
                 new GetObjectCommand({
                   Bucket: bucket,
                   Key: key,
-                  ...(position > 0 ? { Range: `bytes=${position}-` } : {}),
+                  ...(position > 0 || options.end !== undefined
+                    ? { Range: `bytes=${position}-${options.end === undefined ? "" : options.end - 1}` }
+                    : {}),
                   ...(etag ? { IfMatch: `"${etag}"` } : {})
                 }),
                 { abortSignal }
@@ -325,6 +348,38 @@ const make = Effect.fnUntraced(function*(settings: S3Settings) {
       })
     }).pipe(Effect.retry(retried), Effect.withSpan("ObjectStore.upload", { attributes: { "aws.s3.bucket": bucket, "aws.s3.key": key } }))
 
+  const multipart = (key: string, options: PutOptions = {}) =>
+    call("multipart", key, (abortSignal) =>
+      client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: options.contentType }), { abortSignal }))
+      .pipe(
+        Effect.map((created): MultipartUpload => {
+          const uploadId = created.UploadId ?? ""
+          const parts: Array<{ readonly PartNumber: number; readonly ETag: string }> = []
+          return {
+            key,
+            uploadPart: (partNumber, body) =>
+              call("uploadPart", key, (abortSignal) =>
+                client.send(
+                  new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, Body: body }),
+                  { abortSignal }
+                )).pipe(
+                  Effect.map((sent) => {
+                    parts[partNumber - 1] = { PartNumber: partNumber, ETag: sent.ETag ?? "" }
+                  }),
+                  Effect.annotateSpans({ "aws.s3.part_number": partNumber, "aws.s3.upload_id": uploadId })
+                ),
+            complete: call("complete", key, (abortSignal) =>
+              client.send(
+                new CompleteMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId, MultipartUpload: { Parts: parts } }),
+                { abortSignal }
+              )).pipe(Effect.map((done) => ({ etag: stripQuotes(done.ETag) }))),
+            abort: call("abort", key, (abortSignal) =>
+              client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), { abortSignal }))
+              .pipe(Effect.asVoid)
+          }
+        })
+      )
+
   const copy = (from: string, to: string) =>
     call("copy", from, (abortSignal) =>
       client.send(new CopyObjectCommand({ Bucket: bucket, Key: to, CopySource: copySource(bucket, from) }), { abortSignal }))
@@ -334,5 +389,5 @@ const make = Effect.fnUntraced(function*(settings: S3Settings) {
     call("delete", key, (abortSignal) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }))
       .pipe(Effect.asVoid)
 
-  return ObjectStore.of({ bucket, list, head, get, put, upload, copy, delete: remove })
+  return ObjectStore.of({ bucket, list, head, get, put, upload, multipart, copy, delete: remove })
 })
