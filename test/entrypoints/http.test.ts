@@ -1,6 +1,7 @@
 import { HeadObjectCommand } from "@aws-sdk/client-s3"
 import { afterAll, describe, expect, test } from "bun:test"
 import { Duration, Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import { PrometheusMetrics } from "../../otel/PrometheusMetrics.ts"
 import { Database } from "../../src/effects/Database.ts"
 import { type DeliveryJob, type JobAttempt, JobQueue } from "../../src/effects/JobQueue.ts"
 import { makeApp } from "../../src/entrypoints/http.ts"
@@ -31,7 +32,7 @@ const server = async (webhook: Partial<WebhookSettings> = {}, quietPeriod: Durat
   const workers = Layer.effectDiscard(
     JobQueue.use((queue) => Effect.forkScoped(queue.take(handle, { workers: 2, perGroup: 2 })))
   )
-  const layer = Layer.mergeAll(Webhook.layer, workers).pipe(
+  const layer = Layer.mergeAll(Webhook.layer, workers, PrometheusMetrics.layer).pipe(
     Layer.provideMerge(PgBossJobQueue.layerWith(fastJobQueue)),
     Layer.provideMerge(WebhookConfig.layerWith({ secret: Redacted.make(SECRET), ...webhook })),
     Layer.provideMerge(fixture.layer)
