@@ -6,6 +6,7 @@ import { EmbeddedS3TriggerLayer } from "../webhook/EmbeddedS3Trigger.ts"
 import { Webhook } from "../webhook/Webhook.ts"
 import { WebhookConfig } from "../webhook/WebhookConfig.ts"
 import { AppLayer } from "./AppLayer.ts"
+import { WebhookMetricsLayer } from "./http.ts"
 import { QueueMetricsLayer } from "./QueueMetrics.ts"
 import { WorkersLayer } from "./Workers.ts"
 
@@ -31,7 +32,13 @@ export const serveOptions = (argv: ReadonlyArray<string>): ServeOptions | string
  * within the grace period or roll back and go back to the queue.
  */
 export const ServerLayer = (options: ServeOptions) =>
-  Layer.mergeAll(EmbeddedS3TriggerLayer, QueueMetricsLayer, SqsEvents.layerConfig, options.workers ? WorkersLayer : Layer.empty).pipe(
+  Layer.mergeAll(
+    EmbeddedS3TriggerLayer,
+    QueueMetricsLayer,
+    WebhookMetricsLayer,
+    SqsEvents.layerConfig,
+    options.workers ? WorkersLayer : Layer.empty
+  ).pipe(
     Layer.provideMerge(Webhook.layer),
     Layer.provideMerge(PgBossJobQueue.layer),
     Layer.provideMerge(WebhookConfig.layer),

@@ -1,4 +1,4 @@
-import { Cause, Effect, Exit, type ManagedRuntime, Metric, Stream } from "effect"
+import { Cause, Effect, Exit, Layer, type ManagedRuntime, Metric, Stream } from "effect"
 import { Hono } from "hono"
 import type { PrometheusMetrics } from "../../otel/PrometheusMetrics.ts"
 import { Database } from "../effects/Database.ts"
@@ -27,6 +27,15 @@ const STATUS = {
   UpstreamFailed: 502,
   Unavailable: 503
 } as const
+
+/**
+ * Every status the webhook answers, reported at 0 from the start: the alerts take `increase()` of
+ * them, which sees no rise in a series whose first scrape already counts the first failures.
+ */
+export const WebhookMetricsLayer = Layer.effectDiscard(
+  Effect.forEach([200, 202, 404, 500, ...Object.values(STATUS)], (status) =>
+    Metric.update(Metric.withAttributes(httpMetrics.webhookRequests, { status: String(status) }), 0), { discard: true })
+)
 
 type WebhookError = BadRequest | Unauthorized | Forbidden | PayloadTooLarge | UpstreamFailed | Unavailable
 

@@ -32,6 +32,18 @@ export const metrics = {
   })
 } as const
 
+/**
+ * The series the alerts take `increase()` of, reported at 0 from the start where deliveries run:
+ * Prometheus sees no rise in a series whose first scrape already counts the first event, so a
+ * first burst of faults or of emails kept in the outbox would go unnoticed.
+ */
+export const reportZeroes = Effect.gen(function*() {
+  yield* Metric.update(metrics.deliveryFaults, 0)
+  for (const outcome of ["fallback", "failed"]) {
+    yield* Metric.update(Metric.withAttributes(metrics.notifications, { channel: "email", outcome }), 0)
+  }
+})
+
 /** The delivery's outcome on its span and in the metrics. */
 export const recordOutcome = (report: DeliveryReport) =>
   Effect.gen(function*() {
