@@ -62,7 +62,7 @@ export const makeApp = <E>(runtime: ManagedRuntime.ManagedRuntime<HttpServices, 
 
   app.use("/webhooks/*", async (c, next) => {
     await next()
-    runtime.runSync(Metric.update(Metric.withAttributes(httpMetrics.webhookRequests, { status: String(c.res.status) }), 1))
+    await runtime.runPromise(Metric.update(Metric.withAttributes(httpMetrics.webhookRequests, { status: String(c.res.status) }), 1))
   })
 
   app.get("/healthz", (c) => c.json({ status: "ok" }))
