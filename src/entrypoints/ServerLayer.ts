@@ -28,8 +28,9 @@ export const serveOptions = (argv: ReadonlyArray<string>): ServeOptions | string
  * (and, on the embedded S3, its own object events taken as the webhook takes S3's), the durable
  * job queue and its gauges (kept with or without workers), the SQS poller when
  * `LOADERS_SQS_QUEUE_URL` is set and, unless told otherwise, workers in this process with the
- * reconciliation scan, and the Prometheus exporter that `GET /metrics` reads. Disposing it stops the poller and the workers: deliveries in flight finish
- * within the grace period or roll back and go back to the queue.
+ * reconciliation scan, and the Prometheus exporter that `GET /metrics` reads. Disposing it stops
+ * the poller and the workers: deliveries in flight finish within the grace period or roll back and
+ * go back to the queue.
  */
 export const ServerLayer = (options: ServeOptions) =>
   Layer.mergeAll(
