@@ -115,6 +115,13 @@ describe("a real Prometheus scraping serve and a worker", () => {
     await wave(1, () => proxy.setFaults({ error: 1, cut: 0, stall: 0, match: firstGetOf(`/${bucket}/incoming/acme/w1-clean/properties.json`) }))
     await wave(2, () => proxy.setFaults({ error: 0, cut: 1, stall: 0, share: 0.5, match: firstGetOf(`/${bucket}/incoming/acme/w2-clean/leases.json`) }))
     expect(proxy.stats).toMatchObject({ errors: 1, cuts: 1 })
+    // Two scrapes of each target after the run, so that a series born in its last moments (the
+    // resumption) has the two samples increase() and rate() need.
+    const ranAt = Date.now() / 1000
+    await until(15_000, what("two scrapes after the run"), async () => {
+      const [oldest] = await prometheus.samples("min(timestamp(up))")
+      return oldest !== undefined && oldest.value > ranAt + 1.5 ? true : undefined
+    })
 
     // What happened, as Prometheus has it: the worker's counters, serve's webhook answers, the queue as both see it.
     const value = async (expr: string) => (await prometheus.samples(expr))[0]?.value
