@@ -26,7 +26,7 @@ import { Database } from "../src/effects/Database.ts"
 import * as PgBossJobQueue from "../src/effects/pgboss/PgBossJobQueue.ts"
 import { offerDelivery } from "../src/pipeline/deliveryJob.ts"
 import { processCluster } from "../test/support/cluster.ts"
-import { jsonArray, lease, property, transaction } from "../test/support/fixtures.ts"
+import { jsonArray, lease, manifest, property, transaction } from "../test/support/fixtures.ts"
 import { deposit } from "../test/support/pipeline.ts"
 import { freshDatabase } from "../test/support/postgres.ts"
 import { freshBucket } from "../test/support/s3.ts"
@@ -74,14 +74,10 @@ const deliveryFiles = (d: number) => {
       "properties.json": jsonArray(ids(10).map(property)),
       "leases.json": jsonArray(ids(10).map(lease)),
       "transactions.json": jsonArray(ids(transactions).map((i) => transaction(i, 1000))),
-      "_manifest.json": JSON.stringify({
-        partner,
-        delivery: name,
-        files: [
-          { name: "properties.json", dataset: "properties" },
-          { name: "leases.json", dataset: "leases" },
-          { name: "transactions.json", dataset: "transactions" }
-        ]
+      "_manifest.json": manifest(partner, name, {
+        "properties.json": "properties",
+        "leases.json": "leases",
+        "transactions.json": "transactions"
       })
     }
   }

@@ -1,4 +1,4 @@
-import { createHmac } from "node:crypto"
+import { createHmac, timingSafeEqual } from "node:crypto"
 
 /**
  * The one signature scheme of webhook bodies, both ways: our webhook checks it in `hmac` mode and
@@ -16,4 +16,11 @@ export const signBody = (secret: string, timestamp: number, body: string): strin
 export const signatureTimestamp = (signature: string): number | undefined => {
   const match = /^t=(\d+),v1=[0-9a-f]{64}$/.exec(signature)
   return match ? Number(match[1]) : undefined
+}
+
+/** Whether a secret someone sent is the expected one, in time that does not tell how much of it matched. */
+export const sameSecret = (given: string, expected: string): boolean => {
+  const a = Buffer.from(given)
+  const b = Buffer.from(expected)
+  return a.length === b.length && timingSafeEqual(a, b)
 }

@@ -1,7 +1,8 @@
-import { Context, Data, Duration, Effect, Metric, Schema } from "effect"
+import { Context, Data, Duration, Effect, Metric, type Option, Schema } from "effect"
 
 /** Jobs waiting, running, and given up on (`loaders.queue.*` gauges, across every process). */
 export const queueMetrics = {
+  lag: Metric.gauge("loaders.queue.lag", { description: "Seconds the oldest job due now has waited for a worker (0: none waits)" }),
   depth: Metric.gauge("loaders.queue.depth", { description: "Delivery jobs waiting for a worker (due now or later, retries included)" }),
   inFlight: Metric.gauge("loaders.queue.in_flight", { description: "Delivery jobs being processed, by any worker" }),
   retrying: Metric.gauge("loaders.queue.retrying", { description: "Delivery jobs waiting for another attempt after a fault" }),
@@ -96,6 +97,15 @@ export interface JobCounts {
   readonly retrying: number
   readonly running: number
   readonly dead: number
+  /** How long the oldest job due now (a first attempt or a retry whose delay is over) has waited for a worker. */
+  readonly lag: Duration.Duration
+}
+
+/** What the last finished run of a periodic chore (`every`) answered, and when it finished. */
+export interface ChoreResult {
+  readonly finishedAt: Date
+  /** The run's value, as JSON kept it: decode it before use. */
+  readonly value: unknown
 }
 
 /**
@@ -134,9 +144,12 @@ export class JobQueue extends Context.Service<JobQueue, {
    * must not all do. It lives in the port because the store is the one thing those processes
    * share. The first run comes one `interval` after the first process starts; a process that
    * starts or restarts later does not add runs; a run that fails or is cut short (its process
-   * killed) is only logged, and the next one still comes an interval after it started.
+   * killed) is only logged, and the next one still comes an interval after it started. What a run
+   * answers (a JSON object) is kept in the store, for every process to read (`lastResult`).
    */
-  readonly every: <E, R>(name: string, interval: Duration.Duration, task: Effect.Effect<void, E, R>) => Effect.Effect<never, JobQueueError, R>
+  readonly every: <E, R>(name: string, interval: Duration.Duration, task: Effect.Effect<object | void, E, R>) => Effect.Effect<never, JobQueueError, R>
+  /** The last finished run of chore `name` (`every`) in any process, if one finished in the last day. */
+  readonly lastResult: (name: string) => Effect.Effect<Option.Option<ChoreResult>, JobQueueError>
   /** Jobs in each state, across every process. */
   readonly counts: Effect.Effect<JobCounts, JobQueueError>
   /** Jobs of every state still kept (finished ones for a while), dead letters included, oldest first. */

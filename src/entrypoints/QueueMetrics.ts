@@ -1,6 +1,9 @@
-import { Config, Duration, Effect, Layer, Metric } from "effect"
+import { Clock, Config, Duration, Effect, Layer, Metric, Option, Schema } from "effect"
 import { Database } from "../effects/Database.ts"
 import { JobQueue, JobQueueError, queueMetrics } from "../effects/JobQueue.ts"
+import { metrics } from "../pipeline/metrics.ts"
+import { IncomingFindings } from "../pipeline/reconcile.ts"
+import { SCAN } from "./Reconciliation.ts"
 
 /** How often each `serve` and `worker` process counts the jobs (`LOADERS_QUEUE_METRICS_INTERVAL`). */
 export const queueMetricsInterval = Config.Duration("LOADERS_QUEUE_METRICS_INTERVAL").pipe(
@@ -10,13 +13,29 @@ export const queueMetricsInterval = Config.Duration("LOADERS_QUEUE_METRICS_INTER
 /** Longest wait for one count on PostgreSQL: a server that does not answer must not freeze the gauges silently. */
 const COUNT_BOUND = Duration.seconds(10)
 
-/** Sets the `loaders.queue.*` gauges from one count of the queue's jobs (every process's). */
+const decodeFindings = Schema.decodeUnknownOption(IncomingFindings)
+
+/**
+ * Sets the `loaders.queue.*` gauges from one count of the queue's jobs (every process's), and the
+ * `loaders.incoming.*` gauges from the last reconciliation scan's findings, whichever process
+ * scanned: the age grows between scans, so a stuck delivery shows without waiting for the next.
+ * Without a scan (turned off, or none finished yet) the incoming gauges are not reported.
+ */
 const refresh = Effect.gen(function*() {
-  const counts = yield* JobQueue.use((queue) => queue.counts)
+  const queue = yield* JobQueue
+  const counts = yield* queue.counts
   yield* Metric.update(queueMetrics.depth, counts.waiting + counts.retrying)
   yield* Metric.update(queueMetrics.inFlight, counts.running)
   yield* Metric.update(queueMetrics.retrying, counts.retrying)
   yield* Metric.update(queueMetrics.deadLetters, counts.dead)
+  yield* Metric.update(queueMetrics.lag, Duration.toSeconds(counts.lag))
+  const findings = (yield* queue.lastResult(SCAN)).pipe(Option.flatMap((scan) => decodeFindings(scan.value)))
+  if (Option.isSome(findings)) {
+    const { folders, quietSince } = findings.value
+    const now = yield* Clock.currentTimeMillis
+    yield* Metric.update(metrics.incomingFolders, folders)
+    yield* Metric.update(metrics.incomingOldestAge, quietSince === undefined ? 0 : Math.max(0, (now - quietSince) / 1000))
+  }
 })
 
 /**

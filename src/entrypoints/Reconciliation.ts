@@ -4,6 +4,9 @@ import { reconcile } from "../pipeline/reconcile.ts"
 
 const VARIABLE = "LOADERS_RECONCILE_INTERVAL"
 
+/** The scan's name in the job queue's store, where its last findings are kept (`JobQueue.lastResult`). */
+export const SCAN = "scan"
+
 /** `LOADERS_RECONCILE_INTERVAL`: a duration (default 5 minutes); `off` or `0` turns the scan off (`None`). */
 export const reconcileInterval: Config.Config<Option.Option<Duration.Duration>> = Config.Literals(["off", "0"], VARIABLE).pipe(
   Config.map(() => Option.none<Duration.Duration>()),
@@ -15,11 +18,11 @@ export const reconcileInterval: Config.Config<Option.Option<Duration.Duration>> 
 
 /**
  * The reconciliation scan every `interval`, once across every process running it on the job
- * queue's store, until interrupted. A scan that fails (S3 or the database down) is logged, and the
- * next one comes an interval later.
+ * queue's store, until interrupted; each run's findings are kept there for the gauges. A scan that
+ * fails (S3 or the database down) is logged, and the next one comes an interval later.
  */
 export const reconcileEvery = (interval: Duration.Duration) =>
-  JobQueue.use((queue) => queue.every("scan", interval, reconcile().pipe(Effect.asVoid)))
+  JobQueue.use((queue) => queue.every(SCAN, interval, reconcile().pipe(Effect.map((result) => result.incoming))))
 
 /**
  * The scan for as long as the layer lives, where workers run (`serve`, `npm run worker`). The

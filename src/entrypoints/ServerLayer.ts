@@ -1,10 +1,12 @@
 import { Layer } from "effect"
+import { PrometheusMetrics } from "../../otel/PrometheusMetrics.ts"
 import * as PgBossJobQueue from "../effects/pgboss/PgBossJobQueue.ts"
 import * as SqsEvents from "../sqs/SqsEvents.ts"
 import { EmbeddedS3TriggerLayer } from "../webhook/EmbeddedS3Trigger.ts"
 import { Webhook } from "../webhook/Webhook.ts"
 import { WebhookConfig } from "../webhook/WebhookConfig.ts"
 import { AppLayer } from "./AppLayer.ts"
+import { WebhookMetricsLayer } from "./http.ts"
 import { QueueMetricsLayer } from "./QueueMetrics.ts"
 import { WorkersLayer } from "./Workers.ts"
 
@@ -26,13 +28,21 @@ export const serveOptions = (argv: ReadonlyArray<string>): ServeOptions | string
  * (and, on the embedded S3, its own object events taken as the webhook takes S3's), the durable
  * job queue and its gauges (kept with or without workers), the SQS poller when
  * `LOADERS_SQS_QUEUE_URL` is set and, unless told otherwise, workers in this process with the
- * reconciliation scan. Disposing it stops the poller and the workers: deliveries in flight finish
- * within the grace period or roll back and go back to the queue.
+ * reconciliation scan, and the Prometheus exporter that `GET /metrics` reads. Disposing it stops
+ * the poller and the workers: deliveries in flight finish within the grace period or roll back and
+ * go back to the queue.
  */
 export const ServerLayer = (options: ServeOptions) =>
-  Layer.mergeAll(EmbeddedS3TriggerLayer, QueueMetricsLayer, SqsEvents.layerConfig, options.workers ? WorkersLayer : Layer.empty).pipe(
+  Layer.mergeAll(
+    EmbeddedS3TriggerLayer,
+    QueueMetricsLayer,
+    WebhookMetricsLayer,
+    SqsEvents.layerConfig,
+    options.workers ? WorkersLayer : Layer.empty
+  ).pipe(
     Layer.provideMerge(Webhook.layer),
     Layer.provideMerge(PgBossJobQueue.layer),
     Layer.provideMerge(WebhookConfig.layer),
+    Layer.provideMerge(PrometheusMetrics.layer),
     Layer.provideMerge(AppLayer)
   )

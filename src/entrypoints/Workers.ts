@@ -1,6 +1,7 @@
 import { Cause, Config, Effect, Layer } from "effect"
 import { JobQueue, type TakeOptions } from "../effects/JobQueue.ts"
 import { handleDeliveryJob } from "../pipeline/deliveryJob.ts"
+import { reportZeroes } from "../pipeline/metrics.ts"
 import { ReconcileLayer } from "./Reconciliation.ts"
 
 /** `LOADERS_WORKERS` jobs at once in this process; `LOADERS_PARTNER_CONCURRENCY` per partner across all of them. */
@@ -13,6 +14,7 @@ export const workerSettings: Config.Config<TakeOptions> = Config.all({
 export const takeDeliveryJobs = Effect.gen(function*() {
   const settings = yield* workerSettings
   const queue = yield* JobQueue
+  yield* reportZeroes
   yield* Effect.logInfo(
     `workers: taking delivery jobs, ${settings.workers} at once here, ${settings.perGroup} per partner across all workers`
   )

@@ -1,13 +1,23 @@
-import { Cause, Effect, Exit, type ManagedRuntime, Stream } from "effect"
+import { Cause, Effect, Exit, Layer, type ManagedRuntime, Metric, Stream } from "effect"
 import { Hono } from "hono"
+import type { PrometheusMetrics } from "../../otel/PrometheusMetrics.ts"
 import { Database } from "../effects/Database.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
 import type { BadRequest, Forbidden, PayloadTooLarge, Unauthorized, Unavailable, UpstreamFailed } from "../webhook/errors.ts"
 import { Webhook } from "../webhook/Webhook.ts"
+import { scrapeResponse } from "./metrics.ts"
 
 /** What the HTTP app needs from the runtime that serves it. */
-export type HttpServices = Webhook | ObjectStore | Database | PipelineConfig
+export type HttpServices = Webhook | ObjectStore | Database | PipelineConfig | PrometheusMetrics
+
+/**
+ * The webhook's answers by HTTP status (`status`: the code, one of the few this app answers, so
+ * a handful of series), for the alerts on 5xx and on bursts of failed authentications.
+ */
+export const httpMetrics = {
+  webhookRequests: Metric.counter("loaders.webhook.requests", { description: "Requests to the S3 webhook, by HTTP status answered", incremental: true })
+} as const
 
 const STATUS = {
   BadRequest: 400,
@@ -17,6 +27,15 @@ const STATUS = {
   UpstreamFailed: 502,
   Unavailable: 503
 } as const
+
+/**
+ * Every status the webhook answers, reported at 0 from the start: the alerts take `increase()` of
+ * them, which sees no rise in a series whose first scrape already counts the first failures.
+ */
+export const WebhookMetricsLayer = Layer.effectDiscard(
+  Effect.forEach([200, 202, 404, 500, ...Object.values(STATUS)], (status) =>
+    Metric.update(Metric.withAttributes(httpMetrics.webhookRequests, { status: String(status) }), 0), { discard: true })
+)
 
 type WebhookError = BadRequest | Unauthorized | Forbidden | PayloadTooLarge | UpstreamFailed | Unavailable
 
@@ -34,11 +53,17 @@ const readiness = Effect.gen(function*() {
 
 /**
  * The HTTP app, on web-standard Request/Response only, so Bun and Deno serve it unchanged:
- * `POST /webhooks/s3`, `GET /healthz` (the process answers), `GET /readyz` (S3 and database answer).
- * Effects run on `runtime`; tagged errors become statuses here and nowhere else.
+ * `POST /webhooks/s3`, `GET /healthz` (the process answers), `GET /readyz` (S3 and database answer),
+ * `GET /metrics` (Prometheus). Effects run on `runtime`; tagged errors become statuses here and
+ * nowhere else.
  */
 export const makeApp = <E>(runtime: ManagedRuntime.ManagedRuntime<HttpServices, E>) => {
   const app = new Hono()
+
+  app.use("/webhooks/*", async (c, next) => {
+    await next()
+    await runtime.runPromise(Metric.update(Metric.withAttributes(httpMetrics.webhookRequests, { status: String(c.res.status) }), 1))
+  })
 
   app.get("/healthz", (c) => c.json({ status: "ok" }))
 
@@ -48,6 +73,8 @@ export const makeApp = <E>(runtime: ManagedRuntime.ManagedRuntime<HttpServices, 
     const error = Cause.squash(exit.cause)
     return c.json({ status: "not ready", reason: error instanceof Error ? error.message : String(error) }, 503)
   })
+
+  app.get("/metrics", (c) => runtime.runPromise(scrapeResponse(c.req.raw)))
 
   app.post("/webhooks/s3", async (c) => {
     const exit = await runtime.runPromiseExit(

@@ -4,6 +4,7 @@ import { Cause, Effect, Exit, Layer, Runtime } from "effect"
 import * as PgBossJobQueue from "../effects/pgboss/PgBossJobQueue.ts"
 import * as SqsEvents from "../sqs/SqsEvents.ts"
 import { AppLayer } from "./AppLayer.ts"
+import { MetricsListenerLayer } from "./metrics.ts"
 import { QueueMetricsLayer } from "./QueueMetrics.ts"
 import { runMain } from "./runMain.ts"
 import { startupProblem } from "./startupProblem.ts"
@@ -18,7 +19,8 @@ webhook (npm run serve -- --no-workers), SQS, the reconciliation scan and batch 
 The reconciliation scan (every LOADERS_RECONCILE_INTERVAL, default 5 minutes; off or 0 turns it off)
 lists the incoming prefix once per interval across all processes and queues ready folders that no
 job stands for (their S3 event was lost). With LOADERS_SQS_QUEUE_URL set, it also long-polls that
-SQS queue for S3 events and turns them into jobs.
+SQS queue for S3 events and turns them into jobs. With LOADERS_METRICS_PORT set, it answers
+GET /metrics (Prometheus; LOADERS_METRICS_TOKEN to require a bearer token) on HOST:LOADERS_METRICS_PORT.
 SIGTERM or Ctrl-C: deliveries in flight get LOADERS_STOP_GRACE (default 20 s) to finish, then roll back
 and go back to the queue. Configuration: see README.md and .env.example.`
 
@@ -32,7 +34,7 @@ if (args.includes("-h") || args.includes("--help")) {
   const program = runWorkers.pipe(
     // The queue's gauges are kept by every worker process too: one may run without any `serve`.
     Effect.provide(
-      Layer.mergeAll(QueueMetricsLayer, SqsEvents.layerConfig).pipe(Layer.provideMerge(PgBossJobQueue.layer), Layer.provideMerge(AppLayer))
+      Layer.mergeAll(QueueMetricsLayer, SqsEvents.layerConfig, MetricsListenerLayer).pipe(Layer.provideMerge(PgBossJobQueue.layer), Layer.provideMerge(AppLayer))
     ),
     Effect.catchCause((cause) =>
       Cause.hasInterruptsOnly(cause) ? Effect.void : Effect.sync(() => {

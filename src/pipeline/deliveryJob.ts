@@ -1,8 +1,9 @@
-import { Duration, Effect, Stream, Tracer } from "effect"
+import { Cause, Duration, Effect, Metric, Stream, Tracer } from "effect"
 import { type DeliveryKey, deliveryKey, refusedObject } from "../domain/DeliveryFolder.ts"
 import { type DeliveryJob, deliveryJobId, type JobAttempt, JobOutcome, JobQueue } from "../effects/JobQueue.ts"
 import { Ledger } from "../effects/Ledger.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
+import { metrics } from "./metrics.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
 import { processDelivery } from "./processDelivery.ts"
 import { readiness } from "./Readiness.ts"
@@ -73,6 +74,9 @@ export const handleDeliveryJob = (job: DeliveryJob, { attempt }: JobAttempt) =>
     )
     return JobOutcome.Done()
   }).pipe(
+    // A fault, for the alert on deliveries failing for infrastructure reasons; a worker stopping
+    // hands its job back, which is no fault.
+    Effect.tapCause((cause) => Cause.hasInterruptsOnly(cause) ? Effect.void : Metric.update(metrics.deliveryFaults, 1)),
     // Each delivery is a trace of its own, linked to the request that triggered it.
     Effect.withSpan("deliveryJob", {
       root: true,

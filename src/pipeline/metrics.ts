@@ -4,7 +4,8 @@ import type { DeliveryReport } from "./Report.ts"
 /**
  * The loaders' metrics, exported over OTLP when telemetry is on (names as the Grafana dashboard in
  * `otel/` queries them). Attributes: `partner`, `dataset`, `outcome`, `channel`. The queue's own
- * gauges live with it (`JobQueue.ts`).
+ * gauges live with it (`JobQueue.ts`). An email kept in the outbox because Resend failed counts as
+ * outcome `fallback`, apart from the outbox chosen by configuration (`outbox`).
  */
 export const metrics = {
   recordsRead: Metric.counter("loaders.records.read", { description: "Records parsed from delivery files", incremental: true }),
@@ -20,8 +21,28 @@ export const metrics = {
     description: "Time to write one batch to the database, in milliseconds",
     boundaries: Metric.exponentialBoundaries({ start: 1, factor: 2, count: 14 })
   }),
-  notifications: Metric.counter("loaders.notifications", { description: "Report emails and partner webhooks, by channel and outcome", incremental: true })
+  notifications: Metric.counter("loaders.notifications", { description: "Report emails and partner webhooks, by channel and outcome", incremental: true }),
+  deliveryFaults: Metric.counter("loaders.delivery.faults", {
+    description: "Delivery attempts that failed on a fault (S3, database, …), each retried and the last kept as a dead letter",
+    incremental: true
+  }),
+  incomingFolders: Metric.gauge("loaders.incoming.folders", { description: "Delivery folders under the incoming prefix at the last reconciliation scan" }),
+  incomingOldestAge: Metric.gauge("loaders.incoming.oldest_age", {
+    description: "Seconds since the partner last wrote to the incoming folder quiet the longest, at the last reconciliation scan (0: none waits)"
+  })
 } as const
+
+/**
+ * The series the alerts take `increase()` of, reported at 0 from the start where deliveries run:
+ * Prometheus sees no rise in a series whose first scrape already counts the first event, so a
+ * first burst of faults or of emails kept in the outbox would go unnoticed.
+ */
+export const reportZeroes = Effect.gen(function*() {
+  yield* Metric.update(metrics.deliveryFaults, 0)
+  for (const outcome of ["fallback", "failed"]) {
+    yield* Metric.update(Metric.withAttributes(metrics.notifications, { channel: "email", outcome }), 0)
+  }
+})
 
 /** The delivery's outcome on its span and in the metrics. */
 export const recordOutcome = (report: DeliveryReport) =>
@@ -44,7 +65,11 @@ export const recordOutcome = (report: DeliveryReport) =>
     }
     yield* Metric.update(Metric.withAttributes(metrics.deliveryDuration, attributes), report.durationMs / 1000)
     for (const notification of report.notifications) {
-      const outcome = notification.channel === "email" ? notification.via : notification.status
+      const outcome = notification.channel === "webhook"
+        ? notification.status
+        : notification.via === "outbox" && notification.reason !== undefined
+        ? "fallback"
+        : notification.via
       yield* Metric.update(Metric.withAttributes(metrics.notifications, { channel: notification.channel, outcome }), 1)
     }
   })

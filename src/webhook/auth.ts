@@ -1,14 +1,7 @@
 import { Clock, Duration, Effect, Redacted } from "effect"
-import { timingSafeEqual } from "node:crypto"
-import { SIGNATURE_HEADER, signatureTimestamp, signBody } from "../domain/Signature.ts"
+import { sameSecret, SIGNATURE_HEADER, signatureTimestamp, signBody } from "../domain/Signature.ts"
 import { Unauthorized } from "./errors.ts"
 import type { WebhookSettings } from "./WebhookConfig.ts"
-
-const sameSecret = (given: string, expected: string): boolean => {
-  const a = Buffer.from(given)
-  const b = Buffer.from(expected)
-  return a.length === b.length && timingSafeEqual(a, b)
-}
 
 /**
  * Checks a direct (S3, MinIO) or EventBridge delivery against the shared secret: a bearer token,

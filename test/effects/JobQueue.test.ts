@@ -23,7 +23,9 @@ const offer = (queued: DeliveryJob, delay?: Duration.Duration) =>
   JobQueue.use((queue) =>
     queue.offer(queued, { id: deliveryJobId(queued), group: partnerOf(queued), ...(delay ? { delay } : {}) })
   )
-const counts = JobQueue.use((queue) => queue.counts)
+/** The counts by state (the lag has tests of its own). */
+const counts = JobQueue.use((queue) => queue.counts).pipe(Effect.map(({ lag: _, ...states }) => states))
+const lag = JobQueue.use((queue) => queue.counts).pipe(Effect.map((n) => Duration.toSeconds(n.lag)))
 
 const settings = fastJobQueue
 const options = (overrides: Partial<TakeOptions> = {}): TakeOptions => ({ workers: 1, perGroup: 5, ...overrides })
@@ -153,6 +155,24 @@ describe("JobQueue on pg-boss (PostgreSQL)", () => {
       queueOn(onPostgres())
     ), BOUND)
 
+  test("lag: how long the oldest job due now has waited for a worker; a job due later adds none", () =>
+    runTest(
+      Effect.gen(function*() {
+        expect(yield* lag).toBe(0)
+        yield* offer(job("later"), Duration.hours(1))
+        yield* Effect.sleep("1500 millis")
+        expect(yield* lag).toBe(0)
+        yield* offer(job("now"))
+        yield* Effect.sleep("1500 millis")
+        expect(yield* lag).toBeGreaterThanOrEqual(1)
+        expect(yield* lag).toBeLessThan(30)
+        const consumer = yield* consume()
+        expect(yield* consumer.next).toBe("now#1")
+        yield* eventually(lag.pipe(Effect.map((seconds) => seconds === 0)))
+      }),
+      queueOn(onPostgres())
+    ), BOUND)
+
   test("cancel removes a waiting job; it never runs", () =>
     runTest(
       Effect.gen(function*() {
@@ -257,7 +277,7 @@ describe("JobQueue on pg-boss (PostgreSQL)", () => {
     const interval = Duration.seconds(2)
     const runs: Array<{ readonly at: number; readonly by: string }> = []
     const scheduled = (by: string) =>
-      JobQueue.use((queue) => queue.every("every-test", interval, Effect.sync(() => runs.push({ at: performance.now(), by }))))
+      JobQueue.use((queue) => queue.every("every-test", interval, Effect.sync(() => void runs.push({ at: performance.now(), by }))))
     const started = performance.now()
     await runTest(
       Effect.gen(function*() {
@@ -302,15 +322,22 @@ describe("JobQueue on pg-boss (embedded PGlite)", () => {
       queueOn(freshPGlite())
     ), BOUND)
 
-  test("every: a periodic task runs again and again, each run an interval after the last", () =>
+  test("every: a periodic task runs again and again, each run an interval after the last; lastResult answers the latest run's value", () =>
     runTest(
       Effect.gen(function*() {
         const runs: Array<number> = []
-        yield* JobQueue.use((queue) => queue.every("every-test", Duration.seconds(1), Effect.sync(() => runs.push(performance.now())))).pipe(
-          Effect.forkScoped
-        )
+        const last = JobQueue.use((queue) => queue.lastResult("every-test"))
+        expect((yield* last)._tag).toBe("None")
+        yield* JobQueue.use((queue) =>
+          queue.every("every-test", Duration.seconds(1), Effect.sync(() => ({ run: runs.push(performance.now()) })))
+        ).pipe(Effect.forkScoped)
         yield* eventually(Effect.sync(() => runs.length >= 3))
         expect(runs.slice(1).every((at, i) => at - runs[i]! > 700)).toBe(true)
+        // The value of a finished run, and the run after it once that one finishes too.
+        yield* eventually(last.pipe(Effect.map((result) => result._tag === "Some" && (result.value.value as { run: number }).run >= 3)))
+        const latest = yield* last
+        if (latest._tag === "None") throw new Error("no run finished")
+        expect(latest.value.finishedAt.getTime()).toBeGreaterThan(Date.now() - 10_000)
       }),
       queueOn(freshPGlite())
     ), BOUND)

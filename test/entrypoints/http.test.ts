@@ -1,6 +1,7 @@
 import { HeadObjectCommand } from "@aws-sdk/client-s3"
 import { afterAll, describe, expect, test } from "bun:test"
 import { Duration, Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import { PrometheusMetrics } from "../../otel/PrometheusMetrics.ts"
 import { Database } from "../../src/effects/Database.ts"
 import { type DeliveryJob, type JobAttempt, JobQueue } from "../../src/effects/JobQueue.ts"
 import { makeApp } from "../../src/entrypoints/http.ts"
@@ -31,7 +32,7 @@ const server = async (webhook: Partial<WebhookSettings> = {}, quietPeriod: Durat
   const workers = Layer.effectDiscard(
     JobQueue.use((queue) => Effect.forkScoped(queue.take(handle, { workers: 2, perGroup: 2 })))
   )
-  const layer = Layer.mergeAll(Webhook.layer, workers).pipe(
+  const layer = Layer.mergeAll(Webhook.layer, workers, PrometheusMetrics.layer).pipe(
     Layer.provideMerge(PgBossJobQueue.layerWith(fastJobQueue)),
     Layer.provideMerge(WebhookConfig.layerWith({ secret: Redacted.make(SECRET), ...webhook })),
     Layer.provideMerge(fixture.layer)
@@ -81,19 +82,30 @@ const waitFor = async <A>(what: string, ms: number, probe: () => Promise<A | und
 const delivery = (partner: string, name: string) => `incoming/${partner}/${name}/`
 const files = { "properties.json": jsonArray([0, 1, 2].map(property)) }
 
+/** The webhook's 401 count in what `GET /metrics` answers (Prometheus' text format). */
+const refusedCount = async (app: { request: (path: string) => Response | Promise<Response> }) => {
+  const response = await app.request("/metrics")
+  expect(response.status).toBe(200)
+  expect(response.headers.get("content-type")).toBe("text/plain; version=0.0.4; charset=utf-8")
+  const line = /^loaders_webhook_requests_total\{status="401"[^}]*\} (\d+)$/m.exec(await response.text())
+  return line ? Number(line[1]) : 0
+}
+
 describe("POST /webhooks/s3 (in-process app)", () => {
-  test("a missing or wrong secret is refused with 401 and changes nothing", async () => {
+  test("a missing or wrong secret is refused with 401 and changes nothing; GET /metrics counts the refusals", async () => {
     const s = await server()
     const prefix = delivery("acme", "d1")
     await deposit(s.client, s.bucket, prefix, files)
     const event = awsEvent(s.bucket, [`${prefix}properties.json`])
     const attempts: Array<Record<string, string>> = [{}, { authorization: "Bearer nope" }, { authorization: "Basic x" }]
+    const before = await refusedCount(s.app)
     for (const headers of attempts) {
       const response = await s.post(event, headers)
       expect(response.status).toBe(401)
       const body = (await response.json()) as { error: string }
       expect(body.error).not.toContain(SECRET)
     }
+    expect(await refusedCount(s.app)).toBe(before + attempts.length)
     await s.settled()
     expect(s.jobs).toEqual([])
     expect(await s.runs(prefix)).toBe(0)

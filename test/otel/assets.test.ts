@@ -4,6 +4,7 @@ import { dirname, join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { queueMetrics } from "../../src/effects/JobQueue.ts"
 import { s3Metrics } from "../../src/effects/ObjectStore.ts"
+import { httpMetrics } from "../../src/entrypoints/http.ts"
 import { metrics } from "../../src/pipeline/metrics.ts"
 
 const OTEL = fileURLToPath(new URL("../../otel/", import.meta.url))
@@ -11,7 +12,9 @@ const yaml = (name: string) => Bun.YAML.parse(readFileSync(join(OTEL, name), "ut
 
 /** Prometheus names of what the code emits: dots become underscores (counters get `_total`). */
 const emitted = new Set(
-  [...Object.values(metrics), ...Object.values(queueMetrics), ...Object.values(s3Metrics)].map((metric) => metric.id.replaceAll(".", "_"))
+  [...Object.values(metrics), ...Object.values(queueMetrics), ...Object.values(s3Metrics), ...Object.values(httpMetrics)].map((metric) =>
+    metric.id.replaceAll(".", "_")
+  )
 )
 
 interface Panel {
@@ -67,11 +70,15 @@ describe("observability assets", () => {
     expect([...emitted].filter((name) => !used.has(name))).toEqual([])
   })
 
-  test("the queue gauges (the same queue-wide count from every process) are shown with max, never summed; dead letters have a panel", () => {
+  test("the queue and incoming gauges (the same queue-wide count from every process) are shown with max, never summed; dead letters have a panel", () => {
     const dashboard = JSON.parse(readFileSync(join(OTEL, "grafana/dashboards/loaders.json"), "utf8")) as { panels: Array<Panel> }
-    const queue = new Set(Object.values(queueMetrics).map((metric) => metric.id.replaceAll(".", "_")))
+    const queue = new Set(
+      [...Object.values(queueMetrics), metrics.incomingFolders, metrics.incomingOldestAge].map((metric) => metric.id.replaceAll(".", "_"))
+    )
     const uses = dashboard.panels.flatMap((panel) =>
-      panel.targets.flatMap(({ expr }) => (expr.match(/loaders_queue_[a-z_]+/g) ?? []).map((name) => ({ panel: panel.title, name, expr })))
+      panel.targets.flatMap(({ expr }) =>
+        (expr.match(/loaders_(queue|incoming)_[a-z_]+/g) ?? []).map((name) => ({ panel: panel.title, name, expr }))
+      )
     )
     expect(new Set(uses.map((use) => use.name))).toEqual(queue)
     for (const use of uses) expect([use.panel, use.expr]).toEqual([use.panel, `max(${use.name})`])

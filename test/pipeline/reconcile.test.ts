@@ -60,6 +60,8 @@ describe("the reconciliation scan", () => {
 
   test("a folder a job already stands for (waiting, or a dead letter) is passed over; one still arriving is left", async () => {
     const w = await world()
+    // S3 keeps LastModified to the second.
+    const before = Date.now() - 1000
     await w.delivery("lost")
     await w.delivery("queued")
     // Files listed in the manifest but not there yet: the event of the last file will bring it.
@@ -84,8 +86,13 @@ describe("the reconciliation scan", () => {
       return { first, second, counts: yield* queue.counts }
     })
     const { first, second, counts } = await w.runtime.runPromise(scan)
-    expect(first).toEqual({ offered: ["incoming/acme/lost/"], held: 2 })
-    expect(second).toEqual({ offered: [], held: 3 })
+    const after = Date.now()
+    expect(first).toMatchObject({ offered: ["incoming/acme/lost/"], held: 2 })
+    expect(second).toMatchObject({ offered: [], held: 3 })
+    // Every folder counts as waiting, ready or not; the one quiet longest is the first deposited.
+    expect(second.incoming.folders).toBe(4)
+    expect(second.incoming.quietSince).toBeGreaterThanOrEqual(before)
+    expect(second.incoming.quietSince).toBeLessThanOrEqual(after)
     expect(counts).toMatchObject({ waiting: 2, dead: 1 })
   }, 60_000)
 })

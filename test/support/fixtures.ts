@@ -56,3 +56,7 @@ export const jsonArray = (records: ReadonlyArray<unknown>): string => `[\n${reco
 export const ndjson = (records: ReadonlyArray<unknown>): string => records.map((r) => JSON.stringify(r)).join("\n") + "\n"
 export const wrapped = (records: ReadonlyArray<unknown>, key = "records"): string =>
   `{"generated_by": "fixtures", ${JSON.stringify(key)}: ${jsonArray(records)}, "count": ${records.length}}`
+
+/** A `_manifest.json` listing `files` (file name → dataset), with `extra` fields (`notify`, …). */
+export const manifest = (partner: string, delivery: string, files: Readonly<Record<string, string>>, extra: Record<string, unknown> = {}): string =>
+  JSON.stringify({ partner, delivery, ...extra, files: Object.entries(files).map(([name, dataset]) => ({ name, dataset })) })

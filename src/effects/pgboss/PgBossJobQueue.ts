@@ -1,8 +1,9 @@
-import { Cause, Config, Duration, Effect, Exit, Fiber, FiberSet, Layer, Redacted, Schema } from "effect"
+import { Cause, Config, Duration, Effect, Exit, Fiber, FiberSet, Layer, Option, Redacted, Schema } from "effect"
 import { type Job, type JobWithMetadata, PgBoss } from "pg-boss"
 import { fromPglite } from "pg-boss/dist/adapters/index.js"
 import { Database, type DatabaseConnection, migrate } from "../Database.ts"
 import {
+  type ChoreResult,
   DeliveryJob,
   deliveryJobId,
   type JobCounts,
@@ -292,7 +293,7 @@ export const layerWith = (settings: JobQueueSettings) =>
           return yield* Effect.never.pipe(Effect.onInterrupt(() => stop))
         }).pipe(Effect.scoped)
 
-      const every = <E, R>(name: string, interval: Duration.Duration, task: Effect.Effect<void, E, R>) =>
+      const every = <E, R>(name: string, interval: Duration.Duration, task: Effect.Effect<object | void, E, R>) =>
         Effect.gen(function*() {
           const period = seconds(interval)
           // One run waits and one runs at a time (`stately` on a fixed key): a process that starts
@@ -330,6 +331,8 @@ export const layerWith = (settings: JobQueueSettings) =>
             if (Exit.isFailure(exit) && !Cause.hasInterruptsOnly(exit.cause)) {
               log(Effect.logWarning(`${name} failed: ${reasonOf(exit.cause)}; the next one runs in ${Duration.format(interval)}`))
             }
+            // pg-boss keeps what the handler answers as the job's output (`lastResult`).
+            return Exit.isSuccess(exit) ? exit.value : undefined
           }
 
           // Polled, not notified: runs are due later, never at once. A tenth of the interval keeps
@@ -346,24 +349,43 @@ export const layerWith = (settings: JobQueueSettings) =>
 
       // Every serve and worker process runs this every few seconds for the gauges: only the live
       // states are counted, which pg-boss's partial index on them answers without reading the
-      // finished jobs it keeps for days.
+      // finished jobs it keeps for days. The lag is measured on the database's clock, the one
+      // `start_after` is set on.
       const counts = call("the job queue could not count its jobs", () =>
         boss.getDb().executeSql(
-          `SELECT name, state, count(*)::int AS n FROM ${JOBS_SCHEMA}.job
+          `SELECT name, state, count(*)::int AS n,
+             COALESCE(EXTRACT(EPOCH FROM max(now() - start_after) FILTER (WHERE start_after <= now())), 0)::float8 AS lag
+           FROM ${JOBS_SCHEMA}.job
            WHERE name = ANY($1) AND state IN ('created', 'retry', 'active') GROUP BY name, state`,
           [[DELIVERY_QUEUE, DEAD_LETTER_QUEUE]]
         )).pipe(
           Effect.map(({ rows }): JobCounts => {
-            const n = (name: string, states: ReadonlyArray<string>) =>
-              rows.filter((row) => row.name === name && states.includes(row.state)).reduce((sum, row) => sum + Number(row.n), 0)
+            const of = (name: string, states: ReadonlyArray<string>) => rows.filter((row) => row.name === name && states.includes(row.state))
+            const n = (name: string, states: ReadonlyArray<string>) => of(name, states).reduce((sum, row) => sum + Number(row.n), 0)
+            const due = of(DELIVERY_QUEUE, ["created", "retry"]).map((row) => Number(row.lag))
             return {
               waiting: n(DELIVERY_QUEUE, ["created"]),
               retrying: n(DELIVERY_QUEUE, ["retry"]),
               running: n(DELIVERY_QUEUE, ["active"]),
-              dead: n(DEAD_LETTER_QUEUE, ["created", "retry", "active"])
+              dead: n(DEAD_LETTER_QUEUE, ["created", "retry", "active"]),
+              lag: Duration.seconds(Math.max(0, ...due))
             }
           })
         )
+
+      const lastResult = (name: string) =>
+        call(`the job queue could not read the last ${name}`, () =>
+          boss.getDb().executeSql(
+            `SELECT output, completed_on FROM ${JOBS_SCHEMA}.job WHERE name = $1 AND state = 'completed'
+             ORDER BY completed_on DESC LIMIT 1`,
+            [name]
+          )).pipe(
+            Effect.map(({ rows }) =>
+              rows[0] === undefined
+                ? Option.none<ChoreResult>()
+                : Option.some<ChoreResult>({ finishedAt: new Date(rows[0].completed_on), value: rows[0].output })
+            )
+          )
 
       const view = (dead: boolean) => (job: JobWithMetadata): JobView => {
         const data = job.data as DeliveryJob
@@ -404,7 +426,7 @@ export const layerWith = (settings: JobQueueSettings) =>
           return waiting.length
         })
 
-      return JobQueue.of({ offer, take: take as JobQueue["Service"]["take"], every, counts, list, retry, cancel })
+      return JobQueue.of({ offer, take: take as JobQueue["Service"]["take"], every, lastResult, counts, list, retry, cancel })
     })
   )
 
