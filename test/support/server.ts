@@ -68,14 +68,17 @@ export const startServer = async (runtime: Runtime, env: Record<string, string>,
     child,
     output: () => output,
     /** Sends SIGTERM and resolves with the exit code. */
-    stop: () =>
-      new Promise<number | null>((resolve) => {
-        if (child.exitCode !== null) return resolve(child.exitCode)
-        child.once("exit", (code) => resolve(code))
-        child.kill("SIGTERM")
-      })
+    stop: () => terminate(child)
   }
 }
+
+/** Sends SIGTERM to `child` and resolves with its exit code (at once if it has already exited). */
+const terminate = (child: ChildProcess) =>
+  new Promise<number | null>((resolve) => {
+    if (child.exitCode !== null) return resolve(child.exitCode)
+    child.once("exit", (code) => resolve(code))
+    child.kill("SIGTERM")
+  })
 
 /**
  * Starts `npm run worker` as a subprocess with `env`, and waits until it takes jobs (its log says
@@ -101,11 +104,6 @@ export const startWorker = async (env: Record<string, string>) => {
     child,
     output: () => output,
     /** Sends SIGTERM and resolves with the exit code. */
-    stop: () =>
-      new Promise<number | null>((resolve) => {
-        if (child.exitCode !== null) return resolve(child.exitCode)
-        child.once("exit", (code) => resolve(code))
-        child.kill("SIGTERM")
-      })
+    stop: () => terminate(child)
   }
 }
