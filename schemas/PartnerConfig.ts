@@ -1,4 +1,5 @@
 import { Schema } from "effect"
+import { ApiKeyHash } from "./ApiKey.ts"
 import { optional } from "./decoder.ts"
 import { Email, OneOf, Text } from "./fields/fields.ts"
 
@@ -9,7 +10,9 @@ export const PartnerSettings = Schema.Struct({
   /** Report language when the manifest does not say. */
   language: optional(OneOf(["fr", "en"])),
   /** Where to POST the signed report summary. */
-  webhook: optional(Schema.Struct({ url: Text(2000), secret: Text(500) }))
+  webhook: optional(Schema.Struct({ url: Text(2000), secret: Text(500) })),
+  /** Hashes of the API keys that reach this partner's deliveries on `/v1` (two at once while rotating). */
+  apiKeys: optional(Schema.Array(ApiKeyHash))
 })
 
 /** `LOADERS_PARTNERS_FILE`: partner name → settings. */
