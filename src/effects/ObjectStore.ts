@@ -1,13 +1,19 @@
 import {
+  AbortMultipartUploadCommand,
+  CompleteMultipartUploadCommand,
   CopyObjectCommand,
+  CreateMultipartUploadCommand,
   DeleteObjectCommand,
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   PutObjectCommand,
-  S3Client
+  S3Client,
+  UploadPartCommand
 } from "@aws-sdk/client-s3"
 import { Upload } from "@aws-sdk/lib-storage"
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner"
 import { Config, Context, Data, Duration, Effect, Layer, Metric, Option, Redacted, Schedule, Stream } from "effect"
 import { Readable } from "node:stream"
 import type { ObjectInfo } from "../domain/ObjectInfo.ts"
@@ -22,6 +28,33 @@ export interface GetOptions {
 
 export interface PutOptions {
   readonly contentType?: string
+}
+
+/** A part of a multipart upload, as the store holds it. */
+export interface UploadedPart {
+  readonly partNumber: number
+  readonly etag: string
+  readonly size: number
+}
+
+/**
+ * Multipart uploads whose parts a client sends straight to the store through presigned URLs: the
+ * bytes never pass through this process. `complete` assembles the parts the store holds.
+ */
+export interface Multipart {
+  readonly create: (key: string) => Effect.Effect<string, ObjectStoreError>
+  /** A URL that takes part `partNumber` of exactly `size` bytes (Content-Length is signed), for `expiresIn`. */
+  readonly presignPart: (
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    size: number,
+    expiresIn: Duration.Duration
+  ) => Effect.Effect<string, ObjectStoreError>
+  /** The parts received so far, in part order. */
+  readonly parts: (key: string, uploadId: string) => Effect.Effect<ReadonlyArray<UploadedPart>, ObjectStoreError>
+  readonly complete: (key: string, uploadId: string, parts: ReadonlyArray<UploadedPart>) => Effect.Effect<void, ObjectStoreError>
+  readonly abort: (key: string, uploadId: string) => Effect.Effect<void, ObjectStoreError>
 }
 
 /**
@@ -72,6 +105,11 @@ export class ObjectStore extends Context.Service<ObjectStore, {
   /** Server-side copy inside the bucket. */
   readonly copy: (from: string, to: string) => Effect.Effect<{ readonly etag: string }, ObjectStoreError>
   readonly delete: (key: string) => Effect.Effect<void, ObjectStoreError>
+  /** A URL that takes one PUT of exactly `size` bytes into `key` (Content-Length is signed), for `expiresIn`. */
+  readonly presignPut: (key: string, size: number, expiresIn: Duration.Duration) => Effect.Effect<string, ObjectStoreError>
+  readonly multipart: Multipart
+  /** How this store reaches its bucket, for a library that brings its own S3 client (tus). */
+  readonly settings: S3Settings
 }>()("loaders/ObjectStore") {
   /** An object store over any S3-compatible endpoint, with explicit settings. */
   static readonly layerWith = (settings: S3Settings) => Layer.effect(ObjectStore, make(settings))
@@ -334,5 +372,59 @@ const make = Effect.fnUntraced(function*(settings: S3Settings) {
     call("delete", key, (abortSignal) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }))
       .pipe(Effect.asVoid)
 
-  return ObjectStore.of({ bucket, list, head, get, put, upload, copy, delete: remove })
+  // Content-Length is signed, so a URL takes exactly the announced size and nothing larger.
+  const signing = (expiresIn: Duration.Duration) => ({
+    expiresIn: Math.ceil(Duration.toSeconds(expiresIn)),
+    signableHeaders: new Set(["content-length"])
+  })
+  const signed = (operation: string, key: string, sign: () => Promise<string>) =>
+    Effect.tryPromise({ try: sign, catch: (cause) => new ObjectStoreError({ operation, bucket, key, reason: reasonOf(cause), cause }) })
+
+  const presignPut = (key: string, size: number, expiresIn: Duration.Duration) =>
+    signed("presign", key, () => getSignedUrl(client, new PutObjectCommand({ Bucket: bucket, Key: key, ContentLength: size }), signing(expiresIn)))
+
+  const multipart: Multipart = {
+    create: (key) =>
+      call("createMultipart", key, (abortSignal) => client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }), { abortSignal }))
+        .pipe(Effect.map((result) => result.UploadId ?? "")),
+    presignPart: (key, uploadId, partNumber, size, expiresIn) =>
+      signed("presignPart", key, () =>
+        getSignedUrl(
+          client,
+          new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, ContentLength: size }),
+          signing(expiresIn)
+        )),
+    parts: (key, uploadId) =>
+      Stream.paginate(undefined as string | undefined, (marker) =>
+        call("listParts", key, (abortSignal) =>
+          client.send(new ListPartsCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }), { abortSignal })
+        ).pipe(
+          Effect.map((page) =>
+            [
+              (page.Parts ?? []).map((part): UploadedPart => ({
+                partNumber: part.PartNumber ?? 0,
+                etag: stripQuotes(part.ETag),
+                size: part.Size ?? 0
+              })),
+              page.IsTruncated && page.NextPartNumberMarker ? Option.some(page.NextPartNumberMarker) : Option.none()
+            ] as const
+          )
+        )).pipe(Stream.runCollect),
+    complete: (key, uploadId, parts) =>
+      call("completeMultipart", key, (abortSignal) =>
+        client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: bucket,
+            Key: key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts.map((part) => ({ PartNumber: part.partNumber, ETag: `"${part.etag}"` })) }
+          }),
+          { abortSignal }
+        )).pipe(Effect.asVoid),
+    abort: (key, uploadId) =>
+      call("abortMultipart", key, (abortSignal) =>
+        client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), { abortSignal })).pipe(Effect.asVoid)
+  }
+
+  return ObjectStore.of({ bucket, list, head, get, put, upload, copy, delete: remove, presignPut, multipart, settings })
 })
