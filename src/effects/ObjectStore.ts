@@ -14,7 +14,7 @@ import {
 } from "@aws-sdk/client-s3"
 import { Upload } from "@aws-sdk/lib-storage"
 import { getSignedUrl } from "@aws-sdk/s3-request-presigner"
-import { Config, Context, Data, Duration, Effect, Layer, Metric, Option, Redacted, Schedule, Stream } from "effect"
+import { Config, Context, Data, Duration, Effect, identity, Layer, Metric, Option, Redacted, Schedule, Stream } from "effect"
 import { Readable } from "node:stream"
 import type { ObjectInfo } from "../domain/ObjectInfo.ts"
 import { S3Watchdog } from "./S3Watchdog.ts"
@@ -28,6 +28,11 @@ export interface GetOptions {
 
 export interface PutOptions {
   readonly contentType?: string
+  /**
+   * `upload` only: the body can be read once (a request's body), so a failed upload is not retried
+   * — a retry would read it on from where the failed attempt stopped and store a truncated object.
+   */
+  readonly once?: boolean
 }
 
 /** A part of a multipart upload, as the store holds it. */
@@ -361,7 +366,7 @@ const make = Effect.fnUntraced(function*(settings: S3Settings) {
           }).done(),
         catch: (cause) => new ObjectStoreError({ operation: "upload", bucket, key, reason: reasonOf(cause), cause })
       })
-    }).pipe(Effect.retry(retried), Effect.withSpan("ObjectStore.upload", { attributes: { "aws.s3.bucket": bucket, "aws.s3.key": key } }))
+    }).pipe(options.once ? identity : Effect.retry(retried), Effect.withSpan("ObjectStore.upload", { attributes: { "aws.s3.bucket": bucket, "aws.s3.key": key } }))
 
   const copy = (from: string, to: string) =>
     call("copy", from, (abortSignal) =>

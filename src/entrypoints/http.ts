@@ -1,5 +1,6 @@
 import { Cause, Effect, Exit, type ManagedRuntime, Stream } from "effect"
 import { Hono } from "hono"
+import { type ApiServices, makeApi } from "../api/routes.ts"
 import { Database } from "../effects/Database.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
@@ -7,7 +8,7 @@ import type { BadRequest, Forbidden, PayloadTooLarge, Unauthorized, Unavailable,
 import { Webhook } from "../webhook/Webhook.ts"
 
 /** What the HTTP app needs from the runtime that serves it. */
-export type HttpServices = Webhook | ObjectStore | Database | PipelineConfig
+export type HttpServices = Webhook | ObjectStore | Database | PipelineConfig | ApiServices
 
 const STATUS = {
   BadRequest: 400,
@@ -34,7 +35,8 @@ const readiness = Effect.gen(function*() {
 
 /**
  * The HTTP app, on web-standard Request/Response only, so Bun and Deno serve it unchanged:
- * `POST /webhooks/s3`, `GET /healthz` (the process answers), `GET /readyz` (S3 and database answer).
+ * `POST /webhooks/s3`, `GET /healthz` (the process answers), `GET /readyz` (S3 and database answer),
+ * and the partners' ingestion API under `/v1` (src/api).
  * Effects run on `runtime`; tagged errors become statuses here and nowhere else.
  */
 export const makeApp = <E>(runtime: ManagedRuntime.ManagedRuntime<HttpServices, E>) => {
@@ -63,6 +65,8 @@ export const makeApp = <E>(runtime: ManagedRuntime.ManagedRuntime<HttpServices, 
     console.error(Cause.pretty(exit.cause))
     return c.json({ error: "internal error" }, 500)
   })
+
+  app.route("/v1", makeApi(runtime))
 
   app.notFound((c) => c.json({ error: "not found" }, 404))
   return app
