@@ -237,7 +237,8 @@ export const makeApi = <E>(runtime: ManagedRuntime.ManagedRuntime<ApiServices, E
     }
     return (await tus).handleWeb(c.req.raw)
   }
-  api.on(["HEAD", "PATCH", "DELETE"], "/uploads/:id", upload)
+  // Hono serves HEAD through the GET route (the request tus sees is still the HEAD).
+  api.on(["GET", "PATCH", "DELETE"], "/uploads/:id", upload)
 
   return api
 }
