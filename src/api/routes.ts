@@ -14,6 +14,7 @@ import {
   deliveryFolder,
   deliveryStatus,
   errorsCsv,
+  forgetOpened,
   listDeliveries,
   openDelivery,
   putFile,
@@ -219,7 +220,10 @@ export const makeApi = <E>(runtime: ManagedRuntime.ManagedRuntime<ApiServices, E
         const key = yield* deliveryFolder(c.get("partner"), delivery)
         const opened = yield* receiving(key)
         const bound = yield* sizeBound(opened.receiving, name)
-        if (length > bound.bytes) return yield* new ApiError({ status: 413, reason: `Upload-Length is ${length} bytes: ${bound.says}` })
+        if (length > bound.bytes) {
+          if (opened.created) yield* forgetOpened(key)
+          return yield* new ApiError({ status: 413, reason: `Upload-Length is ${length} bytes: ${bound.says}` })
+        }
       }),
       async () => (await tus).handleWeb(c.req.raw)
     )

@@ -12,8 +12,10 @@ const ruled = (problem: (name: string) => string | undefined, rule: string) =>
     return found === undefined ? true : `${JSON.stringify(name)} is refused (${found}); ${rule}`
   })
 
-/** A delivery's name: the folder under `incoming/<partner>/`. */
-export const DeliveryName = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(MAX_NAME_BYTES), ruled(nameProblem, NAME_RULE))
+/** A delivery's name: the folder under `incoming/<partner>/`, so one segment (a key's `/` splits names before the rule sees them). */
+const deliveryNameProblem = (name: string) => (name.includes("/") ? "it holds a slash" : nameProblem(name))
+
+export const DeliveryName = Schema.String.check(Schema.isMinLength(1), Schema.isMaxLength(MAX_NAME_BYTES), ruled(deliveryNameProblem, NAME_RULE))
   .annotate({ description: NAME_RULE })
 
 /** A file's name inside its delivery. */

@@ -68,6 +68,12 @@ export const makeApp = <E>(runtime: ManagedRuntime.ManagedRuntime<HttpServices, 
 
   app.route("/v1", makeApi(runtime))
 
-  app.notFound((c) => c.json({ error: "not found" }, 404))
+  // Under /v1, in the API's one error shape: a path whose `.`/`..` segments the URL standard
+  // resolved before routing (`/v1/deliveries/../files/x`) lands here too.
+  app.notFound((c) =>
+    c.req.path.startsWith("/v1/")
+      ? c.json({ error: "not_found", message: `no route ${c.req.method} ${c.req.path} (see /v1/openapi.json)` }, 404)
+      : c.json({ error: "not found" }, 404)
+  )
   return app
 }
