@@ -37,7 +37,7 @@ export const apiServer = async (settings: Partial<ApiSettings> = {}) => {
   )
   const runtime = ManagedRuntime.make(layer)
   const app = makeApp(runtime)
-  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: app.fetch, idleTimeout: 60 })
+  const server = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: app.fetch, idleTimeout: 60, maxRequestBodySize: Number.MAX_SAFE_INTEGER })
   onStop(async () => {
     await server.stop(true)
     await runtime.dispose()
