@@ -1,6 +1,7 @@
 // `npm run partner-key -- <partner> [--add-to <partners file>]`: makes an API key for a partner.
 // Plain synchronous code: it reads no configuration and reaches no service, so it needs no runtime.
-import { existsSync, readFileSync, writeFileSync } from "node:fs"
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs"
+import { dirname } from "node:path"
 import { parseArgs } from "node:util"
 import { hashApiKey, newApiKey } from "../../schemas/ApiKey.ts"
 import { NAME_RULE, nameProblem } from "../../schemas/DeliveryName.ts"
@@ -47,6 +48,7 @@ if (file !== undefined) {
   }
   const settings = partners![partner!] ?? {}
   partners![partner!] = { ...settings, apiKeys: [...(settings.apiKeys ?? []), hash] }
+  mkdirSync(dirname(file), { recursive: true })
   writeFileSync(file, `${JSON.stringify(partners!, null, 2)}\n`)
   console.error(`Added the key's hash to "${partner}" in ${file}; restart serve to use it.`)
 } else {
