@@ -4,6 +4,7 @@ import { decodeManifest } from "../../schemas/Manifest.ts"
 import { datasetForFile } from "../../schemas/registry.ts"
 import { type DeliveryKey, ERRORS, MANIFEST, nameInFolder, RECEIVING } from "../domain/DeliveryFolder.ts"
 import type { ObjectInfo } from "../domain/ObjectInfo.ts"
+import { collectGarbageSoon } from "../effects/gcHint.ts"
 import { JobQueue, deliveryJobId } from "../effects/JobQueue.ts"
 import { Ledger, type LedgerEntry } from "../effects/Ledger.ts"
 import { ObjectStore, type ObjectStoreError, type UploadedPart } from "../effects/ObjectStore.ts"
@@ -201,12 +202,23 @@ export const putFile = Effect.fn("api.putFile")(function*(
 /** Where tus keeps its own state for an upload into `target` (never inside a delivery folder). */
 export const tusInfoPrefix = (stagingPrefix: string) => `${stagingPrefix}tus/`
 
-/** The SHA-256 of an object, streamed back from the store. */
+/** Bytes read back between two garbage-collection hints. */
+const HINT_EVERY_BYTES = 8 * 1024 * 1024
+
+/** The SHA-256 of an object, streamed back from the store (its chunks collected as it goes, see `collectGarbageSoon`). */
 const sha256Of = (key: string) =>
   ObjectStore.use((store) =>
     store.get(key).pipe(
-      Stream.runFold(() => createHash("sha256"), (hash, chunk) => hash.update(chunk)),
-      Effect.map((hash) => hash.digest("hex"))
+      Stream.runFold(() => ({ hash: createHash("sha256"), sinceHint: 0 }), (state, chunk) => {
+        state.hash.update(chunk)
+        state.sinceHint += chunk.length
+        if (state.sinceHint >= HINT_EVERY_BYTES) {
+          state.sinceHint = 0
+          collectGarbageSoon()
+        }
+        return state
+      }),
+      Effect.map((state) => state.hash.digest("hex"))
     )
   )
 

@@ -17,6 +17,7 @@ import { getSignedUrl } from "@aws-sdk/s3-request-presigner"
 import { Config, Context, Data, Duration, Effect, Fiber, Layer, Metric, Option, Redacted, Schedule, Stream } from "effect"
 import { Readable } from "node:stream"
 import type { ObjectInfo } from "../domain/ObjectInfo.ts"
+import { collectGarbageSoon } from "./gcHint.ts"
 import { S3Watchdog } from "./S3Watchdog.ts"
 
 /** A byte range to read: from `start` (inclusive) to the end of the object. */
@@ -473,6 +474,7 @@ const make = Effect.fnUntraced(function*(settings: S3Settings) {
         sending = yield* Effect.forkChild(send(id, ++partNumber, buffers[current].subarray(0, filled)))
         current = current === 0 ? 1 : 0
         filled = 0
+        collectGarbageSoon()
       })
       return Effect.gen(function*() {
         yield* Stream.runForEach(body, (chunk) =>
