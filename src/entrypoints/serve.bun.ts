@@ -21,7 +21,10 @@ const server = Bun.serve({
   fetch: makeApp(runtime).fetch,
   // Bun refuses bodies over 128 MB by default; each route bounds its own (the API's file bound,
   // 1 MiB of JSON, the webhook's limit), and a file sent through the API may be far larger.
-  maxRequestBodySize: Number.MAX_SAFE_INTEGER
+  maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+  // Bun closes a connection after 10 s without traffic; an API `complete` reads every file of its
+  // delivery back before it answers (a gigabyte takes seconds). 255 s is Bun's longest.
+  idleTimeout: 255
 })
 console.log(`loaders listening on http://${server.hostname}:${server.port} (Bun)`)
 

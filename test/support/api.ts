@@ -19,7 +19,7 @@ import { until } from "./wait.ts"
  * PostgreSQL database. Partner `acme` holds two keys (a rotation), `globex` one; `revoked` is a key
  * whose hash no partner lists any more.
  */
-export const apiServer = async (settings: Partial<ApiSettings> = {}) => {
+export const apiServer = async (settings: Partial<ApiSettings> = {}, finishWithinMs = 60_000) => {
   const keys = { acme: newApiKey(), acmeNext: newApiKey(), globex: newApiKey(), revoked: newApiKey() }
   const partners = {
     acme: { apiKeys: [hashApiKey(keys.acme), hashApiKey(keys.acmeNext)], language: "en" as const },
@@ -47,7 +47,7 @@ export const apiServer = async (settings: Partial<ApiSettings> = {}) => {
 
   /** `GET /v1/deliveries/{delivery}` as `acme`, until its state is final. */
   const finished = (delivery: string, key = keys.acme) =>
-    until(60_000, () => `delivery ${delivery} did not finish`, async () => {
+    until(finishWithinMs, () => `delivery ${delivery} did not finish`, async () => {
       const response = await fetch(`${base}/v1/deliveries/${encodeURIComponent(delivery)}`, { headers: auth(key) })
       const status = (await response.json()) as { state: string }
       return ["succeeded", "failed", "duplicate"].includes(status.state) ? status : undefined
