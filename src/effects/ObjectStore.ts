@@ -111,6 +111,8 @@ export class ObjectStore extends Context.Service<ObjectStore, {
   /** Server-side copy inside the bucket. */
   readonly copy: (from: string, to: string) => Effect.Effect<{ readonly etag: string }, ObjectStoreError>
   readonly delete: (key: string) => Effect.Effect<void, ObjectStoreError>
+  /** A URL that reads `key` with a plain GET, for `expiresIn` (for a reader that brings its own HTTP client). */
+  readonly presignGet: (key: string, expiresIn: Duration.Duration) => Effect.Effect<string, ObjectStoreError>
   /** A URL that takes one PUT of exactly `size` bytes into `key` (Content-Length is signed), for `expiresIn`. */
   readonly presignPut: (key: string, size: number, expiresIn: Duration.Duration) => Effect.Effect<string, ObjectStoreError>
   readonly multipart: Multipart
@@ -390,6 +392,10 @@ const make = Effect.fnUntraced(function*(settings: S3Settings) {
   const signed = (operation: string, key: string, sign: () => Promise<string>) =>
     Effect.tryPromise({ try: sign, catch: (cause) => new ObjectStoreError({ operation, bucket, key, reason: reasonOf(cause), cause }) })
 
+  const presignGet = (key: string, expiresIn: Duration.Duration) =>
+    signed("presignGet", key, () =>
+      getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: Math.ceil(Duration.toSeconds(expiresIn)) }))
+
   const presignPut = (key: string, size: number, expiresIn: Duration.Duration) =>
     signed("presign", key, () => getSignedUrl(client, new PutObjectCommand({ Bucket: bucket, Key: key, ContentLength: size }), signing(expiresIn)))
 
@@ -500,5 +506,5 @@ const make = Effect.fnUntraced(function*(settings: S3Settings) {
   const upload = <E>(key: string, body: Stream.Stream<Uint8Array, E>, options: PutOptions = {}) =>
     options.once ? uploadOnce(key, body, options) : uploadWhole(key, body, options)
 
-  return ObjectStore.of({ bucket, list, head, get, put, upload, copy, delete: remove, presignPut, multipart, settings })
+  return ObjectStore.of({ bucket, list, head, get, put, upload, copy, delete: remove, presignGet, presignPut, multipart, settings })
 })
