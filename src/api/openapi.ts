@@ -30,9 +30,12 @@ const REFUSALS: Partial<Record<ApiStatus, string>> = {
   503: "The object store, database or job queue did not answer; Retry-After says when to try again"
 }
 
+/** What any route may answer: no key, over the rate, the store or database failing. */
+const ALWAYS: ReadonlyArray<ApiStatus> = [401, 429, 502, 503]
+
 const errors = (...statuses: ReadonlyArray<ApiStatus>) =>
   Object.fromEntries(
-    ([...statuses, 401, 429, 502, 503] as ReadonlyArray<ApiStatus>).map((status) => [
+    [...statuses, ...ALWAYS].map((status) => [
       String(status),
       { description: `${ERROR_CODES[status]}: ${REFUSALS[status] ?? ""}`, content: json(ErrorBody) }
     ])
@@ -123,6 +126,12 @@ const paths: JsonObject = {
       parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" } }, { name: "Tus-Resumable", in: "header", required: true, schema: { type: "string" } }],
       requestBody: { required: true, content: { "application/offset+octet-stream": { schema: { type: "string" } } } },
       responses: { "204": { description: "Appended; Upload-Offset is the new offset" }, ...errors(400, 403, 404, 409, 413) }
+    },
+    delete: {
+      operationId: "terminateUpload",
+      summary: "tus 1.0.0 termination: drop an unfinished upload and what it received",
+      parameters: [{ name: "id", in: "path", required: true, schema: { type: "string" } }, { name: "Tus-Resumable", in: "header", required: true, schema: { type: "string" } }],
+      responses: { "204": { description: "Terminated" }, ...errors(403, 404) }
     }
   },
   "/v1/openapi.json": {

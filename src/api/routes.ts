@@ -24,7 +24,7 @@ import {
 import { ApiError, type ApiStatus, badRequest, ERROR_CODES } from "./errors.ts"
 import { openApiDocument } from "./openapi.ts"
 import { DeliveryName, FileName, OpenDelivery } from "./schemas.ts"
-import { makeTusServer, TUS_PATH, tusMetadata, uploadIdCodec } from "./tus.ts"
+import { makeTusServer, tusMetadata, uploadIdCodec } from "./tus.ts"
 
 /** What the API needs from the runtime that serves it. */
 export type ApiServices = ObjectStore | PipelineConfig | Ledger | JobQueue | Partners | ApiConfig
@@ -246,5 +246,3 @@ export const makeApi = <E>(runtime: ManagedRuntime.ManagedRuntime<ApiServices, E
 
   return api
 }
-
-export { TUS_PATH }

@@ -4,7 +4,7 @@ import type { S3Settings } from "../effects/ObjectStore.ts"
 import { tusInfoPrefix } from "./deliveries.ts"
 
 /** Where tus uploads are served: `POST /v1/uploads`, then `HEAD`/`PATCH /v1/uploads/{id}`. */
-export const TUS_PATH = "/v1/uploads"
+const TUS_PATH = "/v1/uploads"
 
 /**
  * tus's S3 store, with its own objects (`<id>.info`, the `<id>.part` of a chunk smaller than a

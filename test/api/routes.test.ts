@@ -263,6 +263,10 @@ describe("OpenAPI", () => {
           body: files["leases.json"]
         }),
       uploadOffset: () => call(upload, { method: "HEAD", headers: { "tus-resumable": "1.0.0" } }),
+      terminateUpload: async () => {
+        const dropped = await tusCreate({ delivery: "documented", filename: "transactions.ndjson" }, 10)
+        return call(new URL(dropped.headers.get("location") ?? "").pathname, { method: "DELETE", headers: { "tus-resumable": "1.0.0" } })
+      },
       getDelivery: () => call("/v1/deliveries/documented"),
       completeDelivery: () => call("/v1/deliveries/documented/complete", { method: "POST" }),
       listDeliveries: () => call("/v1/deliveries"),
