@@ -79,3 +79,23 @@ export const folderNames = (prefix: string, incomingPrefix: string): KeyNames =>
   if (!prefix.endsWith("/") || prefix.slice(incomingPrefix.length, -1).split("/").length !== 2) return { _tag: "Outside" }
   return keyNames(prefix, incomingPrefix)
 }
+
+/** The longest name of a file sent through the HTTP API, in UTF-8 bytes (S3 keys stop at 1024). */
+export const MAX_FILE_NAME_BYTES = 255
+
+/** The rule for a file name sent through the HTTP API, in one sentence. */
+export const FILE_NAME_RULE =
+  `file names must be 1 to ${MAX_FILE_NAME_BYTES} bytes (UTF-8), one path segment (no "/"), not "." or "..", ` +
+  `not starting with "_" or "." (kept for the loaders' own files), without control characters or backslashes`
+
+/**
+ * Why `name` cannot be a file of a delivery sent through the HTTP API, or `undefined`. Stricter
+ * than a key dropped into the bucket: one segment, and never a name the pipeline would skip.
+ */
+export const fileNameProblem = (name: string): string | undefined => {
+  if (name.length === 0) return "it is empty"
+  const bytes = new TextEncoder().encode(name).length
+  if (bytes > MAX_FILE_NAME_BYTES) return `it is ${bytes} bytes long`
+  if (name.includes("/")) return "it holds a slash"
+  return unsafeSegment(name) ?? (name.startsWith("_") || name.startsWith(".") ? `it starts with "${name[0]}"` : undefined)
+}

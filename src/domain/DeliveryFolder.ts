@@ -17,6 +17,11 @@ export type FolderObjects = Readonly<Record<string, string>>
 export const MANIFEST = "_manifest.json"
 export const REPORT = "_report.json"
 export const ERRORS = "_errors.ndjson"
+/**
+ * Written when a delivery is opened through the HTTP API and removed by its `complete` call: while
+ * it is present the folder is still being received, and is not ready whatever the quiet period says.
+ */
+export const RECEIVING = "_receiving.json"
 
 /** A delivery folder as listed: its key and its objects in key order. */
 export interface DeliveryFolder {

@@ -31,6 +31,21 @@ export interface RecordedRun {
   readonly loadedBy: string | null
 }
 
+/** A delivery as the ledger knows it, for whoever asks where it stands (the HTTP API). */
+export interface LedgerEntry {
+  readonly delivery: string
+  readonly prefix: string
+  /** The last run's state: `running` while a run loads it (or died loading it), then its outcome. */
+  readonly state: "running" | RunStatus
+  /** A run holds the delivery now (loading it, or moving it to the archive). */
+  readonly held: boolean
+  readonly archived: boolean
+  readonly runId: string
+  readonly updatedAt: Date
+  /** The last run's report (null while it runs); only when asked for. */
+  readonly report: unknown
+}
+
 /** The run no longer owns its delivery (its lease expired and another worker took it over). */
 export class LeaseLost extends Data.TaggedError("LeaseLost")<{
   readonly prefix: string
@@ -100,6 +115,11 @@ export class Ledger extends Context.Service<Ledger, {
   readonly archived: (key: DeliveryKey, runId: string) => Effect.Effect<void, DatabaseError>
   /** Gives the delivery up after a fault, so the next trigger takes it again at once. */
   readonly release: (key: DeliveryKey, runId: string) => Effect.Effect<void, DatabaseError>
+  /**
+   * The deliveries of `partner` in `bucket` the ledger knows, by name; only `delivery` when given,
+   * and then with its last run's report.
+   */
+  readonly entries: (bucket: string, partner: string, delivery?: string) => Effect.Effect<ReadonlyArray<LedgerEntry>, DatabaseError>
   /** How long a claim lasts without renewal. */
   readonly lease: Duration.Duration
 }>()("loaders/Ledger") {
@@ -333,5 +353,28 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
     )
   })
 
-  return Ledger.of({ claim, resume, unfinished, tick, renew, settle, report, archived, release, lease })
+  const entries = Effect.fn("Ledger.entries")(function*(bucket: string, partner: string, delivery?: string) {
+    const one = delivery !== undefined
+    const rows = yield* db.query<
+      { delivery: string; prefix: string; state: LedgerEntry["state"]; held: boolean; archived: boolean; run_id: string; updated_at: Date; report: unknown }
+    >(
+      `SELECT d.delivery, d.prefix, d.state, d.lease_until > now() AS held, d.archived, d.run_id::text AS run_id, d.updated_at,
+              ${one ? "r.report" : "NULL AS report"}
+       FROM ${SCHEMA}.deliveries d ${one ? `LEFT JOIN ${SCHEMA}.delivery_runs r ON r.id = d.run_id` : ""}
+       WHERE d.bucket = $1 AND d.partner = $2 ${one ? "AND d.delivery = $3" : ""} ORDER BY d.delivery`,
+      one ? [bucket, partner, delivery] : [bucket, partner]
+    )
+    return rows.map((row): LedgerEntry => ({
+      delivery: row.delivery,
+      prefix: row.prefix,
+      state: row.state,
+      held: row.held,
+      archived: row.archived,
+      runId: row.run_id,
+      updatedAt: new Date(row.updated_at),
+      report: typeof row.report === "string" ? JSON.parse(row.report) : row.report
+    }))
+  })
+
+  return Ledger.of({ claim, resume, unfinished, tick, renew, settle, report, archived, release, entries, lease })
 }

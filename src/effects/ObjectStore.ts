@@ -7,14 +7,17 @@ import {
   GetObjectCommand,
   HeadObjectCommand,
   ListObjectsV2Command,
+  ListPartsCommand,
   PutObjectCommand,
   S3Client,
   UploadPartCommand
 } from "@aws-sdk/client-s3"
 import { Upload } from "@aws-sdk/lib-storage"
-import { Config, Context, Data, Duration, Effect, Layer, Metric, Option, Redacted, Schedule, Stream } from "effect"
+import { getSignedUrl } from "@aws-sdk/s3-request-presigner"
+import { Config, Context, Data, Duration, Effect, Fiber, Layer, Metric, Option, Redacted, Schedule, Stream } from "effect"
 import { Readable } from "node:stream"
 import type { ObjectInfo } from "../domain/ObjectInfo.ts"
+import { collectGarbageSoon } from "./gcHint.ts"
 import { S3Watchdog } from "./S3Watchdog.ts"
 
 /** A byte range to read: from `start` (inclusive) to `end` (exclusive), or to the end of the object. */
@@ -27,6 +30,38 @@ export interface GetOptions {
 
 export interface PutOptions {
   readonly contentType?: string
+  /**
+   * `upload` only: the body can be read once (a request's body), so a failed upload is not retried
+   * — a retry would read it on from where the failed attempt stopped and store a truncated object.
+   */
+  readonly once?: boolean
+}
+
+/** A part of a multipart upload, as the store holds it. */
+export interface UploadedPart {
+  readonly partNumber: number
+  readonly etag: string
+  readonly size: number
+}
+
+/**
+ * Multipart uploads whose parts a client sends straight to the store through presigned URLs: the
+ * bytes never pass through this process. `complete` assembles the parts the store holds.
+ */
+export interface Multipart {
+  readonly create: (key: string) => Effect.Effect<string, ObjectStoreError>
+  /** A URL that takes part `partNumber` of exactly `size` bytes (Content-Length is signed), for `expiresIn`. */
+  readonly presignPart: (
+    key: string,
+    uploadId: string,
+    partNumber: number,
+    size: number,
+    expiresIn: Duration.Duration
+  ) => Effect.Effect<string, ObjectStoreError>
+  /** The parts received so far, in part order. */
+  readonly parts: (key: string, uploadId: string) => Effect.Effect<ReadonlyArray<UploadedPart>, ObjectStoreError>
+  readonly complete: (key: string, uploadId: string, parts: ReadonlyArray<UploadedPart>) => Effect.Effect<void, ObjectStoreError>
+  readonly abort: (key: string, uploadId: string) => Effect.Effect<void, ObjectStoreError>
 }
 
 /**
@@ -89,10 +124,17 @@ export class ObjectStore extends Context.Service<ObjectStore, {
     options?: PutOptions
   ) => Effect.Effect<void, ObjectStoreError | E>
   /** Starts an object written part by part by the caller (who decides the parts and their pace). */
-  readonly multipart: (key: string, options?: PutOptions) => Effect.Effect<MultipartUpload, ObjectStoreError>
+  readonly startMultipart: (key: string, options?: PutOptions) => Effect.Effect<MultipartUpload, ObjectStoreError>
   /** Server-side copy inside the bucket. */
   readonly copy: (from: string, to: string) => Effect.Effect<{ readonly etag: string }, ObjectStoreError>
   readonly delete: (key: string) => Effect.Effect<void, ObjectStoreError>
+  /** A URL that reads `key` with a plain GET, for `expiresIn` (for a reader that brings its own HTTP client). */
+  readonly presignGet: (key: string, expiresIn: Duration.Duration) => Effect.Effect<string, ObjectStoreError>
+  /** A URL that takes one PUT of exactly `size` bytes into `key` (Content-Length is signed), for `expiresIn`. */
+  readonly presignPut: (key: string, size: number, expiresIn: Duration.Duration) => Effect.Effect<string, ObjectStoreError>
+  readonly multipart: Multipart
+  /** How this store reaches its bucket, for a library that brings its own S3 client (tus). */
+  readonly settings: S3Settings
 }>()("loaders/ObjectStore") {
   /** An object store over any S3-compatible endpoint, with explicit settings. */
   static readonly layerWith = (settings: S3Settings) => Layer.effect(ObjectStore, make(settings))
@@ -157,6 +199,9 @@ export const s3Metrics = {
   })
 } as const
 
+/** The parts of an upload read once (`PutOptions.once`): two are held at a time. */
+const ONCE_PART_BYTES = 5 * 1024 * 1024
+
 const stripQuotes = (etag: string | undefined): string => (etag ?? "").replaceAll("\"", "")
 
 const statusOf = (cause: unknown): number | undefined => {
@@ -206,6 +251,7 @@ const copySource = (bucket: string, key: string): string =>
 
 const make = Effect.fnUntraced(function*(settings: S3Settings) {
   const { bucket } = settings
+  const timeoutMillis = Duration.toMillis(Duration.fromInputUnsafe(settings.timeout ?? "30 seconds"))
   const client = yield* Effect.acquireRelease(
     Effect.sync(() =>
       new S3Client({
@@ -218,7 +264,7 @@ const make = Effect.fnUntraced(function*(settings: S3Settings) {
         responseChecksumValidation: "WHEN_REQUIRED",
         // Retries are ours (`transient`), so that each one is logged and counted.
         maxAttempts: 1,
-        requestHandler: new S3Watchdog(Duration.toMillis(Duration.fromInputUnsafe(settings.timeout ?? "30 seconds")))
+        requestHandler: new S3Watchdog(timeoutMillis)
       })
     ),
     (client) => Effect.sync(() => client.destroy())
@@ -333,7 +379,7 @@ const make = Effect.fnUntraced(function*(settings: S3Settings) {
         { abortSignal }
       )).pipe(Effect.map((result) => ({ etag: stripQuotes(result.ETag) })))
 
-  const upload = <E>(key: string, body: Stream.Stream<Uint8Array, E>, options: PutOptions = {}) =>
+  const uploadWhole = <E>(key: string, body: Stream.Stream<Uint8Array, E>, options: PutOptions) =>
     Effect.gen(function*() {
       const readable = Readable.fromWeb(Stream.toReadableStream(body) as unknown as Parameters<typeof Readable.fromWeb>[0])
       yield* Effect.tryPromise({
@@ -348,7 +394,7 @@ const make = Effect.fnUntraced(function*(settings: S3Settings) {
       })
     }).pipe(Effect.retry(retried), Effect.withSpan("ObjectStore.upload", { attributes: { "aws.s3.bucket": bucket, "aws.s3.key": key } }))
 
-  const multipart = (key: string, options: PutOptions = {}) =>
+  const startMultipart = (key: string, options: PutOptions = {}) =>
     call("multipart", key, (abortSignal) =>
       client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key, ContentType: options.contentType }), { abortSignal }))
       .pipe(
@@ -389,5 +435,127 @@ const make = Effect.fnUntraced(function*(settings: S3Settings) {
     call("delete", key, (abortSignal) => client.send(new DeleteObjectCommand({ Bucket: bucket, Key: key }), { abortSignal }))
       .pipe(Effect.asVoid)
 
-  return ObjectStore.of({ bucket, list, head, get, put, upload, multipart, copy, delete: remove })
+  // Content-Length is signed, so a URL takes exactly the announced size and nothing larger.
+  const signing = (expiresIn: Duration.Duration) => ({
+    expiresIn: Math.ceil(Duration.toSeconds(expiresIn)),
+    signableHeaders: new Set(["content-length"])
+  })
+  const signed = (operation: string, key: string, sign: () => Promise<string>) =>
+    Effect.tryPromise({ try: sign, catch: (cause) => new ObjectStoreError({ operation, bucket, key, reason: reasonOf(cause), cause }) })
+
+  const presignGet = (key: string, expiresIn: Duration.Duration) =>
+    signed("presignGet", key, () =>
+      getSignedUrl(client, new GetObjectCommand({ Bucket: bucket, Key: key }), { expiresIn: Math.ceil(Duration.toSeconds(expiresIn)) }))
+
+  const presignPut = (key: string, size: number, expiresIn: Duration.Duration) =>
+    signed("presign", key, () => getSignedUrl(client, new PutObjectCommand({ Bucket: bucket, Key: key, ContentLength: size }), signing(expiresIn)))
+
+  const multipart: Multipart = {
+    create: (key) =>
+      call("createMultipart", key, (abortSignal) => client.send(new CreateMultipartUploadCommand({ Bucket: bucket, Key: key }), { abortSignal }))
+        .pipe(Effect.map((result) => result.UploadId ?? "")),
+    presignPart: (key, uploadId, partNumber, size, expiresIn) =>
+      signed("presignPart", key, () =>
+        getSignedUrl(
+          client,
+          new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumber: partNumber, ContentLength: size }),
+          signing(expiresIn)
+        )),
+    parts: (key, uploadId) =>
+      Stream.paginate(undefined as string | undefined, (marker) =>
+        call("listParts", key, (abortSignal) =>
+          client.send(new ListPartsCommand({ Bucket: bucket, Key: key, UploadId: uploadId, PartNumberMarker: marker }), { abortSignal })
+        ).pipe(
+          Effect.map((page) =>
+            [
+              (page.Parts ?? []).map((part): UploadedPart => ({
+                partNumber: part.PartNumber ?? 0,
+                etag: stripQuotes(part.ETag),
+                size: part.Size ?? 0
+              })),
+              page.IsTruncated && page.NextPartNumberMarker ? Option.some(page.NextPartNumberMarker) : Option.none()
+            ] as const
+          )
+        )).pipe(Stream.runCollect),
+    complete: (key, uploadId, parts) =>
+      call("completeMultipart", key, (abortSignal) =>
+        client.send(
+          new CompleteMultipartUploadCommand({
+            Bucket: bucket,
+            Key: key,
+            UploadId: uploadId,
+            MultipartUpload: { Parts: parts.map((part) => ({ PartNumber: part.partNumber, ETag: `"${part.etag}"` })) }
+          }),
+          { abortSignal }
+        )).pipe(Effect.asVoid),
+    abort: (key, uploadId) =>
+      call("abortMultipart", key, (abortSignal) =>
+        client.send(new AbortMultipartUploadCommand({ Bucket: bucket, Key: key, UploadId: uploadId }), { abortSignal })).pipe(Effect.asVoid)
+  }
+
+  /**
+   * `upload` of a body read once: parts assembled in two buffers used in turn, each sent (and
+   * retried: its bytes are at hand) while the other fills, so memory stays at two parts whatever
+   * the size and however fast the body comes; a body smaller than a part is one PUT. A failure
+   * aborts the multipart upload: nothing is stored. Buffers are reused because under Bun fresh
+   * ones were collected so late that 100 MB through lib-storage peaked ~250 MB above idle.
+   */
+  const uploadOnce = <E>(key: string, body: Stream.Stream<Uint8Array, E>, options: PutOptions) =>
+    Effect.suspend(() => {
+      const buffers = [new Uint8Array(ONCE_PART_BYTES), new Uint8Array(ONCE_PART_BYTES)] as const
+      let current: 0 | 1 = 0
+      let filled = 0
+      let uploadId: string | undefined
+      let partNumber = 0
+      const parts: Array<UploadedPart> = []
+      let sending: Fiber.Fiber<void, ObjectStoreError> | undefined
+      // Sent by fetch to a presigned URL rather than through the SDK's HTTP handler: under Bun the
+      // handler's copies of each part doubled what the upload added to the process's peak RSS.
+      const send = (id: string, number: number, bytes: Uint8Array<ArrayBuffer>) =>
+        call("uploadPart", key, async (abortSignal) => {
+          const url = await getSignedUrl(
+            client,
+            new UploadPartCommand({ Bucket: bucket, Key: key, UploadId: id, PartNumber: number, ContentLength: bytes.length }),
+            signing(Duration.minutes(15))
+          )
+          const response = await fetch(url, { method: "PUT", body: bytes, signal: AbortSignal.any([abortSignal, AbortSignal.timeout(timeoutMillis)]) })
+          const answer = await response.text()
+          if (!response.ok) throw Object.assign(new Error(`UploadPart answered ${response.status}: ${answer.slice(0, 300)}`), { $metadata: { httpStatusCode: response.status } })
+          return response.headers.get("etag")
+        }).pipe(Effect.map((etag) => void parts.push({ partNumber: number, etag: stripQuotes(etag ?? undefined), size: bytes.length })))
+      // Waits for the part in flight (freeing its buffer), then sends the filled one.
+      const flush = Effect.gen(function*() {
+        const id = uploadId ?? (yield* multipart.create(key))
+        uploadId = id
+        if (sending) yield* Fiber.join(sending)
+        sending = yield* Effect.forkChild(send(id, ++partNumber, buffers[current].subarray(0, filled)))
+        current = current === 0 ? 1 : 0
+        filled = 0
+        collectGarbageSoon()
+      })
+      return Effect.gen(function*() {
+        yield* Stream.runForEach(body, (chunk) =>
+          Effect.gen(function*() {
+            for (let offset = 0; offset < chunk.length;) {
+              const n = Math.min(ONCE_PART_BYTES - filled, chunk.length - offset)
+              buffers[current].set(chunk.subarray(offset, offset + n), filled)
+              filled += n
+              offset += n
+              if (filled === ONCE_PART_BYTES) yield* flush
+            }
+          }))
+        if (uploadId === undefined) {
+          yield* put(key, buffers[current].subarray(0, filled), options)
+          return
+        }
+        if (filled > 0) yield* flush
+        if (sending) yield* Fiber.join(sending)
+        yield* multipart.complete(key, uploadId, parts.sort((a, b) => a.partNumber - b.partNumber))
+      }).pipe(Effect.onError(() => (uploadId === undefined ? Effect.void : multipart.abort(key, uploadId).pipe(Effect.ignore))))
+    }).pipe(Effect.withSpan("ObjectStore.upload", { attributes: { "aws.s3.bucket": bucket, "aws.s3.key": key } }))
+
+  const upload = <E>(key: string, body: Stream.Stream<Uint8Array, E>, options: PutOptions = {}) =>
+    options.once ? uploadOnce(key, body, options) : uploadWhole(key, body, options)
+
+  return ObjectStore.of({ bucket, list, head, get, put, upload, startMultipart, copy, delete: remove, presignGet, presignPut, multipart, settings })
 })

@@ -1,4 +1,5 @@
 import { Layer } from "effect"
+import { ApiConfig } from "../api/ApiConfig.ts"
 import { PrometheusMetrics } from "../../otel/PrometheusMetrics.ts"
 import * as PgBossJobQueue from "../effects/pgboss/PgBossJobQueue.ts"
 import * as SqsEvents from "../sqs/SqsEvents.ts"
@@ -27,10 +28,10 @@ export const serveOptions = (argv: ReadonlyArray<string>): ServeOptions | string
  * Everything the HTTP server runs on: the pipeline's services from the environment, the webhook
  * (and, on the embedded S3, its own object events taken as the webhook takes S3's), the durable
  * job queue and its gauges (kept with or without workers), the SQS poller when
- * `LOADERS_SQS_QUEUE_URL` is set and, unless told otherwise, workers in this process with the
- * reconciliation scan, and the Prometheus exporter that `GET /metrics` reads. Disposing it stops
- * the poller and the workers: deliveries in flight finish within the grace period or roll back and
- * go back to the queue.
+ * `LOADERS_SQS_QUEUE_URL` is set, the ingestion API's limits and, unless told otherwise, workers in
+ * this process with the reconciliation scan, and the Prometheus exporter that `GET /metrics` reads.
+ * Disposing it stops the poller and the workers: deliveries in flight finish within the grace period
+ * or roll back and go back to the queue.
  */
 export const ServerLayer = (options: ServeOptions) =>
   Layer.mergeAll(
@@ -44,5 +45,6 @@ export const ServerLayer = (options: ServeOptions) =>
     Layer.provideMerge(PgBossJobQueue.layer),
     Layer.provideMerge(WebhookConfig.layer),
     Layer.provideMerge(PrometheusMetrics.layer),
+    Layer.provideMerge(ApiConfig.layer),
     Layer.provideMerge(AppLayer)
   )

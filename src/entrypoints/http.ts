@@ -1,5 +1,6 @@
 import { Cause, Effect, Exit, Layer, type ManagedRuntime, Metric, Stream } from "effect"
 import { Hono } from "hono"
+import { type ApiServices, makeApi } from "../api/routes.ts"
 import type { PrometheusMetrics } from "../../otel/PrometheusMetrics.ts"
 import { Database } from "../effects/Database.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
@@ -9,7 +10,7 @@ import { Webhook } from "../webhook/Webhook.ts"
 import { scrapeResponse } from "./metrics.ts"
 
 /** What the HTTP app needs from the runtime that serves it. */
-export type HttpServices = Webhook | ObjectStore | Database | PipelineConfig | PrometheusMetrics
+export type HttpServices = Webhook | ObjectStore | Database | PipelineConfig | PrometheusMetrics | ApiServices
 
 /**
  * The webhook's answers by HTTP status (`status`: the code, one of the few this app answers, so
@@ -54,7 +55,7 @@ const readiness = Effect.gen(function*() {
 /**
  * The HTTP app, on web-standard Request/Response only, so Bun and Deno serve it unchanged:
  * `POST /webhooks/s3`, `GET /healthz` (the process answers), `GET /readyz` (S3 and database answer),
- * `GET /metrics` (Prometheus). Effects run on `runtime`; tagged errors become statuses here and
+ * `GET /metrics` (Prometheus), and the partners' ingestion API under `/v1` (src/api). Effects run on `runtime`; tagged errors become statuses here and
  * nowhere else.
  */
 export const makeApp = <E>(runtime: ManagedRuntime.ManagedRuntime<HttpServices, E>) => {
@@ -91,6 +92,14 @@ export const makeApp = <E>(runtime: ManagedRuntime.ManagedRuntime<HttpServices, 
     return c.json({ error: "internal error" }, 500)
   })
 
-  app.notFound((c) => c.json({ error: "not found" }, 404))
+  app.route("/v1", makeApi(runtime))
+
+  // Under /v1, in the API's one error shape: a path whose `.`/`..` segments the URL standard
+  // resolved before routing (`/v1/deliveries/../files/x`) lands here too.
+  app.notFound((c) =>
+    c.req.path.startsWith("/v1/")
+      ? c.json({ error: "not_found", message: `no route ${c.req.method} ${c.req.path} (see /v1/openapi.json)` }, 404)
+      : c.json({ error: "not found" }, 404)
+  )
   return app
 }

@@ -18,7 +18,13 @@ await runtime.runPromise(Effect.void).catch((error: unknown) => {
 const server = Bun.serve({
   port: Number(process.env.PORT ?? 8787),
   hostname: process.env.HOST ?? "127.0.0.1",
-  fetch: makeApp(runtime).fetch
+  fetch: makeApp(runtime).fetch,
+  // Bun refuses bodies over 128 MB by default; each route bounds its own (the API's file bound,
+  // 1 MiB of JSON, the webhook's limit), and a file sent through the API may be far larger.
+  maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+  // Bun closes a connection after 10 s without traffic; an API `complete` reads every file of its
+  // delivery back before it answers (a gigabyte takes seconds). 255 s is Bun's longest.
+  idleTimeout: 255
 })
 console.log(`loaders listening on http://${server.hostname}:${server.port} (Bun)`)
 

@@ -1,5 +1,5 @@
 import { Clock, Duration, Effect } from "effect"
-import { type DeliveryFolder, MANIFEST, nameInFolder } from "../domain/DeliveryFolder.ts"
+import { type DeliveryFolder, MANIFEST, nameInFolder, RECEIVING } from "../domain/DeliveryFolder.ts"
 import { loadManifest } from "./loadManifest.ts"
 
 /** Whether a delivery folder may be processed now, and if not, why. */
@@ -14,7 +14,8 @@ export type Readiness =
   }
 
 /**
- * The rule: with a manifest, ready once every file it lists is present (a manifest we cannot read is
+ * The rule: a folder the HTTP API is still receiving (its `RECEIVING` marker present) is not
+ * ready, until its `complete` call removes the marker and hands it to the workers. Then: with a manifest, ready once every file it lists is present (a manifest we cannot read is
  * ready too, so processing reports it); without one, ready once no object arrived for
  * `quietPeriod`.
  */
@@ -26,6 +27,7 @@ export const readinessOf = (input: {
   readonly now: Date
   readonly quietPeriod: Duration.Duration
 }): Readiness => {
+  if (input.present.has(RECEIVING)) return { ready: false, waitingFor: `the API's complete call (${RECEIVING} present)` }
   if (input.listed === null) return { ready: true, because: "manifest" }
   if (input.listed) {
     const missing = input.listed.filter((name) => !input.present.has(name))

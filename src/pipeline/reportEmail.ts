@@ -178,13 +178,21 @@ const csvCell = (value: string | number): string => {
  * `;`-separated in French (what French spreadsheet settings expect), `,` in English.
  */
 export const errorsCsv = (rejections: Iterable<Rejection>, language: Language): string => {
-  const separator = language === "fr" ? ";" : ","
+  let csv = errorsCsvHeader(language)
+  for (const r of rejections) csv += errorsCsvRow(r, language)
+  return csv
+}
+
+/** The start of `errorsCsv`: byte-order mark and header line; rows follow from `errorsCsvRow`, for a CSV streamed row by row. */
+export const errorsCsvHeader = (language: Language): string => {
   const header = language === "fr"
     ? ["fichier", "enregistrement", "ligne", "octet", "chemin", "règle", "message", "valeur"]
     : ["file", "record", "line", "byte", "path", "rule", "message", "value"]
-  const lines = [header.join(separator)]
-  for (const r of rejections) {
-    lines.push([r.file, r.index, r.line, r.offset, r.path, r.rule, r.message[language], r.value ?? ""].map(csvCell).join(separator))
-  }
-  return `\uFEFF${lines.join("\r\n")}\r\n`
+  return `\uFEFF${header.join(separatorOf(language))}\r\n`
 }
+
+/** One line of `errorsCsv`. */
+export const errorsCsvRow = (r: Rejection, language: Language): string =>
+  `${[r.file, r.index, r.line, r.offset, r.path, r.rule, r.message[language], r.value ?? ""].map(csvCell).join(separatorOf(language))}\r\n`
+
+const separatorOf = (language: Language) => (language === "fr" ? ";" : ",")

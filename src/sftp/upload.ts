@@ -73,7 +73,7 @@ export const startUpload = Effect.fnUntraced(function*(key: string) {
   const sendPart = Effect.gen(function*() {
     if (sending) yield* Fiber.join(sending)
     if (partNumber >= MAX_PARTS) return yield* new UploadTooLarge({ key, bytes: size })
-    multipart ??= yield* store.multipart(key)
+    multipart ??= yield* store.startMultipart(key)
     const part = take()
     const number = ++partNumber
     sending = yield* multipart.uploadPart(number, part).pipe(

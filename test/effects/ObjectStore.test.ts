@@ -43,7 +43,7 @@ describe("ObjectStore on a real s3rver", () => {
     await runTest(
       Effect.gen(function*() {
         const store = yield* ObjectStore
-        const upload = yield* store.multipart(key)
+        const upload = yield* store.startMultipart(key)
         for (const [i, part] of parts.entries()) yield* upload.uploadPart(i + 1, part)
         expect(yield* Stream.runCollect(store.list("incoming/"))).toEqual([])
         yield* upload.complete

@@ -1,6 +1,7 @@
 import { HeadObjectCommand } from "@aws-sdk/client-s3"
 import { afterAll, describe, expect, test } from "bun:test"
 import { Duration, Effect, Layer, ManagedRuntime, Redacted } from "effect"
+import { ApiConfig } from "../../src/api/ApiConfig.ts"
 import { PrometheusMetrics } from "../../otel/PrometheusMetrics.ts"
 import { Database } from "../../src/effects/Database.ts"
 import { type DeliveryJob, type JobAttempt, JobQueue } from "../../src/effects/JobQueue.ts"
@@ -35,6 +36,7 @@ const server = async (webhook: Partial<WebhookSettings> = {}, quietPeriod: Durat
   const layer = Layer.mergeAll(Webhook.layer, workers, PrometheusMetrics.layer).pipe(
     Layer.provideMerge(PgBossJobQueue.layerWith(fastJobQueue)),
     Layer.provideMerge(WebhookConfig.layerWith({ secret: Redacted.make(SECRET), ...webhook })),
+    Layer.provideMerge(ApiConfig.layerWith({})),
     Layer.provideMerge(fixture.layer)
   )
   const runtime = ManagedRuntime.make(layer)

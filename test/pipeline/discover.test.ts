@@ -31,6 +31,16 @@ describe("readiness", () => {
     })
     expect(readinessOf({ present, newest: new Date(now.getTime() - 300_000), now, quietPeriod }).ready).toBe(true)
   })
+
+  test("still received through the API: not ready, quiet or complete as it may look, until its marker goes", () => {
+    const present = new Set(["_receiving.json", "_manifest.json", "a.json"])
+    const long = new Date(now.getTime() - 3_600_000)
+    expect(readinessOf({ present, newest: long, now, quietPeriod })).toEqual({
+      ready: false,
+      waitingFor: "the API's complete call (_receiving.json present)"
+    })
+    expect(readinessOf({ present, listed: ["a.json"], newest: long, now, quietPeriod }).ready).toBe(false)
+  })
 })
 
 describe("readiness on s3rver", () => {
