@@ -4,6 +4,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { Database } from "../../src/effects/Database.ts"
 import { onStop } from "./services.ts"
+import { sharedServices } from "./sharedServices.ts"
 
 // A new PGlite runs initdb: about 4 s of CPU, 10 s and more on a loaded machine, for each of the
 // suite's dozens of embedded databases. A copy of one made once per test process opens in about
@@ -11,15 +12,20 @@ import { onStop } from "./services.ts"
 let root: string | undefined
 let template: string | undefined
 
-/** Makes this test process's template (the preload awaits it, outside every test's time limit). */
-export const preparePGliteTemplate = async (): Promise<void> => {
+/**
+ * Makes the run's template, or takes `npm test`'s (the preload awaits it, outside every test's time
+ * limit). Answers where it is.
+ */
+export const preparePGliteTemplate = async (): Promise<string> => {
   root = mkdtempSync(join(tmpdir(), "loaders-pglite-"))
   onStop(async () => rmSync(root!, { recursive: true, force: true }))
+  const shared = sharedServices()?.pgliteTemplate
+  if (shared !== undefined) return (template = shared)
   const dir = join(root, "template")
   const db = new PGlite(dir)
   await db.waitReady
   await db.close()
-  template = dir
+  return (template = dir)
 }
 
 /**

@@ -5,6 +5,7 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import postgres from "postgres"
 import { onStop } from "./services.ts"
+import { sharedServices, uniqueSuffix } from "./sharedServices.ts"
 
 /** Debian keeps the server binaries off PATH, under /usr/lib/postgresql/<version>/bin. */
 const binaries = (): string => {
@@ -43,8 +44,29 @@ export interface Cluster {
 let shared: Promise<Cluster> | undefined
 let databases = 0
 
-/** The run's shared cluster, started once (by the preload, before any test). */
-export const startCluster = (): Promise<Cluster> => (shared ??= newCluster())
+/** The run's shared cluster: `npm test`'s, or started once by the preload before any test. */
+export const startCluster = (): Promise<Cluster> => {
+  const services = sharedServices()
+  shared ??= services ? Promise.resolve(attached(services.postgresPort)) : newCluster()
+  return shared
+}
+
+const admin = (port: number) =>
+  postgres({ host: "127.0.0.1", port, user: "postgres", database: "postgres", onnotice: () => {}, max: 1 })
+
+const freshDatabaseOn = (port: number) => async () => {
+  const name = `test_${uniqueSuffix()}_${++databases}`
+  const sql = admin(port)
+  await sql.unsafe(`CREATE DATABASE ${name}`)
+  await sql.end()
+  return `postgres://postgres@127.0.0.1:${port}/${name}`
+}
+
+/** The cluster `npm test` runs for every test process: only the run that started it stops it. */
+const attached = (port: number): Cluster => {
+  const refuse = () => Promise.reject(new Error("the run's shared cluster is not stopped by a test: use dedicatedCluster()"))
+  return { port, freshDatabase: freshDatabaseOn(port), stop: refuse, start: refuse }
+}
 
 /** A cluster of its own, for a test that stops and starts its server. */
 export const dedicatedCluster = (): Promise<Cluster> => newCluster()
@@ -61,7 +83,6 @@ const newCluster = async (): Promise<Cluster> => {
   const port = await freePort()
   const [initdb, initArgs] = asServerUser(join(bin, "initdb"), ["-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"])
   execFileSync(initdb, initArgs, { stdio: "pipe" })
-  const admin = () => postgres({ host: "127.0.0.1", port, user: "postgres", database: "postgres", onnotice: () => {}, max: 1 })
 
   let child: ChildProcess | undefined
   let log = ""
@@ -76,7 +97,7 @@ const newCluster = async (): Promise<Cluster> => {
       log += chunk.toString()
     })
     for (let attempt = 0; attempt < 100; attempt++) {
-      const sql = admin()
+      const sql = admin(port)
       const ready = await sql`select 1`.then(() => true, () => false)
       await sql.end()
       if (ready) return
@@ -105,13 +126,7 @@ const newCluster = async (): Promise<Cluster> => {
   await start()
   return {
     port,
-    freshDatabase: async () => {
-      const name = `test_${process.pid}_${++databases}`
-      const sql = admin()
-      await sql.unsafe(`CREATE DATABASE ${name}`)
-      await sql.end()
-      return `postgres://postgres@127.0.0.1:${port}/${name}`
-    },
+    freshDatabase: freshDatabaseOn(port),
     stop,
     start
   }

@@ -6,12 +6,18 @@ import { join } from "node:path"
 import { type EmbeddedS3, startEmbeddedS3 } from "../../src/effects/EmbeddedS3.ts"
 import { ObjectStore } from "../../src/effects/ObjectStore.ts"
 import { onStop } from "./services.ts"
+import { sharedServices, uniqueSuffix } from "./sharedServices.ts"
 
 let server: Promise<EmbeddedS3> | undefined
 let bucketCount = 0
 
-/** One real s3rver for the whole run, started by the preload, stopped at its end. */
+/** One real s3rver for the whole run: `npm test`'s, or started by the preload and stopped at its end. */
 export const s3Server = (): Promise<EmbeddedS3> => {
+  const shared = sharedServices()?.s3
+  if (shared && server === undefined) {
+    // Its object events reach only the process that started it (no test here listens to them).
+    server = Promise.resolve({ ...shared, onEvent: () => () => undefined })
+  }
   server ??= (async () => {
     const directory = mkdtempSync(join(tmpdir(), "loaders-s3rver-"))
     const scope = Scope.makeUnsafe()
@@ -39,7 +45,7 @@ export const rawClient = (s3: EmbeddedS3): S3Client =>
 /** A fresh, empty bucket on the shared server, with an `ObjectStore` layer and a raw client for it. */
 export const freshBucket = async (endpoint?: string) => {
   const s3 = await s3Server()
-  const bucket = `test-${process.pid}-${++bucketCount}`
+  const bucket = `test-${uniqueSuffix()}-${++bucketCount}`.toLowerCase().replaceAll("_", "-")
   const client = rawClient(s3)
   await client.send(new CreateBucketCommand({ Bucket: bucket }))
   const layer = ObjectStore.layerWith({
