@@ -3,6 +3,7 @@ import { Cause, Effect, Exit, Layer, Runtime } from "effect"
 import * as PgBossJobQueue from "../effects/pgboss/PgBossJobQueue.ts"
 import { SftpServer } from "../sftp/SftpServer.ts"
 import { AppLayer } from "./AppLayer.ts"
+import { keepMemoryDown } from "./bunMemory.ts"
 import { runMain } from "./runMain.ts"
 import { startupProblem } from "./startupProblem.ts"
 import { WorkersLayer } from "./Workers.ts"
@@ -18,25 +19,6 @@ Listens on LOADERS_SFTP_HOST:LOADERS_SFTP_PORT (default 127.0.0.1:2222) with the
 LOADERS_SFTP_HOST_KEY (default .loaders/sftp_host_ed25519_key, made on first start).
 Runs workers too (LOADERS_WORKERS), as npm run serve does; --no-workers leaves the deliveries to
 npm run worker processes on the same DATABASE_URL. Configuration: see README.md and .env.example.`
-
-/**
- * Bun's collector lets the SSH layer's garbage (a fresh buffer for every packet decrypted, a copy
- * of every part sent) pile up far past what a server moving bytes needs: 230–330 MiB at peak for
- * 100 MB–1 GB uploads, though what is alive stays near 110 MiB. A full collection whenever the
- * buffers not yet freed have grown by `COLLECT_AFTER` since the last one (checked every 50 ms)
- * kept the peak of a 1 GB upload at 183 MiB (`npm run bench:sftp`); an idle server, or one only
- * holding what it uses, is never collected. The resident set itself is no trigger: it does not
- * shrink at once after a collection.
- */
-const COLLECT_AFTER = 16 * 1024 * 1024
-const keepMemoryDown = () => {
-  let floor = process.memoryUsage().arrayBuffers
-  setInterval(() => {
-    if (process.memoryUsage().arrayBuffers < floor + COLLECT_AFTER) return
-    Bun.gc(true)
-    floor = process.memoryUsage().arrayBuffers
-  }, 50).unref()
-}
 
 const args = process.argv.slice(2)
 const unknown = args.filter((arg) => arg !== "--no-workers")
