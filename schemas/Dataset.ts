@@ -8,7 +8,10 @@
  */
 import type { Schema } from "effect"
 
-/** The JavaScript value a cell of each Postgres column type holds, already normalised for it. */
+/**
+ * The JavaScript value a cell of each Postgres column type holds, already normalised for it. Each
+ * key is the column's SQL type as written in the table's DDL.
+ */
 export interface CellOfType {
   readonly text: string
   /** Integer cents and other counts, within `Number.MAX_SAFE_INTEGER`. */
@@ -18,12 +21,24 @@ export interface CellOfType {
   readonly date: string
   readonly boolean: boolean
   readonly numeric: number
+  readonly "double precision": number
   /** JSON text. */
   readonly jsonb: string
+  /** ISO 8601 with its offset (`2026-03-01T09:30:00+01:00`, `…Z`): an instant. */
+  readonly timestamptz: string
+  /** ISO 8601 without offset (`2026-03-01T09:30:00`): a wall-clock time, no zone. */
+  readonly timestamp: string
+  readonly "text[]": ReadonlyArray<string>
 }
 
+/** `numeric(precision, scale)`: an exact decimal, its cell the decimal as text (`"48.856613"`). */
+export type DecimalType = `numeric(${number},${number})`
+
 /** Postgres type of a target column. Values arrive in `Row` already normalised for that type. */
-export type ColumnType = keyof CellOfType
+export type ColumnType = keyof CellOfType | DecimalType
+
+/** The cell a column of type `T` holds. */
+export type CellFor<T extends ColumnType> = T extends keyof CellOfType ? CellOfType[T] : string
 
 export interface Column {
   readonly name: string
@@ -32,7 +47,7 @@ export interface Column {
 }
 
 /** A cell of a row: already normalised (cents as integers, ISO dates as strings, …). */
-export type Cell = string | number | boolean | null
+export type Cell = string | number | boolean | ReadonlyArray<string> | null
 
 /** One target row, cells in the order of `Dataset.columns`. */
 export type Row = ReadonlyArray<Cell>
@@ -60,9 +75,32 @@ export type Decoded =
   | { readonly ok: true; readonly row: Row }
   | { readonly ok: false; readonly issues: ReadonlyArray<RecordIssue> }
 
+/**
+ * What to do with a field a dataset does not declare (per partner and dataset, in its contract):
+ * `reject` the record (a misspelt key is caught), `ignore` the field, or `keep` it in the row's
+ * `_extra` jsonb column.
+ */
+export type UnknownFields = "reject" | "ignore" | "keep"
+
+/** How one file's records are decoded. */
+export interface DecodeOptions {
+  readonly unknownFields: UnknownFields
+  /** The dataset version the records follow (the manifest says); the current one when absent. */
+  readonly version?: number | undefined
+}
+
+/** The `jsonb` column where `keep` stores a record's unknown fields, by JSON path (`{"population_2030": 1}`). */
+export const EXTRA_COLUMN = "_extra"
+
 export interface Dataset {
   /** Stable name, used in manifests, reports and metrics (e.g. `transactions`). */
   readonly name: string
+  /** One line saying what a record is, for the published docs. */
+  readonly description: string
+  /** The version records follow today; older ones are upgraded (`versions`). */
+  readonly version: number
+  /** Every version a delivery may follow: the current one and those with an upgrade. */
+  readonly versions: ReadonlyArray<number>
   /** Matches a file's base name (without `.gz`) when no manifest names the dataset. */
   readonly filePattern: RegExp
   /** Key of the records array when a file is an object wrapping it (`{"records": [...]}`). */
@@ -79,8 +117,15 @@ export interface Dataset {
    * tight loop over batches, never as one Effect per record.
    */
   readonly decode: (value: unknown) => Decoded
-  /** The Schema `decode` validates with (the fields as partners send them), kept for the docs. */
-  readonly schema?: Schema.Top
+  /**
+   * `decode` with a partner's unknown-field rule, for records of `version` (upgraded to the current
+   * version by the dataset's declared transform). Undefined for a version the dataset does not know.
+   */
+  readonly decoderFor: (options: DecodeOptions) => ((value: unknown) => Decoded) | undefined
+  /** The Schema `decode` validates with (the fields as partners send them), for the docs and the JSON Schema. */
+  readonly schema: Schema.Top
+  /** A valid record, as a partner sends it: the docs' and a sample file's example. */
+  readonly example: unknown
   /**
    * Columns filled from rows already in the database — other datasets' tables, including what this
    * delivery loaded before (datasets load in registry order). Looked up once per batch.

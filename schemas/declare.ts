@@ -3,8 +3,8 @@
  * columns, its `decode` (rows in column order) and its enrichments' cell readers are derived.
  */
 import type { Schema } from "effect"
-import type { Cell, CellOfType, Column, ColumnType, Dataset, Enrichment, Row } from "./Dataset.ts"
-import { decoder, rowBuilder } from "./decoder.ts"
+import { type Cell, type CellFor, type Column, type ColumnType, type Dataset, EXTRA_COLUMN, type Enrichment, type Row } from "./Dataset.ts"
+import { decoder, rowBuilder, type Validated, validator } from "./decoder.ts"
 
 /**
  * One column of a dataset's table, declared once: its name, SQL type, nullability and how its cell
@@ -19,18 +19,37 @@ export interface ColumnOf<A, N extends string = string, V extends Cell = Cell> e
  * A NOT NULL column. Its value must be of the column type's JavaScript type: a value that may be
  * null, or a string for a `bigint`, does not typecheck.
  */
-export const column = <A, const N extends string, T extends ColumnType>(
+export const column = <A, const N extends string, const T extends ColumnType>(
   name: N,
   type: T,
-  value: (record: A) => CellOfType[T]
-): ColumnOf<A, N, CellOfType[T]> => ({ name, type, nullable: false, value })
+  value: (record: A) => CellFor<T>
+): ColumnOf<A, N, CellFor<T>> => ({ name, type, nullable: false, value })
 
 /** A column that may be NULL (an optional field, or one filled by an enrichment). */
-export const nullable = <A, const N extends string, T extends ColumnType>(
+export const nullable = <A, const N extends string, const T extends ColumnType>(
   name: N,
   type: T,
-  value: (record: A) => CellOfType[T] | null
-): ColumnOf<A, N, CellOfType[T] | null> => ({ name, type, nullable: true, value })
+  value: (record: A) => CellFor<T> | null
+): ColumnOf<A, N, CellFor<T> | null> => ({ name, type, nullable: true, value })
+
+/**
+ * How records of an older version `from` become records of the current one: validated with that
+ * version's Schema (so its rejections speak of the fields the partner sent), then turned by `to`
+ * into a record of the current version as a partner would send it, which is validated in turn.
+ * Each older version upgrades straight to the current one.
+ */
+export interface Upgrade<Current> {
+  readonly from: number
+  readonly schema: Schema.Decoder<unknown>
+  readonly to: (old: never) => Current
+}
+
+/** Declares the upgrade from version `from`, typed by its Schema. */
+export const upgrade = <S extends Schema.Decoder<unknown>, Current>(
+  from: number,
+  schema: S,
+  to: (old: S["Type"]) => Current
+): Upgrade<Current> => ({ from, schema, to })
 
 /** The cell type of column `N` among the declarations `C`. */
 type CellOf<C extends ReadonlyArray<ColumnOf<never>>, N extends string> = ReturnType<Extract<C[number], { readonly name: N }>["value"]>
@@ -52,6 +71,13 @@ export const dataset = <
   const C extends ReadonlyArray<ColumnOf<S["Type"]>>
 >(schema: S, spec: {
   readonly name: string
+  readonly description: string
+  /** 1 unless the dataset changed in a way older deliveries must be upgraded from. */
+  readonly version?: number
+  /** How each older version still accepted becomes the current one. */
+  readonly upgrades?: ReadonlyArray<Upgrade<S["Encoded"]>>
+  /** A valid record as a partner sends it (checked by the tests). */
+  readonly example: S["Encoded"]
   readonly filePattern: RegExp
   readonly recordsKey: string
   readonly table: string
@@ -62,17 +88,40 @@ export const dataset = <
   /** Given a reader of the row's cells by column name. */
   readonly enrich?: (cell: CellReader<C>) => ReadonlyArray<Enrichment & { readonly column: C[number]["name"] }>
 }): Dataset => {
-  const { columns, enrich, ...rest } = spec
+  const { columns, enrich, upgrades = [], version = 1, ...rest } = spec
   // Rows are untyped arrays; the names, checked against the declarations, say what a cell holds.
   const cell = ((name: string) => {
     const at = columns.findIndex((c) => c.name === name)
     return (row: Row) => row[at]
   }) as CellReader<C>
+  // The last cell is `_extra`, null unless the partner's contract keeps unknown fields.
+  const toRow = rowBuilder<S["Type"]>([...columns.map((c) => c.value), () => null])
+  const decoderFor: Dataset["decoderFor"] = ({ unknownFields, version: given = version }) => {
+    if (given === version) return decoder(validator(schema, unknownFields), toRow)
+    const step = upgrades.find((u) => u.from === given)
+    if (step === undefined) return undefined
+    const older = validator(step.schema, unknownFields)
+    // The upgraded record is the partner's own, rewritten: fields it keeps were kept above.
+    const current = validator(schema, "ignore")
+    const upgraded = (value: unknown): Validated<S["Type"]> => {
+      const old = older(value)
+      if (!old.ok) return old
+      const result = current((step.to as (old: unknown) => unknown)(old.value))
+      return result.ok ? { ...result, extra: old.extra } : result
+    }
+    return decoder(upgraded, toRow)
+  }
   return {
     ...rest,
+    version,
+    versions: [...upgrades.map((u) => u.from), version].sort((a, b) => a - b),
     schema,
-    columns: columns.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable })),
-    decode: decoder(schema, rowBuilder(columns.map((c) => c.value))),
+    columns: [
+      ...columns.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable })),
+      { name: EXTRA_COLUMN, type: "jsonb", nullable: true }
+    ],
+    decode: decoderFor({ unknownFields: "reject" })!,
+    decoderFor,
     ...(enrich ? { enrich: enrich(cell) } : {})
   }
 }

@@ -46,6 +46,29 @@ const annotated = (annotations: SchemaAST.AST["annotations"] | undefined) => {
   return typeof id === "string" && message ? { rule: id, message } : undefined
 }
 
+/** The paths of the keys a Schema does not declare, from its issue tree (`onExcessProperty: "error"`). */
+export const unexpectedKeys = (issue: SchemaIssue.Issue): Array<ReadonlyArray<PropertyKey>> => {
+  const out: Array<ReadonlyArray<PropertyKey>> = []
+  const walk = (node: SchemaIssue.Issue, path: ReadonlyArray<PropertyKey>): void => {
+    switch (node._tag) {
+      case "Pointer":
+        return walk(node.issue, [...path, ...node.path])
+      case "Composite":
+      case "AnyOf":
+        for (const child of node.issues) walk(child, path)
+        return
+      case "Encoding":
+      case "Filter":
+        return walk(node.issue, path)
+      case "UnexpectedKey":
+        out.push(path)
+        return
+    }
+  }
+  walk(issue, [])
+  return out
+}
+
 /**
  * Flattens a Schema issue tree into the partner-facing issues of one record: one per failed field
  * or rule, with its JSON path, rule id, bilingual message and offending value.

@@ -32,6 +32,19 @@ export const Lease = Schema.Struct({
 
 export const leases = dataset(Lease, {
   name: "leases",
+  description: "A lease of a property: its tenant, dates, rent, charges and deposit.",
+  example: {
+    id: "L-1",
+    property_id: "P-1",
+    tenant: { name: "Jeanne Martin", email: "jeanne.martin@example.org" },
+    start_date: "2025-09-01",
+    end_date: "2026-08-31",
+    rent: "850.00",
+    charges: 50,
+    deposit: "1 700,00",
+    payment_day: 5,
+    tenant_iban: "FR76 3000 6000 0112 3456 7890 189"
+  },
   filePattern: /^leases?([-_. ][^/]*)?\.(json|ndjson|jsonl)$/i,
   recordsKey: "records",
   table: "leases",

@@ -40,6 +40,17 @@ export const Property = Schema.Struct({
 
 export const properties = dataset(Property, {
   name: "properties",
+  description: "A furnished-rental property: where it is, its size, when and for how much it was acquired.",
+  example: {
+    id: "P-1",
+    label: "Studio Montmartre",
+    type: "studio",
+    address: { line1: "12 rue Lepic", postal_code: "75018", city: "Paris", country: "FR" },
+    surface_m2: 21.5,
+    acquisition_date: "2019-06-30",
+    acquisition_price: "185000.50",
+    furnished: true
+  },
   filePattern: /^propert(y|ies)([-_. ][^/]*)?\.(json|ndjson|jsonl)$/i,
   recordsKey: "records",
   table: "properties",

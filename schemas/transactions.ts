@@ -28,6 +28,17 @@ const better = (booked: string) => {
 
 export const transactions = dataset(Transaction, {
   name: "transactions",
+  description: "A bank line of an account: amounts signed, debits negative; linked to a property through the payer's IBAN.",
+  example: {
+    id: "TX-1",
+    account_iban: "DE89 3704 0044 0532 0130 00",
+    booking_date: "2026-03-02",
+    value_date: "2026-03-01",
+    amount: "850,00",
+    currency: "EUR",
+    label: "VIR LOYER MARS",
+    counterparty: { name: "Jeanne Martin", iban: "FR7630006000011234567890189" }
+  },
   filePattern: /^(transactions?|bank[-_]?lines?|releves?)([-_. ][^/]*)?\.(json|ndjson|jsonl)$/i,
   recordsKey: "records",
   table: "transactions",

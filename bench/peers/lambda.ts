@@ -5,6 +5,7 @@
  */
 import { GetObjectCommand, S3Client } from "@aws-sdk/client-s3"
 import postgres from "postgres"
+import type { Row } from "../../schemas/Dataset.ts"
 import { transactions } from "../../schemas/transactions.ts"
 import { peakRss } from "../peakRss.ts"
 
@@ -22,7 +23,7 @@ await sql.unsafe(
 )
 const object = await s3.send(new GetObjectCommand({ Bucket: process.env.BENCH_BUCKET, Key: process.env.BENCH_KEY }))
 const records = JSON.parse(await object.Body!.transformToString("utf-8")) as Array<unknown>
-let batch: Array<ReadonlyArray<string | number | boolean | null>> = []
+let batch: Array<Row> = []
 const flush = async () => {
   if (batch.length === 0) return
   const values = batch.map((_, r) => `(${columns.map((_, c) => `$${r * columns.length + c + 1}`).join(", ")})`).join(", ")

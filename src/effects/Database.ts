@@ -516,8 +516,18 @@ export const migrate = (db: Database["Service"], statements: ReadonlyArray<strin
  * A cell in `COPY … FROM STDIN` text format: `\N` for null, backslash, tab and line breaks escaped.
  * The caller passes values already normalised for the column's type.
  */
-export const copyCell = (cell: string | number | boolean | null | undefined): string =>
-  cell === null || cell === undefined ? "\\N" : typeof cell === "string" ? escapeCopy(cell) : String(cell)
+export const copyCell = (cell: string | number | boolean | ReadonlyArray<string> | null | undefined): string =>
+  cell === null || cell === undefined
+    ? "\\N"
+    : typeof cell === "string"
+    ? escapeCopy(cell)
+    : typeof cell === "object"
+    ? escapeCopy(arrayLiteral(cell))
+    : String(cell)
+
+/** A `text[]` value as PostgreSQL reads it: `{"a","b \\"c\\""}`, every element quoted. */
+const arrayLiteral = (items: ReadonlyArray<string>): string =>
+  `{${items.map((item) => `"${item.replace(/[\\"]/g, (c) => `\\${c}`)}"`).join(",")}}`
 
 const needsEscape = /[\\\t\n\r]/
 

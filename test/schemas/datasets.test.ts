@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test"
-import type { Cell, ColumnType, Dataset } from "../../schemas/Dataset.ts"
+import { type Cell, type ColumnType, type Dataset, EXTRA_COLUMN } from "../../schemas/Dataset.ts"
 import { leases } from "../../schemas/leases.ts"
 import { decodeManifest } from "../../schemas/Manifest.ts"
 import { properties } from "../../schemas/properties.ts"
@@ -26,7 +26,8 @@ describe("datasets", () => {
     })
     expect(decoded).toEqual({
       ok: true,
-      row: ["TX-1", "FR7630006000011234567890189", "2026-01-31", null, -123456, "EUR", "PRLV", "EDF", null, null]
+      // The last cell is `_extra`: unknown fields are rejected by default, so none are kept.
+      row: ["TX-1", "FR7630006000011234567890189", "2026-01-31", null, -123456, "EUR", "PRLV", "EDF", null, null, null]
     })
     for (const [dataset, make] of [[properties, property], [leases, lease], [transactions, transaction]] as const) {
       const result = dataset.decode(make(7))
@@ -253,14 +254,30 @@ const fits = (type: ColumnType, cell: Cell): boolean => {
     case "integer":
       return Number.isInteger(cell) && Math.abs(cell as number) <= 2 ** 31 - 1
     case "numeric":
+    case "double precision":
       return typeof cell === "number" && Number.isFinite(cell)
     case "date":
       return typeof cell === "string" && /^\d{4}-\d{2}-\d{2}$/.test(cell)
     case "boolean":
       return typeof cell === "boolean"
     case "jsonb":
-      return typeof cell === "string"
+      return typeof cell === "string" && JSON.parse(cell) !== undefined
+    case "timestamptz":
+      return typeof cell === "string" && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/.test(cell)
+    case "timestamp":
+      return typeof cell === "string" && /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?$/.test(cell)
+    case "text[]":
+      return Array.isArray(cell) && cell.every((item) => typeof item === "string")
+    default:
+      // numeric(p,s): an exact decimal as text, within its precision and scale.
+      return typeof cell === "string" && decimalFits(type, cell)
   }
+}
+
+const decimalFits = (type: string, cell: string): boolean => {
+  const [, precision, scale] = /^numeric\((\d+),(\d+)\)$/.exec(type)!.map(Number)
+  const match = /^-?(\d+)(?:\.(\d+))?$/.exec(cell)
+  return match !== null && (match[2] ?? "").length <= scale! && match[1]!.replace(/^0+(?=\d)/, "").length <= precision! - scale!
 }
 
 describe("columns", () => {
@@ -276,7 +293,7 @@ describe("columns", () => {
         if (!decoded.ok) throw new Error(`${dataset.name}: sample refused: ${JSON.stringify(decoded.issues)}`)
         expect(decoded.row.length).toBe(dataset.columns.length)
         const byName = Object.fromEntries(dataset.columns.map((c, i) => [c.name, decoded.row[i]]))
-        expect(byName).toEqual(expected)
+        expect(byName).toEqual({ ...expected, [EXTRA_COLUMN]: null })
         for (const [i, column] of dataset.columns.entries()) {
           const cell = decoded.row[i] ?? null
           const fitting = cell === null ? column.nullable : fits(column.type, cell)
@@ -291,8 +308,9 @@ describe("columns", () => {
   test("every column that may be null is null in a sample, and every other one is set in all of them", () => {
     for (const dataset of datasets) {
       const rows = (samples[dataset.name] ?? []).map(([, cells]) => cells)
-      const nullSomewhere = dataset.columns.filter((c) => rows.some((cells) => cells[c.name] === null)).map((c) => c.name)
-      expect([dataset.name, nullSomewhere]).toEqual([dataset.name, dataset.columns.filter((c) => c.nullable).map((c) => c.name)])
+      const declared = dataset.columns.filter((c) => c.name !== EXTRA_COLUMN)
+      const nullSomewhere = declared.filter((c) => rows.some((cells) => cells[c.name] === null)).map((c) => c.name)
+      expect([dataset.name, nullSomewhere]).toEqual([dataset.name, declared.filter((c) => c.nullable).map((c) => c.name)])
     }
   })
 })

@@ -1,4 +1,4 @@
-import type { Column, ColumnType, Dataset } from "../../../schemas/Dataset.ts"
+import type { Column, Dataset } from "../../../schemas/Dataset.ts"
 import { SCHEMA } from "../Database.ts"
 
 /** Where each row came from: the run that loaded it, its file and its record in that file. */
@@ -7,16 +7,6 @@ const LINEAGE: ReadonlyArray<Column> = [
   { name: "_file", type: "text", nullable: false },
   { name: "_record", type: "bigint", nullable: false }
 ]
-
-const SQL_TYPES: Record<ColumnType, string> = {
-  text: "text",
-  bigint: "bigint",
-  integer: "integer",
-  date: "date",
-  boolean: "boolean",
-  numeric: "numeric",
-  jsonb: "jsonb"
-}
 
 /** A quoted SQL identifier. */
 export const ident = (name: string): string => `"${name.replaceAll("\"", "\"\"")}"`
@@ -28,10 +18,10 @@ export const target = (dataset: Dataset): string => `${SCHEMA}.${ident(dataset.t
 export const copyColumns = (dataset: Dataset): Array<string> => [...dataset.columns, ...LINEAGE].map((c) => c.name)
 
 const columnDef = (column: Column): string =>
-  `${ident(column.name)} ${SQL_TYPES[column.type]}${column.nullable ? "" : " NOT NULL"}`
+  `${ident(column.name)} ${column.type}${column.nullable ? "" : " NOT NULL"}`
 
 /** A column added to an existing table must accept the rows already there. */
-const addedColumnDef = (column: Column): string => `${ident(column.name)} ${SQL_TYPES[column.type]}`
+const addedColumnDef = (column: Column): string => `${ident(column.name)} ${column.type}`
 
 /** The schema, each dataset's table and indexes, and the columns a newer dataset version adds. */
 export const ddl = (datasets: ReadonlyArray<Dataset>): Array<string> => [

@@ -1,6 +1,6 @@
 import { describe, expect } from "bun:test"
 import { Data, Deferred, Effect, Fiber, Layer } from "effect"
-import type { Dataset } from "../../../schemas/Dataset.ts"
+import { handMade } from "../../support/datasets.ts"
 import { Database } from "../../../src/effects/Database.ts"
 import { ObjectStoreError } from "../../../src/effects/ObjectStore.ts"
 import { PostgresSink } from "../../../src/effects/postgres/PostgresSink.ts"
@@ -9,7 +9,7 @@ import { effectTest } from "../../support/effect.ts"
 import { databases } from "../../support/pipeline.ts"
 
 /** A two-column dataset: enough to exercise staging, upserts and duplicates without the real schemas. */
-const things: Dataset = {
+const things = handMade({
   name: "things",
   filePattern: /^things\.json$/,
   recordsKey: "records",
@@ -19,9 +19,8 @@ const things: Dataset = {
     { name: "label", type: "text", nullable: true },
     { name: "amount_cents", type: "bigint", nullable: false }
   ],
-  naturalKey: ["id"],
-  decode: () => ({ ok: false, issues: [] })
-}
+  naturalKey: ["id"]
+})
 
 const record = (index: number, id: string, label: string | null, cents: number): StagedRecord => ({
   file: "incoming/p/d/things.json",
