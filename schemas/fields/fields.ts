@@ -7,16 +7,20 @@ import { check, rule } from "./rules.ts"
 /** Non-empty text (after trimming) of at most `max` characters. */
 export const Text = (max: number) =>
   Schema.String.check(
-    check<string>("text.empty", { en: "Must not be empty.", fr: "Ne doit pas être vide." }, (s) => /\S/.test(s)),
+    check<string>("text.empty", { en: "Must not be empty.", fr: "Ne doit pas être vide." }, (s) => /\S/.test(s), {
+      exact: { pattern: "\\S" }
+    }),
     check<string>(
       "text.too_long",
       { en: `Must be at most ${max} characters long.`, fr: `Ne doit pas dépasser ${max} caractères.` },
-      (s) => s.length <= max
+      (s) => s.length <= max,
+      // JSON Schema counts code points, JavaScript UTF-16 units: an emoji counts 1 there, 2 here.
+      { looser: { maxLength: max } }
     )
   )
 
 /** `YYYY-MM-DD` naming a day that exists (year 1 onwards, as PostgreSQL takes it). */
-const isCalendarDate = (s: string): boolean => {
+export const isCalendarDate = (s: string): boolean => {
   if (s.length !== 10 || s[4] !== "-" || s[7] !== "-") return false
   const year = digits(s, 0, 4)
   const month = digits(s, 5, 7)
@@ -25,7 +29,7 @@ const isCalendarDate = (s: string): boolean => {
 }
 
 /** The number written by `s[from, to)` in decimal digits, or -1. */
-const digits = (s: string, from: number, to: number): number => {
+export const digits = (s: string, from: number, to: number): number => {
   let n = 0
   for (let i = from; i < to; i++) {
     const digit = s.charCodeAt(i) - 48
@@ -46,7 +50,9 @@ export const IsoDate = Schema.String.check(
       en: "Must be a real calendar date written YYYY-MM-DD, e.g. 2026-01-31.",
       fr: "Doit être une date réelle au format AAAA-MM-JJ, par exemple 2026-01-31."
     },
-    isCalendarDate
+    isCalendarDate,
+    // The calendar (no 2026-02-30) is ours to check.
+    { looser: { pattern: "^[0-9]{4}-[0-9]{2}-[0-9]{2}$" } }
   )
 )
 
@@ -58,7 +64,8 @@ export const Iban = Schema.String.check(
       en: "Not an IBAN: expected 2 letters (country), 2 check digits, then letters and digits.",
       fr: "Ce n'est pas un IBAN : 2 lettres (pays), 2 chiffres de contrôle, puis lettres et chiffres attendus."
     },
-    (s) => ibanProblem(s) !== "format"
+    (s) => ibanProblem(s) !== "format",
+    { looser: { pattern: "^[\\sA-Za-z0-9]+$" } }
   ),
   check<string>(
     "iban.length",
@@ -97,7 +104,8 @@ export const Country = Schema.String.check(
       en: "Must be an ISO 3166-1 two-letter country code, e.g. FR.",
       fr: "Doit être un code pays ISO 3166-1 à deux lettres, par exemple FR."
     },
-    (s) => COUNTRIES.has(s.trim().toUpperCase())
+    (s) => COUNTRIES.has(s.trim().toUpperCase()),
+    { looser: { pattern: "^\\s*[A-Za-z]{2}\\s*$" } }
   )
 )
 
@@ -109,7 +117,8 @@ export const Currency = Schema.String.check(
       en: "Must be an ISO 4217 currency code, e.g. EUR.",
       fr: "Doit être un code devise ISO 4217, par exemple EUR."
     },
-    (s) => CURRENCIES.has(s.trim().toUpperCase())
+    (s) => CURRENCIES.has(s.trim().toUpperCase()),
+    { looser: { pattern: "^\\s*[A-Za-z]{3}\\s*$" } }
   )
 )
 
@@ -120,7 +129,7 @@ const AMOUNT_FORMAT = {
 
 /** An amount as a number or a decimal string (French notation accepted); `min` in cents. */
 export const Amount = (options: { readonly min?: number } = {}) =>
-  Schema.Union([Schema.String, Schema.Number])
+  Schema.Union([Schema.String, Schema.Finite])
     .annotate(rule("amount.type", AMOUNT_FORMAT))
     .check(
       check<string | number>("amount.format", AMOUNT_FORMAT, (v) => toCents(v) !== undefined),
@@ -138,7 +147,8 @@ export const Email = Schema.String.check(
   check<string>(
     "email.format",
     { en: "Not a valid e-mail address.", fr: "Adresse e-mail invalide." },
-    (s) => /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(s.trim()) && s.length <= 254
+    (s) => /^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(s.trim()) && s.length <= 254,
+    { looser: { pattern: "^\\s*[^\\s@]+@[^\\s@]+\\.[^\\s@]+\\s*$" } }
   )
 )
 
@@ -152,17 +162,18 @@ export const OneOf = <const V extends ReadonlyArray<string>>(values: V) =>
   )
 
 /** A finite number strictly greater than zero. */
-export const PositiveNumber = Schema.Number.check(
+export const PositiveNumber = Schema.Finite.check(
   check<number>("number.positive", { en: "Must be a number greater than 0.", fr: "Doit être un nombre supérieur à 0." }, (n) =>
-    Number.isFinite(n) && n > 0)
+    Number.isFinite(n) && n > 0, { exact: { exclusiveMinimum: 0 } })
 )
 
 /** An integer in [min, max]. */
 export const IntBetween = (min: number, max: number) =>
-  Schema.Number.check(
+  Schema.Finite.check(
     check<number>(
       "number.range",
       { en: `Must be a whole number from ${min} to ${max}.`, fr: `Doit être un nombre entier de ${min} à ${max}.` },
-      (n) => Number.isInteger(n) && n >= min && n <= max
+      (n) => Number.isInteger(n) && n >= min && n <= max,
+      { exact: { type: "integer", minimum: min, maximum: max } }
     )
   )
