@@ -1,7 +1,7 @@
 import { Schema } from "effect"
 import type { Bilingual, RecordIssue } from "./Dataset.ts"
 import { optional } from "./decoder.ts"
-import { Email, OneOf, Text } from "./fields/fields.ts"
+import { Email, IntBetween, OneOf, Text } from "./fields/fields.ts"
 import { check, rule } from "./fields/rules.ts"
 import { recordIssues } from "./issues.ts"
 import type { ErrorPolicy } from "../src/domain/ErrorPolicy.ts"
@@ -29,10 +29,18 @@ const POLICY: Bilingual = {
   fr: `Doit valoir "strict", "lenient", ou {"mode": "threshold", "max_rejected_ratio": 0.05}.`
 }
 
+/** `"strict"`, `"lenient"` or a threshold, as a manifest or a partner's contract writes it. */
+export const PolicySchema = Schema.Union([
+  OneOf(["strict", "lenient"]),
+  Schema.Struct({ mode: OneOf(["threshold"]), max_rejected_ratio: Ratio })
+]).annotate(rule("policy", POLICY))
+
 /** One file the delivery announces, with what to check it against. */
 const ManifestFileSchema = Schema.Struct({
   name: Text(500),
   dataset: Text(100),
+  /** The version of the dataset its records follow, when not the current one. */
+  version: optional(IntBetween(1, 1000)),
   records: optional(Count),
   size: optional(Count),
   sha256: optional(Sha256)
@@ -43,12 +51,7 @@ const ManifestSchema = Schema.Struct({
   partner: Text(100),
   delivery: Text(200),
   files: Schema.Array(ManifestFileSchema),
-  policy: optional(
-    Schema.Union([
-      OneOf(["strict", "lenient"]),
-      Schema.Struct({ mode: OneOf(["threshold"]), max_rejected_ratio: Ratio })
-    ]).annotate(rule("policy", POLICY))
-  ),
+  policy: optional(PolicySchema),
   notify: optional(Schema.Array(Email)),
   language: optional(OneOf(["fr", "en"])),
   created_at: optional(Schema.String)
@@ -57,6 +60,7 @@ const ManifestSchema = Schema.Struct({
 export interface ManifestFile {
   readonly name: string
   readonly dataset: string
+  readonly version?: number
   readonly records?: number
   readonly size?: number
   readonly sha256?: string
@@ -72,7 +76,8 @@ export interface Manifest {
   readonly language?: "fr" | "en"
 }
 
-const toPolicy = (policy: typeof ManifestSchema.Type["policy"]): ErrorPolicy | undefined =>
+/** The error policy a manifest or a contract writes. */
+export const toPolicy = (policy: typeof PolicySchema.Type | null | undefined): ErrorPolicy | undefined =>
   policy == null
     ? undefined
     : typeof policy === "string"
@@ -97,6 +102,7 @@ export const decodeManifest = (
       files: m.files.map((f) => ({
         name: f.name,
         dataset: f.dataset,
+        ...(f.version == null ? {} : { version: f.version }),
         ...(f.records == null ? {} : { records: f.records }),
         ...(f.size == null ? {} : { size: f.size }),
         ...(f.sha256 == null ? {} : { sha256: f.sha256.toLowerCase() })

@@ -11,13 +11,3 @@ import { transactions } from "./transactions.ts"
 export const datasets: ReadonlyArray<Dataset> = [properties, leases, transactions, cities]
 
 export const datasetByName = (name: string): Dataset | undefined => datasets.find((d) => d.name === name)
-
-/**
- * The dataset of a file: the one its manifest entry names, else the first whose file pattern
- * matches its name (without `.gz`). Undefined when none does.
- */
-export const datasetForFile = (
-  baseName: string,
-  manifestEntry?: { readonly dataset: string } | undefined
-): Dataset | undefined =>
-  manifestEntry ? datasetByName(manifestEntry.dataset) : datasets.find((d) => d.filePattern.test(baseName))

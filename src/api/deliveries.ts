@@ -1,7 +1,7 @@
 import { createHash } from "node:crypto"
 import { Clock, Duration, Effect, Result, Schema, Stream } from "effect"
 import { decodeManifest } from "../../schemas/Manifest.ts"
-import { datasetForFile } from "../../schemas/registry.ts"
+import { contractOf } from "../../schemas/contract.ts"
 import { type DeliveryKey, ERRORS, MANIFEST, nameInFolder, RECEIVING } from "../domain/DeliveryFolder.ts"
 import type { ObjectInfo } from "../domain/ObjectInfo.ts"
 import { collectGarbageSoon } from "../effects/gcHint.ts"
@@ -286,17 +286,19 @@ export const completeDelivery = Effect.fn("api.completeDelivery")(function*(key:
   yield* Effect.forEach(abandoned, ({ target, uploadId }) => store.multipart.abort(target, uploadId).pipe(Effect.ignore), { discard: true })
 
   const arrived = (yield* Stream.runCollect(store.list(key.prefix))).filter((object) => isDataFile(key, object))
+  const contract = contractOf((yield* Partners).get(key.partner))
   const files = yield* Effect.forEach(
     arrived,
     (object) =>
       Effect.gen(function*() {
         const name = nameInFolder(key, object.key)
-        const dataset = datasetForFile(name.replace(/\.gz$/i, ""))
-        return { name, size: object.size, sha256: yield* sha256Of(object), ...(dataset ? { dataset: dataset.name } : {}) }
+        const found = contract.datasetOf(name.slice(name.lastIndexOf("/") + 1).replace(/\.gz$/i, ""), undefined)
+        const dataset = found._tag === "Dataset" ? found.dataset.name : undefined
+        return { name, size: object.size, sha256: yield* sha256Of(object), ...(dataset ? { dataset } : {}) }
       }),
     { concurrency: 2 }
   )
-  // A file no dataset's pattern matches stays out of the manifest: the run reports it as it would
+  // A file no dataset of the partner's contract matches stays out of the manifest: the run reports it as it would
   // for a folder dropped into the bucket.
   const manifest = marker.manifest ?? {
     partner: key.partner,

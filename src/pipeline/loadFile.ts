@@ -43,7 +43,7 @@ export const loadFile = (file: PlannedFile, target: FileTarget) =>
       progress.records += chunk.length
       for (const record of chunk) {
         tally.read++
-        const decoded = file.dataset.decode(record.value)
+        const decoded = file.decode(record.value)
         if (decoded.ok) {
           staged.push({ file: record.file, index: record.index, line: record.line, offset: record.offset, row: decoded.row })
           continue

@@ -1,7 +1,8 @@
 import { Effect } from "effect"
-import type { Dataset } from "../../schemas/Dataset.ts"
+import type { Contract } from "../../schemas/contract.ts"
+import type { Dataset, Decoded } from "../../schemas/Dataset.ts"
 import type { Manifest, ManifestFile } from "../../schemas/Manifest.ts"
-import { datasetForFile, datasets } from "../../schemas/registry.ts"
+import { datasets } from "../../schemas/registry.ts"
 import { type DeliveryFolder, MANIFEST, nameInFolder } from "../domain/DeliveryFolder.ts"
 import type { ObjectInfo } from "../domain/ObjectInfo.ts"
 import { fileFormat } from "../stream/FileFormat.ts"
@@ -15,6 +16,8 @@ export interface PlannedFile {
   /** Its name in the delivery folder. */
   readonly name: string
   readonly dataset: Dataset
+  /** The dataset's decoder for this file: the partner's unknown-field rule, the version the manifest names. */
+  readonly decode: (value: unknown) => Decoded
   readonly gzip: boolean
   readonly ndjson: boolean
   /** What the manifest says of it, if it lists it. */
@@ -29,10 +32,11 @@ export const readManifest = Effect.fnUntraced(function*(folder: DeliveryFolder, 
 })
 
 /**
- * Matches each data object to a dataset, in loading order (registry order, then name); every
- * mismatch with the manifest, unknown format or unknown dataset is reported as a file problem.
+ * Matches each data object to a dataset through the partner's contract, in loading order
+ * (registry order, then name); every mismatch with the manifest, unknown format, unknown or
+ * forbidden dataset, or unknown version is reported as a file problem.
  */
-export const planFiles = (folder: DeliveryFolder, manifest: Manifest | undefined, builder: ReportBuilder) => {
+export const planFiles = (folder: DeliveryFolder, manifest: Manifest | undefined, contract: Contract, builder: ReportBuilder) => {
   const planned: Array<PlannedFile> = []
   const present = new Set<string>()
   for (const object of folder.objects) {
@@ -46,17 +50,27 @@ export const planFiles = (folder: DeliveryFolder, manifest: Manifest | undefined
       builder.problem(name, expected?.dataset ?? null, problems.unknownFormat(name))
       continue
     }
-    const dataset = datasetForFile(base.replace(/\.gz$/i, ""), expected)
-    if (!dataset) {
-      builder.problem(name, expected?.dataset ?? null, problems.unknownDataset(name, datasets.map((d) => d.name)))
+    const found = contract.datasetOf(base.replace(/\.gz$/i, ""), expected?.dataset)
+    if (found._tag === "Unknown") {
+      builder.problem(name, expected?.dataset ?? null, problems.unknownDataset(name, found.allowed))
       continue
     }
+    if (found._tag === "NotAllowed") {
+      builder.problem(name, found.dataset, problems.datasetNotAllowed(name, found.dataset, found.allowed))
+      continue
+    }
+    const { dataset } = found
     builder.file(name, dataset.name)
+    const decode = dataset.decoderFor({ unknownFields: contract.unknownFields(dataset), version: expected?.version })
+    if (decode === undefined) {
+      builder.problem(name, dataset.name, problems.unknownVersion(dataset, expected?.version ?? dataset.version))
+      continue
+    }
     if (expected?.size !== undefined && expected.size !== object.size) {
       builder.problem(name, dataset.name, problems.sizeMismatch(expected.size, object.size))
       continue
     }
-    planned.push({ object, name, dataset, ...format, expected })
+    planned.push({ object, name, dataset, decode, ...format, expected })
   }
   for (const entry of manifest?.files ?? []) {
     if (!present.has(entry.name)) builder.problem(entry.name, entry.dataset, problems.missingFile(entry.name))

@@ -1,3 +1,4 @@
+import type { Dataset } from "../../schemas/Dataset.ts"
 import type { DecompressError, JsonSyntaxError } from "../stream/RawRecord.ts"
 import type { FileProblem } from "./Report.ts"
 
@@ -28,6 +29,28 @@ export const problems = {
     message: {
       en: `No dataset matches the file "${file}". Name it after its dataset (${known.join(", ")}) or declare its dataset in _manifest.json.`,
       fr: `Aucun jeu de données ne correspond au fichier « ${file} ». Nommez-le d'après son jeu de données (${known.join(", ")}) ou déclarez-le dans _manifest.json.`
+    }
+  }),
+  datasetNotAllowed: (file: string, dataset: string, allowed: ReadonlyArray<string>): FileProblem => ({
+    rule: "file.dataset_not_allowed",
+    message: {
+      en: `The file "${file}" holds dataset "${dataset}", which your contract does not allow you to deliver (allowed: ${
+        allowed.join(", ") || "none"
+      }). Ask us to add it to your contract, or remove the file.`,
+      fr: `Le fichier « ${file} » contient le jeu de données « ${dataset} », que votre contrat ne vous permet pas de livrer (autorisés : ${
+        allowed.join(", ") || "aucun"
+      }). Demandez-nous de l'ajouter à votre contrat, ou retirez le fichier.`
+    }
+  }),
+  unknownVersion: (dataset: Dataset, version: number): FileProblem => ({
+    rule: "file.unknown_version",
+    message: {
+      en: `_manifest.json says the file follows version ${version} of dataset "${dataset.name}", which we do not read: versions ${
+        dataset.versions.join(", ")
+      } are (${dataset.version} is current).`,
+      fr: `_manifest.json indique que le fichier suit la version ${version} du jeu de données « ${dataset.name} », que nous ne lisons pas : les versions ${
+        dataset.versions.join(", ")
+      } le sont (${dataset.version} est l'actuelle).`
     }
   }),
   unknownFormat: (file: string): FileProblem => ({

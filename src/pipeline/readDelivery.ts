@@ -1,6 +1,8 @@
 import { Clock, Effect } from "effect"
+import { contractOf } from "../../schemas/contract.ts"
 import { archivePrefix, type DeliveryFolder } from "../domain/DeliveryFolder.ts"
 import { accepts, describePolicy, STRICT } from "../domain/ErrorPolicy.ts"
+import { Partners } from "../effects/Partners.ts"
 import type { SinkWriter } from "../effects/Sink.ts"
 import { makeErrorLog } from "./ErrorLog.ts"
 import { loadFile } from "./loadFile.ts"
@@ -32,10 +34,11 @@ export const readDelivery = Effect.fnUntraced(function*(folder: DeliveryFolder, 
   const startedAt = new Date(yield* Clock.currentTimeMillis)
   const builder = new ReportBuilder()
   const errors = yield* makeErrorLog
+  const contract = contractOf((yield* Partners).get(key.partner))
   const manifest = yield* readManifest(folder, builder)
-  const policy = manifest?.policy ?? STRICT
+  const policy = manifest?.policy ?? contract.policy ?? STRICT
   const keepLoading = () => !builder.hasProblems && (policy.mode !== "strict" || builder.invalidRecords === 0)
-  for (const file of planFiles(folder, manifest, builder)) {
+  for (const file of planFiles(folder, manifest, contract, builder)) {
     yield* loadFile(file, { partner: key.partner, writer, keepLoading, builder, errors })
   }
   const finishedAt = new Date(yield* Clock.currentTimeMillis)

@@ -3,7 +3,8 @@ import { type Cell, type ColumnType, type Dataset, EXTRA_COLUMN } from "../../sc
 import { leases } from "../../schemas/leases.ts"
 import { decodeManifest } from "../../schemas/Manifest.ts"
 import { properties } from "../../schemas/properties.ts"
-import { datasetForFile, datasets } from "../../schemas/registry.ts"
+import { contractOf } from "../../schemas/contract.ts"
+import { datasets } from "../../schemas/registry.ts"
 import { transactions } from "../../schemas/transactions.ts"
 import { lease, property, transaction } from "../support/fixtures.ts"
 
@@ -241,6 +242,89 @@ const samples: Record<string, ReadonlyArray<readonly [record: unknown, cells: Re
         property_id: null
       }
     ]
+  ],
+  cities: [
+    [
+      {
+        geonameid: 2643743,
+        name: " London ",
+        asciiname: "London",
+        alternatenames: [" Londres", "Londra"],
+        latitude: "51.50853",
+        longitude: -0.12574,
+        feature_class: "P",
+        feature_code: "PPLC",
+        country_code: "gb",
+        cc2: "GB,IE",
+        admin1_code: "ENG",
+        admin2_code: "GLA",
+        admin3_code: "H9",
+        admin4_code: "E09000001",
+        population: 8961989,
+        elevation: 11,
+        dem: 25,
+        timezone: "Europe/London",
+        modification_date: "2024-02-06"
+      },
+      {
+        geonameid: 2643743,
+        name: "London",
+        ascii_name: "London",
+        alternate_names: ["Londres", "Londra"],
+        latitude: 51.50853,
+        longitude: -0.12574,
+        feature_class: "P",
+        feature_code: "PPLC",
+        country_code: "GB",
+        cc2: "GB,IE",
+        admin1_code: "ENG",
+        admin2_code: "GLA",
+        admin3_code: "H9",
+        admin4_code: "E09000001",
+        population: 8_961_989,
+        elevation: 11,
+        dem: 25,
+        timezone: "Europe/London",
+        modification_date: "2024-02-06"
+      }
+    ],
+    [
+      {
+        geonameid: 2633352,
+        name: "York",
+        asciiname: "York",
+        latitude: 53.95763,
+        longitude: "-1.08271",
+        feature_class: "P",
+        feature_code: "PPLA2",
+        country_code: "GB",
+        population: 144202,
+        dem: 17,
+        timezone: "Europe/London",
+        modification_date: "2023-06-01"
+      },
+      {
+        geonameid: 2633352,
+        name: "York",
+        ascii_name: "York",
+        alternate_names: [],
+        latitude: 53.95763,
+        longitude: -1.08271,
+        feature_class: "P",
+        feature_code: "PPLA2",
+        country_code: "GB",
+        cc2: null,
+        admin1_code: null,
+        admin2_code: null,
+        admin3_code: null,
+        admin4_code: null,
+        population: 144_202,
+        elevation: null,
+        dem: 17,
+        timezone: "Europe/London",
+        modification_date: "2023-06-01"
+      }
+    ]
   ]
 }
 
@@ -316,13 +400,16 @@ describe("columns", () => {
 })
 
 describe("registry and manifest", () => {
-  test("a file's dataset comes from its manifest entry, else from its name", () => {
-    expect(datasetForFile("transactions-2026-10.ndjson")?.name).toBe("transactions")
-    expect(datasetForFile("Leases.json")?.name).toBe("leases")
-    expect(datasetForFile("properties export.jsonl")?.name).toBe("properties")
-    expect(datasetForFile("export.json", { dataset: "leases" })?.name).toBe("leases")
-    expect(datasetForFile("notes.json")).toBeUndefined()
-    expect(datasets.map((d) => d.name)).toEqual(["properties", "leases", "transactions"])
+  test("without a contract, a file's dataset comes from its manifest entry, else from its name", () => {
+    const { datasetOf } = contractOf(undefined)
+    const name = (found: ReturnType<typeof datasetOf>) => (found._tag === "Dataset" ? found.dataset.name : found._tag)
+    expect(name(datasetOf("transactions-2026-10.ndjson", undefined))).toBe("transactions")
+    expect(name(datasetOf("Leases.json", undefined))).toBe("leases")
+    expect(name(datasetOf("properties export.jsonl", undefined))).toBe("properties")
+    expect(name(datasetOf("cities-GB.json", undefined))).toBe("cities")
+    expect(name(datasetOf("export.json", "leases"))).toBe("leases")
+    expect(name(datasetOf("notes.json", undefined))).toBe("Unknown")
+    expect(name(datasetOf("notes.json", "towns"))).toBe("Unknown")
   })
 
   test("the manifest is decoded with its policy, or refused with readable issues", () => {
