@@ -46,7 +46,18 @@ const FileRule = Schema.Struct({
  */
 export const ContractSchema = Schema.Struct({
   /** Dataset name → its rules for this partner; only these datasets are accepted from it. */
-  datasets: Schema.Record(DatasetName, Schema.Struct({ unknownFields: optional(OneOf(["reject", "ignore", "keep"])) })),
+  datasets: Schema.Record(Schema.String, Schema.Struct({ unknownFields: optional(OneOf(["reject", "ignore", "keep"])) })).check(
+    Schema.makeFilter(
+      (byName) => {
+        const unknown = Object.keys(byName).find((name) => !DATASET_NAMES.includes(name))
+        return unknown === undefined || { path: [unknown], issue: "not a dataset" }
+      },
+      rule("contract.dataset", {
+        en: `Not a dataset we load: use one of ${DATASET_NAMES.join(", ")}.`,
+        fr: `Ce n'est pas un jeu de données que nous chargeons : utilisez l'un de ${DATASET_NAMES.join(", ")}.`
+      })
+    )
+  ),
   /** Tried in order before the datasets' own file names. */
   files: optional(Schema.Array(FileRule)),
   /** When the manifest does not say; `strict` otherwise. */

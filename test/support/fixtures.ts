@@ -52,6 +52,47 @@ export const transaction = (i: number, leases = 10) => ({
   ...(i % 10 === 0 ? { counterparty: { name: `Locataire ${i % leases}`, iban: frenchIban(i % leases) } } : {})
 })
 
+const CITY_NAMES = ["London", "Birmingham", "Glasgow", "Liverpool", "Bristol", "Manchester", "Sheffield", "Leeds", "Edinburgh", "Leicester",
+  "Coventry", "Bradford", "Cardiff", "Belfast", "Nottingham", "Kingston upon Hull", "Newcastle upon Tyne", "Stoke-on-Trent", "Southampton", "Derby"]
+
+/**
+ * A GeoNames city of Great Britain as its 19 fields (version 2: `alternatenames` a list); `i` in
+ * 0–19 names a real city, later ones are numbered. Coordinates alternate number and text, as
+ * extracts do.
+ */
+export const city = (i: number) => {
+  const name = CITY_NAMES[i % CITY_NAMES.length]! + (i < CITY_NAMES.length ? "" : ` ${i}`)
+  const latitude = 50 + (i % 9) + (i % 7) / 10 + 0.12345
+  const longitude = -5 + (i % 6) + 0.54321
+  return {
+    geonameid: 2_630_000 + i,
+    name,
+    asciiname: name,
+    alternatenames: i % 4 === 0 ? [] : [`${name}-${i}`, `${name.toUpperCase()}`],
+    latitude: i % 2 === 0 ? latitude : latitude.toFixed(5),
+    longitude: i % 2 === 0 ? longitude.toFixed(5) : longitude,
+    feature_class: "P",
+    feature_code: i === 0 ? "PPLC" : "PPLA2",
+    country_code: "GB",
+    cc2: i % 5 === 0 ? "GB,IE" : null,
+    admin1_code: "ENG",
+    admin2_code: i % 3 === 0 ? "GLA" : null,
+    admin3_code: null,
+    admin4_code: null,
+    population: 100_000 + i * 12_345,
+    elevation: i % 2 === 0 ? 10 + i : null,
+    dem: 20 + i,
+    timezone: "Europe/London",
+    modification_date: `2024-0${1 + (i % 9)}-1${i % 10}`
+  }
+}
+
+/** The same city as a version 1 record: `alternatenames` one comma-separated text. */
+export const cityV1 = (i: number) => {
+  const { alternatenames, ...rest } = city(i)
+  return { ...rest, alternatenames: alternatenames.join(",") }
+}
+
 export const jsonArray = (records: ReadonlyArray<unknown>): string => `[\n${records.map((r) => JSON.stringify(r)).join(",\n")}\n]\n`
 export const ndjson = (records: ReadonlyArray<unknown>): string => records.map((r) => JSON.stringify(r)).join("\n") + "\n"
 export const wrapped = (records: ReadonlyArray<unknown>, key = "records"): string =>
