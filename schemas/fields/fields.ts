@@ -13,9 +13,9 @@ export const Text = (max: number) =>
     check<string>(
       "text.too_long",
       { en: `Must be at most ${max} characters long.`, fr: `Ne doit pas dépasser ${max} caractères.` },
-      (s) => s.length <= max,
-      // JSON Schema counts code points, JavaScript UTF-16 units: an emoji counts 1 there, 2 here.
-      { looser: { maxLength: max } }
+      // Counted in code points, as JSON Schema's maxLength does (an emoji is one character, not two).
+      (s) => s.length <= max || [...s].length <= max,
+      { exact: { maxLength: max } }
     )
   )
 
@@ -132,7 +132,15 @@ export const Amount = (options: { readonly min?: number } = {}) =>
   Schema.Union([Schema.String, Schema.Finite])
     .annotate(rule("amount.type", AMOUNT_FORMAT))
     .check(
-      check<string | number>("amount.format", AMOUNT_FORMAT, (v) => toCents(v) !== undefined),
+      check<string | number>("amount.format", AMOUNT_FORMAT, (v) => toCents(v) !== undefined, {
+        // Exact for text; a number's decimals are ours to count (JSON Schema's multipleOf is binary floating point).
+        looser: {
+          anyOf: [{ type: "number" }, {
+            type: "string",
+            pattern: "^\\s*[+-]?([0-9]+([.,][0-9]{1,2})?|[0-9]{1,3}([ \u00a0\u202f][0-9]{3})+(,[0-9]{1,2})?)\\s*$"
+          }]
+        }
+      }),
       ...(options.min === undefined ? [] : [
         check<string | number>(
           "amount.negative",
