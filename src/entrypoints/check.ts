@@ -14,7 +14,8 @@ import { Partners } from "../effects/Partners.ts"
 import { discarding } from "../effects/Sink.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
 import { readDelivery } from "../pipeline/readDelivery.ts"
-import type { DeliveryReport, Rejection } from "../pipeline/Report.ts"
+import type { Rejection } from "../pipeline/Report.ts"
+import { checkSummary, rejectionLine } from "./checkOutput.ts"
 import { startupProblem } from "./startupProblem.ts"
 
 const USAGE = `Usage: npm run check -- <folder> | <file>… [--partner <name>] [--language en|fr] [--ndjson]
@@ -89,21 +90,6 @@ const localDelivery = (paths: ReadonlyArray<string>, partner: string | undefined
   return { key, files: new Map(files.map(([name, path]) => [`${key.prefix}${name}`, path])) }
 }
 
-/** One rejection, on one line: where, what rule, and the partner's message. */
-export const rejectionLine = (r: Rejection, language: "en" | "fr"): string =>
-  `${r.file} record ${r.index} (line ${r.line}): ${r.path} ${r.rule}: ${r.message[language]}${r.value === undefined ? "" : ` (${r.value})`}`
-
-const summary = (report: DeliveryReport, language: "en" | "fr"): Array<string> => [
-  `${report.partner}/${report.delivery}: ${report.status === "succeeded" ? "would succeed" : "would fail"} (policy ${report.policy}); ` +
-  `read ${report.totals.read}, would load ${report.totals.loaded}, rejected ${report.totals.rejected}`,
-  ...report.files.map((f) =>
-    `  ${f.file} (${f.dataset ?? "no dataset"}): read ${f.read}, would load ${f.loaded}, rejected ${f.rejected}${
-      f.problem ? `; ${f.problem.rule}: ${f.problem.message[language]}` : ""
-    }`
-  ),
-  ...(report.reason ? [report.reason[language]] : [])
-]
-
 const main = () => {
   const { values, positionals } = parsed
   if (values.help) return console.log(USAGE)
@@ -118,7 +104,7 @@ const main = () => {
     const report = reading.report(null)
     const rejections = reading.errors.lines === 0 ? [] : readFileSync(reading.errors.path, "utf8").trimEnd().split("\n")
     const out = values.ndjson ? Console.error : Console.log
-    for (const line of summary(report, language)) yield* out(line)
+    for (const line of checkSummary(report, language)) yield* out(line)
     if (values.ndjson) {
       for (const line of rejections) yield* Console.log(line)
     } else if (rejections.length > 0) {
