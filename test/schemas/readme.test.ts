@@ -1,9 +1,10 @@
 import { afterAll, describe, expect, test } from "bun:test"
-import { Effect, Layer, type Schema, SchemaAST } from "effect"
+import { Effect, Layer } from "effect"
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
+import { README_MARKERS, readmeSection } from "../../schemas/catalog.ts"
 import type { Dataset } from "../../schemas/Dataset.ts"
 import { datasets } from "../../schemas/registry.ts"
 import { Database } from "../../src/effects/Database.ts"
@@ -23,54 +24,13 @@ const section = (title: string): string => {
   return README.slice(start, end < 0 ? undefined : end)
 }
 
-/** The body rows of the Markdown table whose header line is `header`, split into cells. */
-const tableRows = (text: string, header: string): Array<Array<string>> => {
-  const lines = text.split("\n")
-  const at = lines.indexOf(header)
-  if (at < 0) throw new Error(`README.md has no table ${header}`)
-  const rows: Array<Array<string>> = []
-  for (const line of lines.slice(at + 2)) {
-    if (!line.startsWith("|")) break
-    rows.push(line.slice(1, -1).split(" | ").map((cell) => cell.trim()))
-  }
-  return rows
-}
-
-/** The fields a partner sends, as the README lists them: nested objects in braces, optional ones with `?`. */
-const fields = (ast: SchemaAST.AST): Array<string> => {
-  if (!SchemaAST.isObjects(ast)) throw new Error("a dataset's Schema is a struct")
-  return ast.propertySignatures.map((field) => {
-    const nested = SchemaAST.isObjects(field.type)
-      ? field.type
-      : SchemaAST.isUnion(field.type) ? field.type.types.find(SchemaAST.isObjects) : undefined
-    return `${String(field.name)}${nested ? ` {${fields(nested).join(", ")}}` : ""}${SchemaAST.isOptional(field.type) ? "?" : ""}`
-  })
-}
-
-const code = (names: ReadonlyArray<string>) => names.map((name) => `\`${name}\``).join(", ")
-
-const schemaOf = (dataset: Dataset): Schema.Top => {
-  if (!dataset.schema) throw new Error(`${dataset.name} is not declared with dataset(...)`)
-  return dataset.schema
-}
-
 describe("README: datasets", () => {
-  test("the table of datasets lists the fields of each dataset's Schema, in registry order", () => {
-    const rows = tableRows(section("### Datasets and rules"), "| dataset | fields | rules |")
-    expect(rows.map(([name, fieldList]) => [name, fieldList])).toEqual(
-      datasets.map((d) => [`\`${d.name}\``, code(fields(schemaOf(d).ast))])
-    )
-  })
-
-  test("the table of tables lists each dataset's natural key and columns, with their SQL types and nullability", () => {
-    const rows = tableRows(section("### Datasets and rules"), "| table | natural key | columns (`?`: may be null) |")
-    expect(rows).toEqual(
-      datasets.map((d) => [
-        `\`loaders.${d.table}\``,
-        code(d.naturalKey),
-        d.columns.map((c) => `\`${c.name}\` ${c.type}${c.nullable ? "?" : ""}`).join(", ")
-      ])
-    )
+  test("the dataset section is the one generated from the declarations (npm run datasets -- --update-readme)", () => {
+    const at = README.indexOf(README_MARKERS.start)
+    const end = README.indexOf(README_MARKERS.end)
+    expect(at).toBeGreaterThan(0)
+    expect(section("### Datasets and rules")).toContain(README_MARKERS.start)
+    expect(README.slice(at, end + README_MARKERS.end.length)).toBe(readmeSection(datasets))
   })
 })
 
@@ -102,11 +62,12 @@ describe("README: the worked example of a new dataset", () => {
       { name: "name", type: "text", nullable: false },
       { name: "email", type: "text", nullable: true },
       { name: "iban", type: "text", nullable: false },
-      { name: "since", type: "date", nullable: false }
+      { name: "since", type: "date", nullable: false },
+      { name: "_extra", type: "jsonb", nullable: true }
     ])
     expect(records.map((record) => owners.decode(record))).toEqual([
-      { ok: true, row: ["OW-2", "Marie Curie", "marie@example.org", "FR7630006000011234567890189", "2019-04-01"] },
-      { ok: true, row: ["OW-1", "SCI Les Tilleuls", null, "DE89370400440532013000", "2024-12-31"] }
+      { ok: true, row: ["OW-2", "Marie Curie", "marie@example.org", "FR7630006000011234567890189", "2019-04-01", null] },
+      { ok: true, row: ["OW-1", "SCI Les Tilleuls", null, "DE89370400440532013000", "2024-12-31", null] }
     ])
     const refused = owners.decode({ ...records[1], iban: "FR7630006000011234567890188", since: "2024-02-30" })
     expect(refused.ok ? [] : refused.issues.map((i) => [i.path, i.rule])).toEqual([["$.iban", "iban.checksum"], ["$.since", "date.iso"]])
