@@ -77,31 +77,25 @@ const isTimestamp = (s: string, offset: boolean): boolean => {
 
 const TIMESTAMP_PATTERN = "^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,6})?"
 
-/** An instant: ISO 8601 with its offset, `2026-03-01T09:30:00+01:00` or `…Z` (a `timestamptz` cell as is). */
-export const IsoTimestamp = Schema.String.check(
-  check<string>(
-    "timestamp.iso",
-    {
-      en: "Must be a date and time with its offset, written YYYY-MM-DDTHH:MM:SS+HH:MM or …Z, e.g. 2026-03-01T09:30:00+01:00.",
-      fr: "Doit être une date et heure avec son décalage, au format AAAA-MM-JJTHH:MM:SS+HH:MM ou …Z, par exemple 2026-03-01T09:30:00+01:00."
-    },
-    (s) => isTimestamp(s, true),
-    { looser: { pattern: `${TIMESTAMP_PATTERN}(Z|[+-][0-9]{2}:[0-9]{2})$` } }
+/** A timestamp field, with or without its offset. */
+const timestamp = (offset: boolean, id: string, message: { readonly en: string; readonly fr: string }) =>
+  Schema.String.check(
+    check<string>(id, message, (s) => isTimestamp(s, offset), {
+      looser: { pattern: `${TIMESTAMP_PATTERN}${offset ? "(Z|[+-][0-9]{2}:[0-9]{2})" : ""}$` }
+    })
   )
-)
+
+/** An instant: ISO 8601 with its offset, `2026-03-01T09:30:00+01:00` or `…Z` (a `timestamptz` cell as is). */
+export const IsoTimestamp = timestamp(true, "timestamp.iso", {
+  en: "Must be a date and time with its offset, written YYYY-MM-DDTHH:MM:SS+HH:MM or …Z, e.g. 2026-03-01T09:30:00+01:00.",
+  fr: "Doit être une date et heure avec son décalage, au format AAAA-MM-JJTHH:MM:SS+HH:MM ou …Z, par exemple 2026-03-01T09:30:00+01:00."
+})
 
 /** A wall-clock time without offset, `2026-03-01T09:30:00` (a `timestamp` cell as is). */
-export const LocalTimestamp = Schema.String.check(
-  check<string>(
-    "timestamp.local",
-    {
-      en: "Must be a date and time without offset, written YYYY-MM-DDTHH:MM:SS, e.g. 2026-03-01T09:30:00.",
-      fr: "Doit être une date et heure sans décalage, au format AAAA-MM-JJTHH:MM:SS, par exemple 2026-03-01T09:30:00."
-    },
-    (s) => isTimestamp(s, false),
-    { looser: { pattern: `${TIMESTAMP_PATTERN}$` } }
-  )
-)
+export const LocalTimestamp = timestamp(false, "timestamp.local", {
+  en: "Must be a date and time without offset, written YYYY-MM-DDTHH:MM:SS, e.g. 2026-03-01T09:30:00.",
+  fr: "Doit être une date et heure sans décalage, au format AAAA-MM-JJTHH:MM:SS, par exemple 2026-03-01T09:30:00."
+})
 
 const PHONE_SEPARATORS = /[\s.()-]/g
 

@@ -4,7 +4,6 @@ import { runMain } from "./runMain.ts"
 import { Cause, Console, Effect, Layer } from "effect"
 import { readdirSync, readFileSync, statSync } from "node:fs"
 import { basename, dirname, join, relative, resolve } from "node:path"
-import { parseArgs } from "node:util"
 import { NAME_RULE, nameProblem } from "../../schemas/DeliveryName.ts"
 import type { DeliveryKey } from "../domain/DeliveryFolder.ts"
 import { MANIFEST } from "../domain/DeliveryFolder.ts"
@@ -16,6 +15,7 @@ import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
 import { readDelivery } from "../pipeline/readDelivery.ts"
 import type { Rejection } from "../pipeline/Report.ts"
 import { checkSummary, rejectionLine } from "./checkOutput.ts"
+import { commandLine, usageExit } from "./cliArgs.ts"
 import { startupProblem } from "./startupProblem.ts"
 
 const USAGE = `Usage: npm run check -- <folder> | <file>… [--partner <name>] [--language en|fr] [--ndjson]
@@ -31,27 +31,14 @@ The partner's contract applies when LOADERS_PARTNERS_FILE names the partners fil
 
 Exit status: 0 when the delivery would succeed, 1 when it would fail, 2 on bad usage.`
 
-const usageError = (message: string): never => {
-  console.error(`check: ${message}\n\n${USAGE}`)
-  process.exit(2)
-}
+const usageError = usageExit("check", USAGE)
 
-const parsed = (() => {
-  try {
-    return parseArgs({
-      args: process.argv.slice(2),
-      allowPositionals: true,
-      options: {
-        partner: { type: "string" },
-        language: { type: "string", default: "en" },
-        ndjson: { type: "boolean", default: false },
-        help: { type: "boolean", short: "h", default: false }
-      }
-    })
-  } catch (error) {
-    return usageError(error instanceof Error ? error.message : String(error))
-  }
-})()
+const parsed = commandLine({
+  partner: { type: "string" },
+  language: { type: "string", default: "en" },
+  ndjson: { type: "boolean", default: false },
+  help: { type: "boolean", short: "h", default: false }
+}, usageError)
 
 /** Every file below `dir`, by its name in the delivery folder (`/`-separated). */
 const filesBelow = (dir: string): Array<[string, string]> =>

@@ -2,10 +2,10 @@
 // Schema, a sample file — and the README's generated dataset section.
 // Plain synchronous code: it reads only the declarations in schemas/, so it needs no runtime.
 import { readFileSync, writeFileSync } from "node:fs"
-import { parseArgs } from "node:util"
 import { type DatasetDoc, describeDataset, jsonSchemaOf, README_MARKERS, readmeSection, sampleFile } from "../../schemas/catalog.ts"
 import type { UnknownFields } from "../../schemas/Dataset.ts"
 import { datasetByName, datasets } from "../../schemas/registry.ts"
+import { commandLine, usageExit } from "./cliArgs.ts"
 
 const USAGE = `Usage: npm run datasets -- [<dataset>…] [--json]
        npm run datasets -- --json-schema <dataset> [--unknown-fields reject|ignore|keep]
@@ -25,24 +25,14 @@ const fail = (message: string): never => {
   process.exit(2)
 }
 
-const parsed = (() => {
-  try {
-    return parseArgs({
-      args: process.argv.slice(2),
-      allowPositionals: true,
-      options: {
-        "json-schema": { type: "string" },
-        "unknown-fields": { type: "string" },
-        sample: { type: "string" },
-        "update-readme": { type: "boolean" },
-        json: { type: "boolean" },
-        help: { type: "boolean" }
-      }
-    })
-  } catch (error) {
-    return fail(`${error instanceof Error ? error.message : String(error)}\n\n${USAGE}`)
-  }
-})()
+const parsed = commandLine({
+  "json-schema": { type: "string" },
+  "unknown-fields": { type: "string" },
+  sample: { type: "string" },
+  "update-readme": { type: "boolean" },
+  json: { type: "boolean" },
+  help: { type: "boolean" }
+}, usageExit("datasets", USAGE))
 const { values, positionals } = parsed
 
 const known = datasets.map((d) => d.name).join(", ")

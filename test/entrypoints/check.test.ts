@@ -1,16 +1,13 @@
 import { describe, expect, test } from "bun:test"
-import { Effect } from "effect"
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
-import type { DeliveryKey } from "../../src/domain/DeliveryFolder.ts"
 import { rejectionLine } from "../../src/entrypoints/checkOutput.ts"
-import { processDelivery } from "../../src/pipeline/processDelivery.ts"
 import type { Rejection } from "../../src/pipeline/Report.ts"
 import { runTest } from "../support/effect.ts"
 import { runEntrypoint, tempDirs } from "../support/cli.ts"
 import { city, jsonArray } from "../support/fixtures.ts"
-import { databases, deposit, pipelineFixture, readObject } from "../support/pipeline.ts"
+import { databases, deliveryKey, deposit, pipelineFixture, processedReport, readObject } from "../support/pipeline.ts"
 
 const FAILING = fileURLToPath(new URL("../../examples/immo-sud/2026-11-02/", import.meta.url))
 const PASSING = fileURLToPath(new URL("../../examples/acme-gestion/2026-11-01/", import.meta.url))
@@ -22,11 +19,11 @@ describe("npm run check", () => {
   test("the failing sample: the same rejections as the _errors.ndjson a real run archives, exit 1", async () => {
     // The real run: s3rver, PGlite, the archive.
     const { client, bucket, layer } = await pipelineFixture(databases.PGlite())
-    const key: DeliveryKey = { bucket, prefix: "incoming/immo-sud/2026-11-02/", partner: "immo-sud", delivery: "2026-11-02" }
+    const key = deliveryKey(bucket, "immo-sud", "2026-11-02")
     await deposit(client, bucket, key.prefix, Object.fromEntries(readdirSync(FAILING).map((name) => [name, readFileSync(join(FAILING, name))])))
-    const report = await runTest(processDelivery(key).pipe(Effect.map((o) => (o._tag === "Processed" ? o.report : undefined))), layer)
-    expect(report?.status).toBe("failed")
-    const archived = await readObject(client, bucket, `${report?.archive}_errors.ndjson`)
+    const report = await runTest(processedReport(key), layer)
+    expect(report.status).toBe("failed")
+    const archived = await readObject(client, bucket, `${report.archive}_errors.ndjson`)
     expect(archived.trim().split("\n").length).toBe(8)
 
     const ndjson = check([FAILING, "--ndjson"])

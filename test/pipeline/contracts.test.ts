@@ -2,20 +2,19 @@ import { describe, expect, test } from "bun:test"
 import { Effect, Schema } from "effect"
 import { PartnersFile } from "../../schemas/PartnerConfig.ts"
 import { Database } from "../../src/effects/Database.ts"
-import type { DeliveryKey } from "../../src/domain/DeliveryFolder.ts"
-import { processDelivery } from "../../src/pipeline/processDelivery.ts"
 import { runTest } from "../support/effect.ts"
 import { city, cityV1, jsonArray, wrapped } from "../support/fixtures.ts"
-import { databases, deposit, keysUnder, pipelineFixture, readObject } from "../support/pipeline.ts"
+import {
+  databases,
+  deliveryKey,
+  deposit,
+  keysUnder,
+  pipelineFixture,
+  processedReport,
+  readObject
+} from "../support/pipeline.ts"
 
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => i + from)
-
-const delivery = (bucket: string, partner: string, name: string): DeliveryKey => ({
-  bucket,
-  prefix: `incoming/${partner}/${name}/`,
-  partner,
-  delivery: name
-})
 
 /** The partners file as operators write it, validated as at start. */
 const partners = Schema.decodeUnknownSync(PartnersFile)({
@@ -31,14 +30,6 @@ const partners = Schema.decodeUnknownSync(PartnersFile)({
 const WITH_EXTRA = range(20).filter((i) => i % 3 === 0)
 const gbFile = jsonArray(range(20).map((i) => (WITH_EXTRA.includes(i) ? { ...city(i), population_2030: 200_000 + i } : city(i))))
 
-const run = (key: DeliveryKey) =>
-  processDelivery(key).pipe(
-    Effect.map((outcome) => {
-      if (outcome._tag !== "Processed") throw new Error(`expected a processed delivery, got ${outcome._tag} (${outcome.reason})`)
-      return outcome.report
-    })
-  )
-
 interface CityRow {
   readonly geonameid: number
   readonly alternate_names: ReadonlyArray<string>
@@ -51,15 +42,21 @@ const cityRows = Effect.gen(function*() {
   return yield* db.query<CityRow>(`SELECT geonameid, alternate_names, latitude, _extra FROM loaders.cities ORDER BY geonameid`)
 })
 
+/** `partner`'s delivery `name` of `files`, deposited and processed: its report and the cities loaded. */
+const deliver = async (database: Parameters<typeof pipelineFixture>[0], partner: string, name: string, files: Record<string, string>) => {
+  const fixture = await pipelineFixture(database, {}, partners)
+  const key = deliveryKey(fixture.bucket, partner, name)
+  await deposit(fixture.client, fixture.bucket, key.prefix, files)
+  const loaded = await runTest(Effect.gen(function*() {
+    return { report: yield* processedReport(key), rows: yield* cityRows }
+  }), fixture.layer)
+  return { ...fixture, ...loaded }
+}
+
 for (const [name, database] of Object.entries(databases)) {
   describe(`partner contracts on s3rver and ${name}`, () => {
     test("keep: GB.json maps to cities by the contract's glob; unknown fields are kept in _extra beside the row", async () => {
-      const { client, bucket, layer } = await pipelineFixture(database(), {}, partners)
-      const key = delivery(bucket, "geo-keep", "2026-12-01")
-      await deposit(client, bucket, key.prefix, { "GB.json": gbFile })
-      const { report, rows } = await runTest(Effect.gen(function*() {
-        return { report: yield* run(key), rows: yield* cityRows }
-      }), layer)
+      const { report, rows } = await deliver(database(), "geo-keep", "2026-12-01", { "GB.json": gbFile })
       expect(report.status).toBe("succeeded")
       expect(report.files.map((f) => [f.file, f.dataset, f.loaded])).toEqual([["GB.json", "cities", 20]])
       expect(rows.length).toBe(20)
@@ -75,12 +72,7 @@ for (const [name, database] of Object.entries(databases)) {
     })
 
     test("reject: the same file fails the strict delivery with each unknown field reported at its record", async () => {
-      const { client, bucket, layer } = await pipelineFixture(database(), {}, partners)
-      const key = delivery(bucket, "geo-reject", "2026-12-01")
-      await deposit(client, bucket, key.prefix, { "GB.json": gbFile })
-      const { report, rows } = await runTest(Effect.gen(function*() {
-        return { report: yield* run(key), rows: yield* cityRows }
-      }), layer)
+      const { report, rows, client, bucket } = await deliver(database(), "geo-reject", "2026-12-01", { "GB.json": gbFile })
       expect(report.status).toBe("failed")
       expect(rows).toEqual([])
       expect(report.totals).toEqual({ read: 20, loaded: 0, rejected: 20, invalid: WITH_EXTRA.length })
@@ -92,14 +84,9 @@ for (const [name, database] of Object.entries(databases)) {
     })
 
     test("ignore: unknown fields are dropped, the rest loads, under the contract's lenient policy", async () => {
-      const { client, bucket, layer } = await pipelineFixture(database(), {}, partners)
-      const key = delivery(bucket, "geo-ignore", "2026-12-01")
       const records: Array<unknown> = range(20).map((i) => ({ ...city(i), population_2030: i }))
       records[5] = { ...city(5), latitude: 91, population_2030: 5 }
-      await deposit(client, bucket, key.prefix, { "GB.json": jsonArray(records) })
-      const { report, rows } = await runTest(Effect.gen(function*() {
-        return { report: yield* run(key), rows: yield* cityRows }
-      }), layer)
+      const { report, rows } = await deliver(database(), "geo-ignore", "2026-12-01", { "GB.json": jsonArray(records) })
       expect(report.policy).toBe("lenient")
       expect(report.status).toBe("succeeded")
       expect(report.totals).toEqual({ read: 20, loaded: 19, rejected: 1, invalid: 1 })
@@ -110,15 +97,15 @@ for (const [name, database] of Object.entries(databases)) {
 
     test("a partner whose contract does not allow cities gets a failed delivery with the reason; another's identical file loads", async () => {
       const { client, bucket, layer } = await pipelineFixture(database(), {}, partners)
-      const refused = delivery(bucket, "acme", "2026-12-01")
-      const accepted = delivery(bucket, "geo-keep", "2026-12-02")
-      const noContract = delivery(bucket, "newcomer", "2026-12-01")
+      const refused = deliveryKey(bucket, "acme", "2026-12-01")
+      const accepted = deliveryKey(bucket, "geo-keep", "2026-12-02")
+      const noContract = deliveryKey(bucket, "newcomer", "2026-12-01")
       const file = wrapped(range(5).map(city), "geonames")
       await deposit(client, bucket, refused.prefix, { "cities.json": file })
       await deposit(client, bucket, accepted.prefix, { "cities.json": file })
       await deposit(client, bucket, noContract.prefix, { "cities.json": file })
       const { reports, rows } = await runTest(Effect.gen(function*() {
-        const reports = [yield* run(refused), yield* run(accepted), yield* run(noContract)]
+        const reports = [yield* processedReport(refused), yield* processedReport(accepted), yield* processedReport(noContract)]
         return { reports, rows: yield* cityRows }
       }), layer)
       const [acme, geo, newcomer] = reports
@@ -139,14 +126,14 @@ for (const [name, database] of Object.entries(databases)) {
 
     test("a version 1 delivery of cities (version 2) loads through its upgrade; an unknown version is refused", async () => {
       const { client, bucket, layer } = await pipelineFixture(database(), {}, partners)
-      const v1 = delivery(bucket, "geo-keep", "v1")
-      const v7 = delivery(bucket, "geo-keep", "v7")
+      const v1 = deliveryKey(bucket, "geo-keep", "v1")
+      const v7 = deliveryKey(bucket, "geo-keep", "v7")
       const manifest = (name: string, version: number) =>
         JSON.stringify({ partner: "geo-keep", delivery: name, files: [{ name: "GB.json", dataset: "cities", version }] })
       await deposit(client, bucket, v1.prefix, { "_manifest.json": manifest("v1", 1), "GB.json": jsonArray(range(20).map(cityV1)) })
       await deposit(client, bucket, v7.prefix, { "_manifest.json": manifest("v7", 7), "GB.json": jsonArray(range(20).map(cityV1)) })
       const { first, second, rows } = await runTest(Effect.gen(function*() {
-        return { first: yield* run(v1), second: yield* run(v7), rows: yield* cityRows }
+        return { first: yield* processedReport(v1), second: yield* processedReport(v7), rows: yield* cityRows }
       }), layer)
       expect([first.status, first.totals]).toEqual(["succeeded", { read: 20, loaded: 20, rejected: 0, invalid: 0 }])
       // Version 1's comma-separated names became version 2's list.

@@ -2,7 +2,6 @@ import { describe, expect, test } from "bun:test"
 import { Effect, Fiber } from "effect"
 import { gzipSync } from "node:zlib"
 import { Database } from "../../src/effects/Database.ts"
-import type { DeliveryKey } from "../../src/domain/DeliveryFolder.ts"
 import { processDelivery } from "../../src/pipeline/processDelivery.ts"
 import { Progress } from "../../src/pipeline/Progress.ts"
 import { runTest } from "../support/effect.ts"
@@ -11,30 +10,17 @@ import {
   countRows,
   countsOf,
   databases,
+  deliveryKey as delivery,
   deposit,
   expectedCounts,
   keysUnder,
   pipelineFixture,
+  processedReport as run,
   readObject,
   readReport
 } from "../support/pipeline.ts"
 
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => i + from)
-
-const delivery = (bucket: string, partner: string, name: string): DeliveryKey => ({
-  bucket,
-  prefix: `incoming/${partner}/${name}/`,
-  partner,
-  delivery: name
-})
-
-const run = (key: DeliveryKey) =>
-  processDelivery(key).pipe(
-    Effect.map((outcome) => {
-      if (outcome._tag !== "Processed") throw new Error(`expected a processed delivery, got ${outcome._tag} (${outcome.reason})`)
-      return outcome.report
-    })
-  )
 
 for (const [name, database] of Object.entries(databases)) {
   describe(`processDelivery on s3rver and ${name}`, () => {

@@ -8,16 +8,9 @@ import { type Outcome, processDelivery } from "../../src/pipeline/processDeliver
 import type { DeliveryReport } from "../../src/pipeline/Report.ts"
 import { runTest } from "../support/effect.ts"
 import { jsonArray, ndjson, property, transaction } from "../support/fixtures.ts"
-import { countRows, databases, deposit, keysUnder, pipelineFixture } from "../support/pipeline.ts"
+import { countRows, databases, deliveryKey as delivery, deposit, keysUnder, pipelineFixture } from "../support/pipeline.ts"
 
 const range = (n: number) => Array.from({ length: n }, (_, i) => i)
-
-const delivery = (bucket: string, partner: string, name: string): DeliveryKey => ({
-  bucket,
-  prefix: `incoming/${partner}/${name}/`,
-  partner,
-  delivery: name
-})
 
 /** A dry run of `key`, then the rows of `table` and the keys left in the whole bucket. */
 const dryRun = (key: DeliveryKey, table: string) =>

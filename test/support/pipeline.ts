@@ -10,13 +10,32 @@ import { Mailer } from "../../src/effects/Mailer.ts"
 import { Partners } from "../../src/effects/Partners.ts"
 import type { PartnerSettings } from "../../schemas/PartnerConfig.ts"
 import { PostgresSink } from "../../src/effects/postgres/PostgresSink.ts"
+import type { DeliveryKey } from "../../src/domain/DeliveryFolder.ts"
 import { PipelineConfig } from "../../src/pipeline/PipelineConfig.ts"
+import { processDelivery } from "../../src/pipeline/processDelivery.ts"
 import type { DeliveryReport } from "../../src/pipeline/Report.ts"
 import { freshPGlite } from "./pglite.ts"
 import { freshDatabase } from "./postgres.ts"
 import { freshBucket } from "./s3.ts"
 
 const datasetsByName = new Map(datasets.map((d) => [d.name, d]))
+
+/** The key of delivery `name` of `partner` under `incoming/` in `bucket`. */
+export const deliveryKey = (bucket: string, partner: string, name: string): DeliveryKey => ({
+  bucket,
+  prefix: `incoming/${partner}/${name}/`,
+  partner,
+  delivery: name
+})
+
+/** Processes `key` (as a worker would) and answers its report; a skipped delivery fails the test. */
+export const processedReport = (key: DeliveryKey) =>
+  processDelivery(key).pipe(
+    Effect.map((outcome) => {
+      if (outcome._tag !== "Processed") throw new Error(`expected a processed delivery, got ${outcome._tag} (${outcome.reason})`)
+      return outcome.report
+    })
+  )
 
 /** The two databases every pipeline test runs against. */
 export const databases = {
