@@ -6,7 +6,7 @@ import Ajv2020 from "ajv/dist/2020.js"
 import { execFile } from "node:child_process"
 import { JobQueue } from "../../src/effects/JobQueue.ts"
 import { apiServer, deliveryFiles } from "../support/api.ts"
-import { property } from "../support/fixtures.ts"
+import { city, jsonArray, property } from "../support/fixtures.ts"
 import { deposit, keysUnder } from "../support/pipeline.ts"
 
 const MAX = 2 * 1024 * 1024
@@ -180,6 +180,16 @@ describe("refusals change nothing", () => {
     refusedWith(await call("/v1/deliveries/fenced", { key: api.keys.globex }), 404, "not_found")
     refusedWith(await call("/v1/deliveries/fenced/complete", { method: "POST", key: api.keys.globex }), 404, "not_found")
     expect(await snapshot()).toEqual(before)
+  })
+
+  test("complete: the computed manifest names the dataset the partner's contract gives its own file names", async () => {
+    const put = await call("/v1/deliveries/geo-1/files/GB.json", { method: "PUT", body: jsonArray([0, 1, 2].map(city)), key: api.keys.geo })
+    expect(put.status).toBeLessThan(300)
+    const completed = await call("/v1/deliveries/geo-1/complete", { method: "POST", key: api.keys.geo })
+    expect(completed.status).toBeLessThan(300)
+    const body = JSON.parse(completed.text) as { manifest: string; files: Array<{ name: string; dataset?: string }> }
+    expect([body.manifest, body.files.map((f) => [f.name, f.dataset])]).toEqual(["computed", [["GB.json", "cities"]]])
+    expect((await api.finished("geo-1", api.keys.geo)).state).toBe("succeeded")
   })
 
   test("a delivery not in a state for it: 409 (open twice, complete with a file missing, a file into a completed delivery)", async () => {

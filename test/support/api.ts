@@ -17,14 +17,19 @@ import { until } from "./wait.ts"
 
 /**
  * The HTTP app on a real Bun server (any free port), with workers in-process, on a fresh bucket and
- * PostgreSQL database. Partner `acme` holds two keys (a rotation), `globex` one; `revoked` is a key
- * whose hash no partner lists any more.
+ * PostgreSQL database. Partner `acme` holds two keys (a rotation), `globex` one, `geo` one and a
+ * contract; `revoked` is a key whose hash no partner lists any more.
  */
 export const apiServer = async (settings: Partial<ApiSettings> = {}, finishWithinMs = 60_000) => {
-  const keys = { acme: newApiKey(), acmeNext: newApiKey(), globex: newApiKey(), revoked: newApiKey() }
+  const keys = { acme: newApiKey(), acmeNext: newApiKey(), globex: newApiKey(), geo: newApiKey(), revoked: newApiKey() }
   const partners = {
     acme: { apiKeys: [hashApiKey(keys.acme), hashApiKey(keys.acmeNext)], language: "en" as const },
-    globex: { apiKeys: [hashApiKey(keys.globex)] }
+    globex: { apiKeys: [hashApiKey(keys.globex)] },
+    // A GeoNames feed whose contract reads its own file names (`GB.json`) as cities.
+    geo: {
+      apiKeys: [hashApiKey(keys.geo)],
+      contract: { datasets: { cities: { unknownFields: "keep" as const } }, files: [{ glob: "*.json", dataset: "cities" }] }
+    }
   }
   const fixture = await pipelineFixture(databases.PostgreSQL(), { quietPeriod: Duration.zero }, partners)
   const workers = Layer.effectDiscard(
