@@ -4,7 +4,7 @@
  */
 import type { Schema } from "effect"
 import { type Cell, type CellFor, type Column, type ColumnType, type Dataset, EXTRA_COLUMN, type Enrichment, type Row } from "./Dataset.ts"
-import { decoder, rowBuilder, type Validated, validator } from "./decoder.ts"
+import { decoder, rowBuilder, upgradedDecoder, type Validated, validator } from "./decoder.ts"
 
 /**
  * One column of a dataset's table, declared once: its name, SQL type, nullability and how its cell
@@ -97,7 +97,7 @@ export const dataset = <
   // The last cell is `_extra`, null unless the partner's contract keeps unknown fields.
   const toRow = rowBuilder<S["Type"]>([...columns.map((c) => c.value), () => null])
   const decoderFor: Dataset["decoderFor"] = ({ unknownFields, version: given = version }) => {
-    if (given === version) return decoder(validator(schema, unknownFields), toRow)
+    if (given === version) return decoder(schema, unknownFields, toRow)
     const step = upgrades.find((u) => u.from === given)
     if (step === undefined) return undefined
     const older = validator(step.schema, unknownFields)
@@ -109,7 +109,7 @@ export const dataset = <
       const result = current((step.to as (old: unknown) => unknown)(old.value))
       return result.ok ? { ...result, extra: old.extra } : result
     }
-    return decoder(upgraded, toRow)
+    return upgradedDecoder(upgraded, toRow)
   }
   return {
     ...rest,

@@ -14,23 +14,31 @@ export type Validated<A> =
   | { readonly ok: true; readonly value: A; readonly extra: Readonly<Record<string, unknown>> | undefined }
   | { readonly ok: false; readonly issues: ReadonlyArray<RecordIssue> }
 
+type Decode<A> = ReturnType<typeof Schema.decodeUnknownResult<Schema.Decoder<A>>>
+
 /**
- * Validates with `schema` (compiled once) under an unknown-field rule. A record without unknown
- * fields is decoded once, as before; only one that has some is decoded again, ignoring them,
- * once its other issues (if any) are known.
+ * What a record the strict decoding refused (`issue`) becomes under an unknown-field rule: its
+ * issues but unknown fields when it has others, else its value decoded again ignoring them (and,
+ * under `keep`, those fields). Only records with an issue come here: the others decode once.
  */
+const unknownFieldsRule = <A>(decode: Decode<A>, unknownFields: UnknownFields) =>
+(issue: SchemaIssue.Issue, value: unknown): Validated<A> => {
+  const issues = recordIssues(issue, value)
+  if (unknownFields === "reject") return { ok: false, issues }
+  const others = issues.filter((found) => found.rule !== UNKNOWN_FIELD)
+  if (others.length > 0) return { ok: false, issues: others }
+  const loose = decode(value, LOOSE)
+  if (loose._tag === "Failure") return { ok: false, issues: recordIssues(loose.failure.issue, value) }
+  return { ok: true, value: loose.success, extra: unknownFields === "keep" ? extraFields(issue, value) : undefined }
+}
+
+/** Validates with `schema` (compiled once) under an unknown-field rule: an older version's records, before their upgrade. */
 export const validator = <S extends Schema.Decoder<unknown>>(schema: S, unknownFields: UnknownFields) => {
   const decode = Schema.decodeUnknownResult(schema)
+  const refused = unknownFieldsRule(decode, unknownFields)
   return (value: unknown): Validated<S["Type"]> => {
     const result = decode(value, STRICT)
-    if (result._tag === "Success") return { ok: true, value: result.success, extra: undefined }
-    const issues = recordIssues(result.failure.issue, value)
-    if (unknownFields === "reject") return { ok: false, issues }
-    const others = issues.filter((issue) => issue.rule !== UNKNOWN_FIELD)
-    if (others.length > 0) return { ok: false, issues: others }
-    const loose = decode(value, LOOSE)
-    if (loose._tag === "Failure") return { ok: false, issues: recordIssues(loose.failure.issue, value) }
-    return { ok: true, value: loose.success, extra: unknownFields === "keep" ? extraFields(result.failure.issue, value) : undefined }
+    return result._tag === "Success" ? { ok: true, value: result.success, extra: undefined } : refused(result.failure.issue, value)
   }
 }
 
@@ -48,17 +56,38 @@ const extraFields = (issue: SchemaIssue.Issue, value: unknown): Record<string, u
   return extra
 }
 
+/** The row of a valid record, its last cell (`_extra`) holding the unknown fields kept, if any. */
+const rowOf = <A>(toRow: (value: A) => Array<Cell>, valid: Extract<Validated<A>, { ok: true }>): Decoded => {
+  const row = toRow(valid.value)
+  if (valid.extra !== undefined) row[row.length - 1] = JSON.stringify(valid.extra)
+  return { ok: true, row }
+}
+
 /**
- * A dataset's decoder: validates with `validate` and shapes the valid value into a row with
- * `toRow`, whose last cell is the `_extra` column. Plain and synchronous, for the per-record loop.
+ * A dataset's decoder for its current version: validates with `schema` and shapes the valid value
+ * into a row with `toRow`. Plain and synchronous, for the per-record loop; a valid record takes
+ * the same path as before unknown-field rules existed (one decode, one row).
  */
-export const decoder = <A>(validate: (value: unknown) => Validated<A>, toRow: (value: A) => Array<Cell>) =>
+export const decoder = <S extends Schema.Decoder<unknown>>(
+  schema: S,
+  unknownFields: UnknownFields,
+  toRow: (value: S["Type"]) => Array<Cell>
+) => {
+  const decode = Schema.decodeUnknownResult(schema)
+  const refused = unknownFieldsRule(decode, unknownFields)
+  return (value: unknown): Decoded => {
+    const result = decode(value, STRICT)
+    if (result._tag === "Success") return { ok: true, row: toRow(result.success) }
+    const decided = refused(result.failure.issue, value)
+    return decided.ok ? rowOf(toRow, decided) : decided
+  }
+}
+
+/** A decoder over any validation (an older version's, upgraded), shaping valid values with `toRow`. */
+export const upgradedDecoder = <A>(validate: (value: unknown) => Validated<A>, toRow: (value: A) => Array<Cell>) =>
 (value: unknown): Decoded => {
   const result = validate(value)
-  if (!result.ok) return result
-  const row = toRow(result.value)
-  if (result.extra !== undefined) row[row.length - 1] = JSON.stringify(result.extra)
-  return { ok: true, row }
+  return result.ok ? rowOf(toRow, result) : result
 }
 
 /**
