@@ -10,7 +10,7 @@ import { Ledger } from "../effects/Ledger.ts"
 import { Mailer } from "../effects/Mailer.ts"
 import { Partners } from "../effects/Partners.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
-import { PostgresSink } from "../effects/postgres/PostgresSink.ts"
+import { sinksLayer } from "./sinks.ts"
 import { sweepErrorLogs } from "../pipeline/ErrorLog.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
 import { embeddedS3Dir } from "./embedded.ts"
@@ -134,7 +134,7 @@ export const AppLayer = Layer.unwrap(
     )
     const seed = store.fresh ? Layer.effectDiscard(seedExamples) : Layer.empty
     return Layer.mergeAll(
-      PostgresSink.layer(datasets),
+      sinksLayer(datasets),
       Ledger.layer({ lease: settings.lease }),
       seed,
       store.announce,

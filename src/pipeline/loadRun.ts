@@ -24,7 +24,7 @@ export const loadRun = (folder: DeliveryFolder, runId: string) =>
     const config = yield* PipelineConfig
     const pass = (pass: 1 | 2) =>
       Effect.scoped(Effect.gen(function*() {
-        const writer = yield* sink.begin({ runId, pass })
+        const writer = yield* sink.begin({ delivery: folder.key, runId, pass })
         const reading = yield* readDelivery(folder, writer)
         const report = reading.report(runId)
         if (reading.errors.lines > 0) {

@@ -4,6 +4,7 @@ import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { datasets } from "../../schemas/registry.ts"
+import type { DeliveryKey } from "../../src/domain/DeliveryFolder.ts"
 import { Database } from "../../src/effects/Database.ts"
 import { Ledger } from "../../src/effects/Ledger.ts"
 import { Mailer } from "../../src/effects/Mailer.ts"
@@ -19,6 +20,9 @@ import { freshBucket } from "./s3.ts"
 const datasetsByName = new Map(datasets.map((d) => [d.name, d]))
 
 /** The two databases every pipeline test runs against. */
+/** A delivery for tests that open a sink run by hand. */
+export const aDelivery: DeliveryKey = { bucket: "test", prefix: "incoming/acme/d1/", partner: "acme", delivery: "d1" }
+
 export const databases = {
   PostgreSQL: () =>
     Layer.unwrap(Effect.promise(freshDatabase).pipe(Effect.map((url) => Database.layerPostgres(Redacted.make(url))))),
