@@ -1,6 +1,6 @@
 import { Config, Data, Effect, Layer } from "effect"
 import type { Dataset } from "../../schemas/Dataset.ts"
-import { LakeSink } from "../effects/lake/LakeSink.ts"
+import { LakeSink, type LakeSettings } from "../effects/lake/LakeSink.ts"
 import { PostgresSink } from "../effects/postgres/PostgresSink.ts"
 import { Sink } from "../effects/Sink.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
@@ -44,21 +44,27 @@ export const chooseSinks = (value: string, datasets: ReadonlyArray<Dataset>) =>
   })
 
 /**
- * The pipeline's destinations, from `LOADERS_SINKS` and, when a dataset goes to the lake,
- * `LOADERS_LAKE_*`. PostgreSQL comes first: the lake takes the columns it fills from other tables
- * and the repeats it refuses, so both hold the same rows; the tables of every dataset are kept,
- * since other datasets' enrichments read them.
+ * The pipeline's destinations: `sinks` as `LOADERS_SINKS` reads, the lake written as `lake` says
+ * when a dataset goes there. PostgreSQL comes first: the lake takes the columns it fills from
+ * other tables and the repeats it refuses, so both hold the same rows; the tables of every dataset
+ * are kept, since other datasets' enrichments read them.
  */
-export const sinksLayer = (datasets: ReadonlyArray<Dataset>) =>
+export const sinksLayerWith = (datasets: ReadonlyArray<Dataset>, sinks: string, lake: Omit<LakeSettings, "stagingPrefix">) =>
   Layer.effect(
     Sink,
     Effect.gen(function*() {
-      const sinksOf = yield* chooseSinks(yield* Config.String("LOADERS_SINKS").pipe(Config.withDefault("postgres")), datasets)
+      const sinksOf = yield* chooseSinks(sinks, datasets)
       const takes = (name: SinkName) => (dataset: Dataset) => sinksOf(dataset).includes(name)
       const postgres = { sink: yield* PostgresSink.make(datasets), takes: takes("postgres") }
       if (!datasets.some(takes("s3"))) return postgres.sink
       const { stagingPrefix } = yield* PipelineConfig
-      const lake = yield* LakeSink.make({ ...yield* LakeSink.settings, stagingPrefix })
-      return Sink.all([postgres, { sink: lake, takes: takes("s3") }])
+      return Sink.all([postgres, { sink: yield* LakeSink.make({ ...lake, stagingPrefix }), takes: takes("s3") }])
     })
   )
+
+/** The pipeline's destinations from `LOADERS_SINKS` and `LOADERS_LAKE_*` (see `sinksLayerWith`). */
+export const sinksLayer = (datasets: ReadonlyArray<Dataset>) =>
+  Layer.unwrap(Effect.gen(function*() {
+    const sinks = yield* Config.String("LOADERS_SINKS").pipe(Config.withDefault("postgres"))
+    return sinksLayerWith(datasets, sinks, yield* LakeSink.settings)
+  }))

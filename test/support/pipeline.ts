@@ -10,19 +10,20 @@ import { Ledger } from "../../src/effects/Ledger.ts"
 import { Mailer } from "../../src/effects/Mailer.ts"
 import { Partners } from "../../src/effects/Partners.ts"
 import type { PartnerSettings } from "../../schemas/PartnerConfig.ts"
-import { PostgresSink } from "../../src/effects/postgres/PostgresSink.ts"
+import type { LakeSettings } from "../../src/effects/lake/LakeSink.ts"
 import { PipelineConfig } from "../../src/pipeline/PipelineConfig.ts"
 import type { DeliveryReport } from "../../src/pipeline/Report.ts"
+import { sinksLayerWith } from "../../src/entrypoints/sinks.ts"
 import { freshPGlite } from "./pglite.ts"
 import { freshDatabase } from "./postgres.ts"
 import { freshBucket } from "./s3.ts"
 
 const datasetsByName = new Map(datasets.map((d) => [d.name, d]))
 
-/** The two databases every pipeline test runs against. */
 /** A delivery for tests that open a sink run by hand. */
 export const aDelivery: DeliveryKey = { bucket: "test", prefix: "incoming/acme/d1/", partner: "acme", delivery: "d1" }
 
+/** The two databases every pipeline test runs against. */
 export const databases = {
   PostgreSQL: () =>
     Layer.unwrap(Effect.promise(freshDatabase).pipe(Effect.map((url) => Database.layerPostgres(Redacted.make(url))))),
@@ -38,11 +39,14 @@ export const pipelineFixture = async <E>(
   settings: Partial<PipelineConfig["Service"]> = {},
   partners: Readonly<Record<string, PartnerSettings>> = {},
   /** Where the pipeline reaches the bucket (a fault proxy); the shared s3rver itself by default. */
-  endpoint?: string
+  endpoint?: string,
+  /** `LOADERS_SINKS` and the lake's settings; PostgreSQL alone by default. */
+  sinks: { readonly sinks: string; readonly lake?: Partial<Omit<LakeSettings, "stagingPrefix">> } = { sinks: "postgres" }
 ) => {
   const bucket = await freshBucket(endpoint)
   const outbox = mkdtempSync(join(tmpdir(), "loaders-outbox-"))
-  const layer = Layer.mergeAll(PostgresSink.layer(datasets), Ledger.layer({ lease: Duration.seconds(30) })).pipe(
+  const lake = { prefix: "lake/", format: "parquet" as const, partBytes: 8 << 20, rowGroupRows: 1000, ...sinks.lake }
+  const layer = Layer.mergeAll(sinksLayerWith(datasets, sinks.sinks, lake), Ledger.layer({ lease: Duration.seconds(30) })).pipe(
     Layer.provideMerge(
       Layer.mergeAll(
         bucket.layer,

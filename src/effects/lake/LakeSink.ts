@@ -163,7 +163,7 @@ const begin = (store: ObjectStore["Service"], settings: LakeSettings, encoder: P
           const part = parts.open ?? (yield* open(parts))
           yield* append(part, yield* Effect.promise(() => part.encoder.add(rows, filled)))
           part.rows += rows.length
-          if (part.bytes >= settings.partBytes) yield* close(parts)
+          if (part.bytes + part.encoder.held() >= settings.partBytes) yield* close(parts)
         }
         return { loaded: rows.length, repeats: earlier?.repeats ?? [] }
       })

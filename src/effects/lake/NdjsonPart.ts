@@ -39,6 +39,7 @@ export const ndjsonPart = (dataset: Dataset, lineage: PartLineage): PartEncoder 
       }
       return text.length >= MEMBER_CHARS ? compress() : []
     },
-    finish: compress
+    finish: compress,
+    held: () => text.length
   }
 }

@@ -73,6 +73,8 @@ export const parquetPart = (rowGroupRows: number) => (dataset: Dataset, lineage:
       flushGroup()
       writer.finish()
       return take()
-    }
+    },
+    // A row group's bytes are unknown until it is encoded; parts roll at row group boundaries.
+    held: () => 0
   }
 }

@@ -25,12 +25,14 @@ export const lakeColumns = (dataset: Dataset): ReadonlyArray<Column> => [...data
 
 /**
  * Turns a batch's rows into the bytes of one part, as they come: what `add` and `finish` answer is
- * appended to the part in order. `size` is the bytes answered so far, for rolling parts by size.
+ * appended to the part in order.
  */
 export interface PartEncoder {
   readonly add: (batch: ReadonlyArray<StagedRecord>, filled: ReadonlyArray<Filled>) => Promise<ReadonlyArray<Uint8Array>>
   /** The last bytes of the part (a Parquet footer, the end of a gzip stream). */
   readonly finish: () => Promise<ReadonlyArray<Uint8Array>>
+  /** Bytes taken but not answered yet (text not compressed yet, at its own size): for rolling parts. */
+  readonly held: () => number
 }
 
 /** Makes the encoder of one new part. */
