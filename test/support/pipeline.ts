@@ -7,6 +7,7 @@ import { datasets } from "../../schemas/registry.ts"
 import type { DeliveryKey } from "../../src/domain/DeliveryFolder.ts"
 import { Database } from "../../src/effects/Database.ts"
 import { Ledger } from "../../src/effects/Ledger.ts"
+import { Outbox } from "../../src/effects/Outbox.ts"
 import { Mailer } from "../../src/effects/Mailer.ts"
 import { Partners } from "../../src/effects/Partners.ts"
 import type { PartnerSettings } from "../../schemas/PartnerConfig.ts"
@@ -46,7 +47,11 @@ export const pipelineFixture = async <E>(
   const bucket = await freshBucket(endpoint)
   const outbox = mkdtempSync(join(tmpdir(), "loaders-outbox-"))
   const lake = { prefix: "lake/", format: "parquet" as const, partBytes: 8 << 20, rowGroupRows: 1000, ...sinks.lake }
-  const layer = Layer.mergeAll(sinksLayerWith(datasets, sinks.sinks, lake), Ledger.layer({ lease: Duration.seconds(30) })).pipe(
+  const layer = Layer.mergeAll(
+    sinksLayerWith(datasets, sinks.sinks, lake),
+    Ledger.layer({ lease: Duration.seconds(30) }),
+    Outbox.layer({ lease: Duration.seconds(30) })
+  ).pipe(
     Layer.provideMerge(
       Layer.mergeAll(
         bucket.layer,

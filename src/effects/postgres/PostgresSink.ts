@@ -1,7 +1,7 @@
 import { Effect, Layer, Ref } from "effect"
 import type { Dataset, Enrichment } from "../../../schemas/Dataset.ts"
 import { type CopyStream, Database, type DatabaseError, joinSession, migrate, SCHEMA } from "../Database.ts"
-import { type Filled, ReadAgain, type Repeat, Sink, type SinkRun, type SinkWriter, type StagedRecord } from "../Sink.ts"
+import { type Filled, ReadAgain, type Repeat, Sink, type SinkRun, type SinkWriter, type StagedRecord, type WriteResult } from "../Sink.ts"
 import { copyRows } from "./copyRows.ts"
 import { type Candidate, enrich, type Lookup, makeLookup } from "./enrichment.ts"
 import { createStageSql, earlierSql, type EarlierRow, stage, upsertSql } from "./merge.ts"
@@ -115,15 +115,21 @@ const begin = (db: Database["Service"], run: SinkRun) =>
       return lookup
     }
 
+    const loaded = new Map<Dataset, number>()
+    const landings = () => [...loaded].map(([dataset, rows]) => ({ sink: "postgres", dataset: dataset.name, rows, paths: [target(dataset)] }))
+
     const write = (dataset: Dataset, batch: ReadonlyArray<StagedRecord>) =>
       Effect.gen(function*() {
         if (batch.length === 0) return { loaded: 0, repeats: [] }
         const filled: Array<Filled> = []
         for (const enrichment of dataset.enrich ?? []) filled.push(yield* enrich(dataset, enrichment, lookupFor(enrichment), batch))
         const rows = copyRows(dataset, batch, run.runId, filled)
-        if (run.pass === 2) return { ...yield* merge(dataset, rows, batch), filled }
-        yield* copy(dataset, rows)
-        return { loaded: batch.length, repeats: [], filled }
+        let result: WriteResult = run.pass === 2
+          ? yield* merge(dataset, rows, batch)
+          : yield* Effect.as(copy(dataset, rows), { loaded: batch.length, repeats: [] })
+        if (filled.length > 0) result = { ...result, filled }
+        loaded.set(dataset, (loaded.get(dataset) ?? 0) + result.loaded)
+        return result
       })
 
     const commit = <E, R>(fence: Effect.Effect<void, E, R>) =>
@@ -134,5 +140,5 @@ const begin = (db: Database["Service"], run: SinkRun) =>
         yield* Ref.set(committed, true)
       })
 
-    return { write, commit } satisfies SinkWriter
+    return { write, commit, landings } satisfies SinkWriter
   })
