@@ -120,8 +120,9 @@ const makeOutbox = (db: Database["Service"], lease: string): Outbox["Service"] =
     )
     if (taken === undefined) return undefined
     const events = yield* db.query<{ seq: string; id: string; type: string; partner: string; payload: unknown }>(
-      `SELECT seq::text AS seq, id, type, partner, payload FROM ${SCHEMA}.outbox
-       WHERE partner = $1 AND seq > $2::bigint ORDER BY seq LIMIT $3`,
+      // Ordered by the number, not by its text (an output column named alike would win).
+      `SELECT e.seq::text AS seq, e.id, e.type, e.partner, e.payload FROM ${SCHEMA}.outbox e
+       WHERE e.partner = $1 AND e.seq > $2::bigint ORDER BY e.seq LIMIT $3`,
       [taken.partner, taken.delivered_seq, limit]
     )
     return {
