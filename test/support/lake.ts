@@ -3,6 +3,9 @@ import { DuckDBInstance } from "@duckdb/node-api"
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
+import type { ColumnType, Dataset } from "../../schemas/Dataset.ts"
+import type { LakeFormat } from "../../src/domain/LakeLayout.ts"
+import { lakeColumns } from "../../src/effects/lake/PartEncoder.ts"
 import { keysUnder } from "./pipeline.ts"
 
 /** Copies every object under `prefix` to a new local folder, keys kept as paths: what DuckDB reads. */
@@ -32,3 +35,32 @@ export const duckdbRows = async (sql: string): Promise<Array<Record<string, stri
     instance.closeSync()
   }
 }
+
+const DUCKDB_TYPES: Record<ColumnType, string> = {
+  text: "VARCHAR",
+  bigint: "BIGINT",
+  integer: "INTEGER",
+  date: "DATE",
+  boolean: "BOOLEAN",
+  numeric: "DOUBLE",
+  jsonb: "JSON"
+}
+
+/** A dataset's columns and lineage, read back from a downloaded lake by DuckDB, ordered by natural key. */
+export const lakeRows = (dir: string, dataset: Dataset, format: LakeFormat) => {
+  const files = `${dir}/lake/dataset=${dataset.name}/*/*/*.${format === "parquet" ? "parquet" : "ndjson.gz"}`
+  const source = format === "parquet"
+    ? `read_parquet('${files}')`
+    : `read_json('${files}', format = 'newline_delimited', columns = {${
+      lakeColumns(dataset).map((c) => `"${c.name}": '${DUCKDB_TYPES[c.type]}'`).join(", ")
+    }})`
+  return duckdbRows(
+    `SELECT ${dataset.columns.map((c) => `"${c.name}"`).join(", ")}, _file, _record FROM ${source} ORDER BY ${dataset.naturalKey.map((k) => `"${k}"`).join(", ")}`
+  )
+}
+
+/** The same columns from the dataset's table, every value as text; only `runId`'s rows when given. */
+export const tableRowsSql = (dataset: Dataset, runId?: string): string =>
+  `SELECT ${dataset.columns.map((c) => `"${c.name}"::text AS "${c.name}"`).join(", ")}, _file, _record::text AS _record
+   FROM loaders."${dataset.table}" ${runId === undefined ? "" : `WHERE _delivery = '${runId}'`}
+   ORDER BY ${dataset.naturalKey.map((k) => `"${k}"`).join(", ")}`

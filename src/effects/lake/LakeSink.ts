@@ -59,7 +59,7 @@ export const LakeSink = {
     return {
       prefix: prefix === "" || prefix.endsWith("/") ? prefix : `${prefix}/`,
       format: yield* Config.Literals(LAKE_FORMATS, "LOADERS_LAKE_FORMAT").pipe(Config.withDefault<LakeFormat>("parquet")),
-      partBytes: (yield* Config.Int("LOADERS_LAKE_PART_MB").pipe(Config.withDefault(128))) * MB,
+      partBytes: Math.round((yield* Config.Number("LOADERS_LAKE_PART_MB").pipe(Config.withDefault(128))) * MB),
       rowGroupRows: yield* Config.Int("LOADERS_LAKE_ROW_GROUP").pipe(Config.withDefault(32_768))
     }
   })

@@ -4,13 +4,13 @@ import { gunzipSync } from "node:zlib"
 import { lakeColumns } from "../../../src/effects/lake/PartEncoder.ts"
 import { Database } from "../../../src/effects/Database.ts"
 import type { DeliveryKey } from "../../../src/domain/DeliveryFolder.ts"
-import type { LakeFormat, LakeManifest } from "../../../src/domain/LakeLayout.ts"
+import type { LakeManifest } from "../../../src/domain/LakeLayout.ts"
 import { processDelivery } from "../../../src/pipeline/processDelivery.ts"
 import type { DeliveryReport } from "../../../src/pipeline/Report.ts"
 import { datasetByName } from "../../../schemas/registry.ts"
 import { runTest } from "../../support/effect.ts"
 import { jsonArray, lease, ndjson, property, transaction } from "../../support/fixtures.ts"
-import { downloadPrefix, duckdbRows } from "../../support/lake.ts"
+import { downloadPrefix, duckdbRows, lakeRows, tableRowsSql } from "../../support/lake.ts"
 import { databases, deposit, keysUnder, pipelineFixture, readObject } from "../../support/pipeline.ts"
 
 const range = (n: number, from = 0) => Array.from({ length: n }, (_, i) => i + from)
@@ -32,28 +32,9 @@ const properties = range(30).map((i) => {
 /** The dataset's rows as PostgreSQL holds them for `runId`, every value as text. */
 const postgresRows = (dataset: string, runId: string) =>
   Effect.gen(function*() {
-    const d = datasetByName(dataset)!
     const db = yield* Database
-    const columns = d.columns.map((c) => `"${c.name}"::text AS "${c.name}"`).join(", ")
-    return yield* db.query<Record<string, string | null>>(
-      `SELECT ${columns}, _file, _record::text AS _record FROM loaders."${d.table}" WHERE _delivery = $1 ORDER BY ${d.naturalKey.map((k) => `"${k}"`).join(", ")}`,
-      [runId]
-    )
+    return yield* db.query<Record<string, string | null>>(tableRowsSql(datasetByName(dataset)!, runId))
   })
-
-/** The same columns read back from the lake's parts by DuckDB, an independent reader. */
-const lakeRows = (dir: string, dataset: string, format: LakeFormat) => {
-  const d = datasetByName(dataset)!
-  const files = `${dir}/lake/dataset=${dataset}/partner=acme/*/*.${format === "parquet" ? "parquet" : "ndjson.gz"}`
-  const source = format === "parquet"
-    ? `read_parquet('${files}')`
-    : `read_json('${files}', format = 'newline_delimited', columns = {${
-      lakeColumns(d).map((c) => `"${c.name}": '${{ text: "VARCHAR", bigint: "BIGINT", integer: "INTEGER", date: "DATE", boolean: "BOOLEAN", numeric: "DOUBLE", jsonb: "JSON" }[c.type]}'`).join(", ")
-    }})`
-  return duckdbRows(
-    `SELECT ${d.columns.map((c) => `"${c.name}"`).join(", ")}, _file, _record FROM ${source} ORDER BY ${d.naturalKey.map((k) => `"${k}"`).join(", ")}`
-  )
-}
 
 for (const format of ["parquet", "ndjson"] as const) {
   describe(`the S3 lake beside PostgreSQL (${format})`, () => {
@@ -81,7 +62,7 @@ for (const format of ["parquet", "ndjson"] as const) {
       expect(report.status).toBe("succeeded")
       const { dir, keys } = await downloadPrefix(client, bucket, "lake/")
       for (const dataset of ["properties", "leases", "transactions"]) {
-        const rows = await lakeRows(dir, dataset, format)
+        const rows = await lakeRows(dir, datasetByName(dataset)!, format)
         expect(rows.length).toBe(pg[dataset]!.length)
         expect(rows).toEqual(pg[dataset]!.map((row) => ({ ...row })))
         const manifest = JSON.parse(await readObject(client, bucket, `lake/_manifests/dataset=${dataset}/partner=acme/2026-11-01.json`)) as LakeManifest
