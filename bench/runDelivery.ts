@@ -14,7 +14,8 @@ import { Ledger } from "../src/effects/Ledger.ts"
 import { Mailer } from "../src/effects/Mailer.ts"
 import { Partners } from "../src/effects/Partners.ts"
 import { ObjectStore } from "../src/effects/ObjectStore.ts"
-import { PostgresSink } from "../src/effects/postgres/PostgresSink.ts"
+import { Outbox } from "../src/effects/Outbox.ts"
+import { sinksLayer } from "../src/entrypoints/sinks.ts"
 import { deliveryKey } from "../src/domain/DeliveryFolder.ts"
 import { PipelineConfig } from "../src/pipeline/PipelineConfig.ts"
 import { processDelivery } from "../src/pipeline/processDelivery.ts"
@@ -31,7 +32,8 @@ const bucket = env("BENCH_BUCKET")
 const key = deliveryKey(bucket, env("BENCH_PREFIX"), "incoming/")
 if (!key) throw new Error("BENCH_PREFIX must look like incoming/<partner>/<delivery>/")
 
-const layer = Layer.mergeAll(PostgresSink.layer(datasets), Ledger.layer({ lease: Duration.minutes(2) })).pipe(
+// The destinations as the launchers choose them: LOADERS_SINKS (PostgreSQL alone by default), LOADERS_LAKE_*.
+const layer = Layer.mergeAll(sinksLayer(datasets), Ledger.layer({ lease: Duration.minutes(2) }), Outbox.layer({ lease: Duration.minutes(2) })).pipe(
   Layer.provideMerge(
     Layer.mergeAll(
       ObjectStore.layerWith({ bucket, endpoint: env("BENCH_S3_ENDPOINT"), credentials: { accessKeyId: "S3RVER", secretAccessKey: "S3RVER" } }),

@@ -37,6 +37,12 @@ export type DecimalType = `numeric(${number},${number})`
 /** Postgres type of a target column. Values arrive in `Row` already normalised for that type. */
 export type ColumnType = keyof CellOfType | DecimalType
 
+/** A column type without its parameters: every `numeric(p,s)` is a `decimal`. */
+export type ColumnKind = keyof CellOfType | "decimal"
+
+/** The kind of a column type, for code that maps each kind (a Parquet type, a DuckDB type). */
+export const columnKind = (type: ColumnType): ColumnKind => (type.startsWith("numeric(") ? "decimal" : type as keyof CellOfType)
+
 /** The cell a column of type `T` holds. */
 export type CellFor<T extends ColumnType> = T extends keyof CellOfType ? CellOfType[T] : string
 

@@ -111,6 +111,8 @@ export class Ledger extends Context.Service<Ledger, {
   ) => Effect.Effect<void, DatabaseError | LeaseLost>
   /** Replaces the run's recorded report (once its notifications are known). */
   readonly report: (runId: string, report: unknown) => Effect.Effect<void, DatabaseError>
+  /** Records what the run published to the lake (its manifests), once they are visible. */
+  readonly published: (runId: string, manifests: unknown) => Effect.Effect<void, DatabaseError>
   /** Records that the run's move is complete (archive written, sources deleted); releases the lease. */
   readonly archived: (key: DeliveryKey, runId: string) => Effect.Effect<void, DatabaseError>
   /** Gives the delivery up after a fault, so the next trigger takes it again at once. */
@@ -182,6 +184,7 @@ const MIGRATION = [
     finished_at timestamptz,
     report jsonb
   );
+  ALTER TABLE ${SCHEMA}.delivery_runs ADD COLUMN IF NOT EXISTS published jsonb;
   CREATE INDEX IF NOT EXISTS delivery_runs_running ON ${SCHEMA}.delivery_runs (bucket, prefix) WHERE status = 'running';
 `,
   widenCheck("deliveries", "deliveries_state_check", "state", STATES, "duplicate"),
@@ -332,6 +335,13 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
     ])
   })
 
+  const published = Effect.fn("Ledger.published")(function*(runId: string, manifests: unknown) {
+    yield* db.execute(`UPDATE ${SCHEMA}.delivery_runs SET published = $2::text::jsonb WHERE id = $1::bigint`, [
+      runId,
+      JSON.stringify(manifests)
+    ])
+  })
+
   const release = Effect.fn("Ledger.release")(function*(key: DeliveryKey, runId: string) {
     yield* db.execute(
       `UPDATE ${SCHEMA}.deliveries SET lease_until = now() - interval '1 second', updated_at = now()
@@ -376,5 +386,5 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
     }))
   })
 
-  return Ledger.of({ claim, resume, unfinished, tick, renew, settle, report, archived, release, entries, lease })
+  return Ledger.of({ claim, resume, unfinished, tick, renew, settle, report, published, archived, release, entries, lease })
 }

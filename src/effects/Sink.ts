@@ -1,5 +1,6 @@
 import { Context, Data, Effect, type Scope } from "effect"
-import type { Dataset, Row } from "../../schemas/Dataset.ts"
+import type { Cell, Dataset, Row } from "../../schemas/Dataset.ts"
+import type { DeliveryKey } from "../domain/DeliveryFolder.ts"
 import type { RecordPosition } from "../stream/RawRecord.ts"
 import type { DatabaseError } from "./Database.ts"
 import type { ObjectStoreError } from "./ObjectStore.ts"
@@ -17,11 +18,32 @@ export interface Repeat {
   readonly firstIndex: number
 }
 
+/** The values a destination computed for one column (an enrichment), one per record of a batch. */
+export interface Filled {
+  /** The column's position in `Dataset.columns`. */
+  readonly position: number
+  readonly values: ReadonlyArray<Cell>
+}
+
 export interface WriteResult {
   /** Rows the destination took. */
   readonly loaded: number
   /** Records it did not take because this run already wrote their key (from an earlier batch). */
   readonly repeats: ReadonlyArray<Repeat>
+  /**
+   * Columns the destination filled from what it holds (PostgreSQL's enrichments), handed to the
+   * destinations after it so every copy of a row has the same values.
+   */
+  readonly filled?: ReadonlyArray<Filled>
+}
+
+/** Where a destination makes a dataset's rows of the run visible when it commits. */
+export interface Landing {
+  readonly sink: string
+  readonly dataset: string
+  readonly rows: number
+  /** Object keys (the lake's parts and manifest); empty for a table. */
+  readonly paths: ReadonlyArray<string>
 }
 
 /**
@@ -43,6 +65,8 @@ export type SinkError = DatabaseError | ObjectStoreError
 
 /** Which run a sink is opened for. */
 export interface SinkRun {
+  /** The delivery being loaded. */
+  readonly delivery: DeliveryKey
   /** The ledger's run: every row written carries it. */
   readonly runId: string
   /** 1 on the first reading of the delivery; 2 once a sink asked to `ReadAgain`. */
@@ -54,13 +78,23 @@ export interface SinkRun {
  * closing the scope without committing throws everything away.
  */
 export interface SinkWriter {
-  readonly write: (dataset: Dataset, batch: ReadonlyArray<StagedRecord>) => Effect.Effect<WriteResult, SinkError | ReadAgain>
+  /**
+   * `earlier`: what the dataset's destination before this one made of the batch — the columns it
+   * filled and the repeats it refused — so every copy of the delivery holds the same rows.
+   */
+  readonly write: (
+    dataset: Dataset,
+    batch: ReadonlyArray<StagedRecord>,
+    earlier?: Pick<WriteResult, "filled" | "repeats">
+  ) => Effect.Effect<WriteResult, SinkError | ReadAgain>
   /**
    * Makes the run's writes visible, all or nothing, together with `fence`: it runs inside the
    * commit (it joins a database transaction through the services it uses), and when it fails
    * nothing is made visible. The ledger uses it to record the run's outcome with its rows.
    */
   readonly commit: <E, R>(fence: Effect.Effect<void, E, R>) => Effect.Effect<void, SinkError | ReadAgain | E, R>
+  /** What the commit makes visible where, per dataset; complete once the fence runs. */
+  readonly landings?: () => ReadonlyArray<Landing>
 }
 
 /** A writer that takes every row and keeps none: what a dry run writes to. */
@@ -92,14 +126,16 @@ export class Sink extends Context.Service<Sink, {
                 let result: WriteResult | undefined
                 for (const { writer, takes } of writers) {
                   if (!takes(dataset)) continue
-                  const written = yield* writer.write(dataset, batch)
-                  // The first destination of a dataset answers for it in the report.
+                  const written = yield* writer.write(dataset, batch, result)
+                  // The first destination of a dataset answers for it in the report, and tells the
+                  // later ones what it filled in and refused.
                   result ??= written
                 }
                 return result ?? { loaded: 0, repeats: [] }
               }),
             commit: <E, R>(fence: Effect.Effect<void, E, R>) =>
-              writers.reduceRight<Effect.Effect<void, SinkError | ReadAgain | E, R>>((inner, { writer }) => writer.commit(inner), fence)
+              writers.reduceRight<Effect.Effect<void, SinkError | ReadAgain | E, R>>((inner, { writer }) => writer.commit(inner), fence),
+            landings: () => writers.flatMap(({ writer }) => writer.landings?.() ?? [])
           }))
         )
     })

@@ -9,8 +9,10 @@ import { EMBEDDED_S3_PORT, EmbeddedS3Error, EmbeddedS3Events, startEmbeddedS3 } 
 import { Ledger } from "../effects/Ledger.ts"
 import { Mailer } from "../effects/Mailer.ts"
 import { Partners } from "../effects/Partners.ts"
+import { Subscribers } from "../effects/Subscribers.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
-import { PostgresSink } from "../effects/postgres/PostgresSink.ts"
+import { Outbox } from "../effects/Outbox.ts"
+import { sinksLayer } from "./sinks.ts"
 import { sweepErrorLogs } from "../pipeline/ErrorLog.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
 import { embeddedS3Dir } from "./embedded.ts"
@@ -128,14 +130,16 @@ export const AppLayer = Layer.unwrap(
       store.events,
       yield* mailer(lines),
       Partners.layer,
+      Subscribers.layer,
       yield* database(lines),
       Layer.succeed(PipelineConfig, settings),
       Layer.succeed(Environment, { lines })
     )
     const seed = store.fresh ? Layer.effectDiscard(seedExamples) : Layer.empty
     return Layer.mergeAll(
-      PostgresSink.layer(datasets),
+      sinksLayer(datasets),
       Ledger.layer({ lease: settings.lease }),
+      Outbox.layer({ lease: settings.lease }),
       seed,
       store.announce,
       Layer.effectDiscard(sweepErrorLogs)

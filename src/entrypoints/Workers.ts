@@ -2,6 +2,7 @@ import { Cause, Config, Effect, Layer } from "effect"
 import { JobQueue, type TakeOptions } from "../effects/JobQueue.ts"
 import { handleDeliveryJob } from "../pipeline/deliveryJob.ts"
 import { reportZeroes } from "../pipeline/metrics.ts"
+import { EventsLayer } from "./Events.ts"
 import { ReconcileLayer } from "./Reconciliation.ts"
 
 /** `LOADERS_WORKERS` jobs at once in this process; `LOADERS_PARTNER_CONCURRENCY` per partner across all of them. */
@@ -21,11 +22,14 @@ export const takeDeliveryJobs = Effect.gen(function*() {
   return yield* queue.take(handleDeliveryJob, settings)
 })
 
-/** What `npm run worker` runs until interrupted: the workers, and the reconciliation scan (`Reconciliation.ts`). */
-export const runWorkers = takeDeliveryJobs.pipe(Effect.provide(ReconcileLayer))
+/**
+ * What `npm run worker` runs until interrupted: the workers, the reconciliation scan
+ * (`Reconciliation.ts`) and the events' sender (`Events.ts`).
+ */
+export const runWorkers = takeDeliveryJobs.pipe(Effect.provide(Layer.mergeAll(ReconcileLayer, EventsLayer)))
 
 /**
- * Workers in this process, and the reconciliation scan, for as long as the layer lives; a queue
+ * Workers in this process, the reconciliation scan and the events' sender, for as long as the layer lives; a queue
  * that cannot serve the workers is logged.
  */
 export const WorkersLayer = Layer.mergeAll(
@@ -34,5 +38,6 @@ export const WorkersLayer = Layer.mergeAll(
       takeDeliveryJobs.pipe(Effect.tapCause((cause) => Effect.logError(`workers stopped: ${Cause.squash(cause)}`)))
     )
   ),
-  ReconcileLayer
+  ReconcileLayer,
+  EventsLayer
 )

@@ -2,6 +2,8 @@ import { runMain } from "./runMain.ts"
 import { Cause, Clock, Console, Duration, Effect, Exit, Fiber, Layer, Schedule } from "effect"
 import { Database } from "../effects/Database.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
+import { Subscribers } from "../effects/Subscribers.ts"
+import { sendDueEvents, sendSettings } from "../outbox/sendEvents.ts"
 import * as PgBossJobQueue from "../effects/pgboss/PgBossJobQueue.ts"
 import { offerDelivery } from "../pipeline/deliveryJob.ts"
 import { type Discovered, discover } from "../pipeline/discover.ts"
@@ -158,7 +160,23 @@ const run = (options: Options) =>
       yield* Console.error("Some deliveries could not be processed (see above); they stay in place and run again next time.")
       process.exitCode = 1
     }
+    if (!options.dryRun) yield* sendEventsOnce
   })
+
+/**
+ * One pass of the events' sender after a backfill, so subscribers hear of its loads without a
+ * worker running; what a subscriber does not take stays in the outbox for `serve` or `worker`.
+ */
+const sendEventsOnce = Effect.gen(function*() {
+  const { all } = yield* Subscribers
+  if (all.length === 0) return
+  const sent = yield* sendDueEvents(yield* sendSettings)
+  const { kind } = yield* Database
+  yield* Console.log(
+    `Events: ${sent} sent to the subscribers (${all.map((s) => s.name).join(", ")}); any not taken wait in the outbox for ` +
+      (kind === "pglite" ? "npm run serve." : "npm run worker or npm run serve.")
+  )
+})
 
 /**
  * `--enqueue`: each ready delivery becomes a job for the workers (`offerDelivery`, coalesced with a

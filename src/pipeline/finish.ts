@@ -11,13 +11,15 @@ import { loadManifest } from "./loadManifest.ts"
 import { recordOutcome } from "./metrics.ts"
 import { CSV_ROWS, notifyReport } from "./notify.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
+import { publishLake, sweepRunStaging } from "./publishLake.ts"
 import { reasons } from "./problems.ts"
 import { type DeliveryReport, type Rejection, ReportBuilder } from "./Report.ts"
 
 /**
- * The one way every run ends, once its outcome is recorded: copies the folder and the staged
+ * The one way every run ends, once its outcome is recorded: publishes a loaded run's lake parts
+ * (`publishLake`), copies the folder and the staged
  * rejections to the run's own archive (`report.archive`), tells the partner, writes the report
- * there and in the ledger, then deletes the sources, marks the run archived and counts it. Every
+ * there and in the ledger, then deletes the sources and the run's staging, marks the run archived and counts it. Every
  * step may be repeated, so a run that died midway has only this redone by the next one (with the
  * report and rejections it recorded). Nothing of another run's archive is touched.
  */
@@ -28,6 +30,10 @@ export const finish = Effect.fnUntraced(function*(folder: DeliveryFolder, record
   const runId = recorded.runId ?? ""
   const destination = recorded.archive ?? archivePrefix(folder.key, config.failurePrefix, runId)
   const staged = stagedErrors(folder.key, config.stagingPrefix, runId)
+  if (recorded.status === "succeeded") {
+    const manifests = yield* publishLake(folder.key, runId)
+    if (manifests.length > 0) yield* ledger.published(runId, manifests)
+  }
   yield* copyFolder(folder, destination)
   const rejections = yield* store.copy(staged, destination + ERRORS).pipe(
     Effect.andThen(firstRejections(destination + ERRORS)),
@@ -45,7 +51,7 @@ export const finish = Effect.fnUntraced(function*(folder: DeliveryFolder, record
   // delivery half in incoming/ and out of the metrics.
   yield* Effect.uninterruptible(Effect.gen(function*() {
     yield* deleteFolder(folder)
-    yield* store.delete(staged)
+    yield* sweepRunStaging(folder.key, runId)
     yield* ledger.archived(folder.key, runId)
     yield* recordOutcome(report)
   }))

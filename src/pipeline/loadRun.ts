@@ -1,10 +1,13 @@
-import { Data, Effect, Stream } from "effect"
+import { Clock, Data, Effect, Stream } from "effect"
 import { copyFileSync, createReadStream, mkdirSync, rmSync, writeFileSync } from "node:fs"
 import { join } from "node:path"
 import { type DeliveryFolder, stagedErrors } from "../domain/DeliveryFolder.ts"
 import { Ledger } from "../effects/Ledger.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
+import { Outbox } from "../effects/Outbox.ts"
 import { discarding, Sink } from "../effects/Sink.ts"
+import { trackKeyRanges } from "./keyRanges.ts"
+import { loadedEvents } from "./loadedEvents.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
 import { readDelivery } from "./readDelivery.ts"
 
@@ -13,7 +16,8 @@ import { readDelivery } from "./readDelivery.ts"
  * commits with the run's outcome and report recorded in that same commit (the ledger's fence: it
  * fails if the run lost its claim). The rejections are staged in the object store first, so a run
  * that dies after its outcome is recorded loses none of them. A sink that cannot finish from one
- * reading (`ReadAgain`) gets a second one. Answers the report; a failed delivery's outcome is
+ * reading (`ReadAgain`) gets a second one. A committed run's `delivery.loaded` events are added to
+ * the outbox in that same commit. Answers the report; a failed delivery's outcome is
  * recorded by the caller.
  */
 export const loadRun = (folder: DeliveryFolder, runId: string) =>
@@ -22,16 +26,25 @@ export const loadRun = (folder: DeliveryFolder, runId: string) =>
     const store = yield* ObjectStore
     const ledger = yield* Ledger
     const config = yield* PipelineConfig
+    const outbox = yield* Outbox
     const pass = (pass: 1 | 2) =>
       Effect.scoped(Effect.gen(function*() {
-        const writer = yield* sink.begin({ runId, pass })
-        const reading = yield* readDelivery(folder, writer)
+        const writer = yield* sink.begin({ delivery: folder.key, runId, pass })
+        const tracked = trackKeyRanges(writer)
+        const reading = yield* readDelivery(folder, tracked.writer)
         const report = reading.report(runId)
         if (reading.errors.lines > 0) {
           const staged = stagedErrors(folder.key, config.stagingPrefix, runId)
           yield* store.upload(staged, readFile(reading.errors.path), { contentType: "application/x-ndjson" })
         }
-        if (reading.accepted) yield* writer.commit(ledger.settle(folder.key, runId, "succeeded", report))
+        if (reading.accepted) {
+          // The events are part of the commit: subscribers hear of exactly the loads that happened.
+          yield* writer.commit(Effect.gen(function*() {
+            yield* ledger.settle(folder.key, runId, "succeeded", report)
+            const now = new Date(yield* Clock.currentTimeMillis)
+            yield* outbox.add(loadedEvents(report, writer.landings?.() ?? [], tracked.ranges(), now))
+          }))
+        }
         return report
       }))
     return yield* pass(1).pipe(

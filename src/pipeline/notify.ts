@@ -1,18 +1,15 @@
-import { Clock, Config, Context, Data, Effect, Schedule } from "effect"
+import { Config, Context, Effect, Schedule } from "effect"
 import type { Manifest } from "../../schemas/Manifest.ts"
 import { Mailer } from "../effects/Mailer.ts"
 import { Partners } from "../effects/Partners.ts"
-import { SIGNATURE_HEADER, signBody } from "../domain/Signature.ts"
+import { type PostFailure, postSigned } from "../effects/signedPost.ts"
 import type { DeliveryReport, Notification, Rejection } from "./Report.ts"
 import { errorsCsv, type Language, renderReportEmail } from "./reportEmail.ts"
 
 /** How a partner webhook is retried: transient failures (5xx, 429, network) only. */
-export const WebhookRetry = Context.Reference<Schedule.Schedule<unknown, WebhookFailure>>("loaders/WebhookRetry", {
+export const WebhookRetry = Context.Reference<Schedule.Schedule<unknown, PostFailure>>("loaders/WebhookRetry", {
   defaultValue: () => Schedule.max([Schedule.exponential("1 second", 2), Schedule.recurs(4)])
 })
-
-/** A partner webhook answered badly or could not be reached. */
-export class WebhookFailure extends Data.TaggedError("WebhookFailure")<{ readonly reason: string; readonly retryable: boolean }> {}
 
 /** The summary a partner webhook receives: the report without the error examples. */
 const summary = (report: DeliveryReport) => ({
@@ -37,24 +34,7 @@ const postWebhook = (url: string, secret: string, report: DeliveryReport, idempo
   Effect.gen(function*() {
     const retry = yield* WebhookRetry
     const body = JSON.stringify(summary(report))
-    const attempt = Effect.gen(function*() {
-      const timestamp = Math.floor((yield* Clock.currentTimeMillis) / 1000)
-      const response = yield* Effect.tryPromise({
-        try: (signal) =>
-          fetch(url, {
-            method: "POST",
-            headers: { "content-type": "application/json", [SIGNATURE_HEADER]: signBody(secret, timestamp, body), "idempotency-key": idempotencyKey },
-            body,
-            signal
-          }),
-        catch: (cause) => new WebhookFailure({ reason: cause instanceof Error ? cause.message : String(cause), retryable: true })
-      })
-      yield* Effect.promise(() => response.arrayBuffer())
-      if (!response.ok) {
-        return yield* new WebhookFailure({ reason: `HTTP ${response.status}`, retryable: response.status >= 500 || response.status === 429 })
-      }
-    })
-    return yield* attempt.pipe(
+    return yield* postSigned(url, secret, body, { idempotencyKey, timeout: "30 seconds" }).pipe(
       Effect.retry({ schedule: retry, while: (failure) => failure.retryable }),
       Effect.as<Notification>({ channel: "webhook", url, status: "delivered" }),
       Effect.catch((failure) =>

@@ -12,6 +12,7 @@ import { PostgresSink } from "../../src/effects/postgres/PostgresSink.ts"
 import { Sink } from "../../src/effects/Sink.ts"
 import { effectTest } from "../support/effect.ts"
 import { freshPGlite } from "../support/pglite.ts"
+import { aDelivery } from "../support/pipeline.ts"
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url))
 const README = readFileSync(join(ROOT, "README.md"), "utf8")
@@ -77,7 +78,7 @@ describe("README: the worked example of a new dataset", () => {
     Effect.gen(function*() {
       const sink = yield* Sink
       yield* Effect.scoped(Effect.gen(function*() {
-        const writer = yield* sink.begin({ runId: "run-1", pass: 1 })
+        const writer = yield* sink.begin({ delivery: aDelivery, runId: "run-1", pass: 1 })
         const staged = records.map((record, index) => {
           const decoded = owners.decode(record)
           if (!decoded.ok) throw new Error("expected a valid owner")

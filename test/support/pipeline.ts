@@ -4,16 +4,18 @@ import { mkdtempSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { datasets } from "../../schemas/registry.ts"
+import type { DeliveryKey } from "../../src/domain/DeliveryFolder.ts"
 import { Database } from "../../src/effects/Database.ts"
 import { Ledger } from "../../src/effects/Ledger.ts"
+import { Outbox } from "../../src/effects/Outbox.ts"
 import { Mailer } from "../../src/effects/Mailer.ts"
 import { Partners } from "../../src/effects/Partners.ts"
 import type { PartnerSettings } from "../../schemas/PartnerConfig.ts"
-import { PostgresSink } from "../../src/effects/postgres/PostgresSink.ts"
-import type { DeliveryKey } from "../../src/domain/DeliveryFolder.ts"
+import type { LakeSettings } from "../../src/effects/lake/LakeSink.ts"
 import { PipelineConfig } from "../../src/pipeline/PipelineConfig.ts"
 import { processDelivery } from "../../src/pipeline/processDelivery.ts"
 import type { DeliveryReport } from "../../src/pipeline/Report.ts"
+import { sinksLayerWith } from "../../src/entrypoints/sinks.ts"
 import { freshPGlite } from "./pglite.ts"
 import { freshDatabase } from "./postgres.ts"
 import { freshBucket } from "./s3.ts"
@@ -37,6 +39,9 @@ export const processedReport = (key: DeliveryKey) =>
     })
   )
 
+/** A delivery for tests that open a sink run by hand. */
+export const aDelivery: DeliveryKey = { bucket: "test", prefix: "incoming/acme/d1/", partner: "acme", delivery: "d1" }
+
 /** The two databases every pipeline test runs against. */
 export const databases = {
   PostgreSQL: () =>
@@ -53,11 +58,18 @@ export const pipelineFixture = async <E>(
   settings: Partial<PipelineConfig["Service"]> = {},
   partners: Readonly<Record<string, PartnerSettings>> = {},
   /** Where the pipeline reaches the bucket (a fault proxy); the shared s3rver itself by default. */
-  endpoint?: string
+  endpoint?: string,
+  /** `LOADERS_SINKS` and the lake's settings; PostgreSQL alone by default. */
+  sinks: { readonly sinks: string; readonly lake?: Partial<Omit<LakeSettings, "stagingPrefix">> } = { sinks: "postgres" }
 ) => {
   const bucket = await freshBucket(endpoint)
   const outbox = mkdtempSync(join(tmpdir(), "loaders-outbox-"))
-  const layer = Layer.mergeAll(PostgresSink.layer(datasets), Ledger.layer({ lease: Duration.seconds(30) })).pipe(
+  const lake = { prefix: "lake/", format: "parquet" as const, partBytes: 8 << 20, rowGroupRows: 1000, ...sinks.lake }
+  const layer = Layer.mergeAll(
+    sinksLayerWith(datasets, sinks.sinks, lake),
+    Ledger.layer({ lease: Duration.seconds(30) }),
+    Outbox.layer({ lease: Duration.seconds(30) })
+  ).pipe(
     Layer.provideMerge(
       Layer.mergeAll(
         bucket.layer,

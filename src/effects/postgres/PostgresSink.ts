@@ -1,8 +1,8 @@
 import { Effect, Layer, Ref } from "effect"
 import type { Dataset, Enrichment } from "../../../schemas/Dataset.ts"
 import { type CopyStream, Database, type DatabaseError, joinSession, migrate, SCHEMA } from "../Database.ts"
-import { ReadAgain, type Repeat, Sink, type SinkRun, type SinkWriter, type StagedRecord } from "../Sink.ts"
-import { copyRows, type Filled } from "./copyRows.ts"
+import { type Filled, ReadAgain, type Repeat, Sink, type SinkRun, type SinkWriter, type StagedRecord, type WriteResult } from "../Sink.ts"
+import { copyRows } from "./copyRows.ts"
 import { type Candidate, enrich, type Lookup, makeLookup } from "./enrichment.ts"
 import { createStageSql, earlierSql, type EarlierRow, stage, upsertSql } from "./merge.ts"
 import { copyColumns, ddl, target } from "./tables.ts"
@@ -17,15 +17,13 @@ import { copyColumns, ddl, target } from "./tables.ts"
  */
 export const PostgresSink = {
   /** The sink for `datasets`, creating or extending their tables at start. */
-  layer: (datasets: ReadonlyArray<Dataset>) =>
-    Layer.effect(
-      Sink,
-      Effect.gen(function*() {
-        const db = yield* Database
-        yield* migrate(db, ddl(datasets))
-        return Sink.of({ begin: (run) => begin(db, run) })
-      })
-    )
+  make: (datasets: ReadonlyArray<Dataset>) =>
+    Effect.gen(function*() {
+      const db = yield* Database
+      yield* migrate(db, ddl(datasets))
+      return Sink.of({ begin: (run) => begin(db, run) })
+    }),
+  layer: (datasets: ReadonlyArray<Dataset>) => Layer.effect(Sink, PostgresSink.make(datasets))
 }
 
 const UNIQUE_VIOLATION = "23505"
@@ -117,15 +115,21 @@ const begin = (db: Database["Service"], run: SinkRun) =>
       return lookup
     }
 
+    const loaded = new Map<Dataset, number>()
+    const landings = () => [...loaded].map(([dataset, rows]) => ({ sink: "postgres", dataset: dataset.name, rows, paths: [target(dataset)] }))
+
     const write = (dataset: Dataset, batch: ReadonlyArray<StagedRecord>) =>
       Effect.gen(function*() {
         if (batch.length === 0) return { loaded: 0, repeats: [] }
         const filled: Array<Filled> = []
         for (const enrichment of dataset.enrich ?? []) filled.push(yield* enrich(dataset, enrichment, lookupFor(enrichment), batch))
         const rows = copyRows(dataset, batch, run.runId, filled)
-        if (run.pass === 2) return yield* merge(dataset, rows, batch)
-        yield* copy(dataset, rows)
-        return { loaded: batch.length, repeats: [] }
+        let result: WriteResult = run.pass === 2
+          ? yield* merge(dataset, rows, batch)
+          : yield* Effect.as(copy(dataset, rows), { loaded: batch.length, repeats: [] })
+        if (filled.length > 0) result = { ...result, filled }
+        loaded.set(dataset, (loaded.get(dataset) ?? 0) + result.loaded)
+        return result
       })
 
     const commit = <E, R>(fence: Effect.Effect<void, E, R>) =>
@@ -136,5 +140,5 @@ const begin = (db: Database["Service"], run: SinkRun) =>
         yield* Ref.set(committed, true)
       })
 
-    return { write, commit } satisfies SinkWriter
+    return { write, commit, landings } satisfies SinkWriter
   })

@@ -1,13 +1,6 @@
 import type { Cell, Dataset } from "../../../schemas/Dataset.ts"
 import { copyCell } from "../Database.ts"
-import type { StagedRecord } from "../Sink.ts"
-
-/** The values an enrichment computed for one column, one per record of the batch. */
-export interface Filled {
-  /** The column's position in `Dataset.columns`. */
-  readonly position: number
-  readonly values: ReadonlyArray<Cell>
-}
+import type { Filled, StagedRecord } from "../Sink.ts"
 
 /**
  * Rows in `COPY` text format for `copyColumns`, enriched cells in place, each followed by its

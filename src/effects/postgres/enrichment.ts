@@ -1,7 +1,6 @@
 import { Effect } from "effect"
 import type { Cell, Dataset, Enrichment } from "../../../schemas/Dataset.ts"
-import type { StagedRecord } from "../Sink.ts"
-import type { Filled } from "./copyRows.ts"
+import type { Filled, StagedRecord } from "../Sink.ts"
 
 /** A row of an enrichment's candidates query. */
 export type Candidate = Readonly<Record<string, string | null>>

@@ -6,7 +6,7 @@ import { ObjectStoreError } from "../../../src/effects/ObjectStore.ts"
 import { PostgresSink } from "../../../src/effects/postgres/PostgresSink.ts"
 import { Sink, type SinkWriter, type StagedRecord } from "../../../src/effects/Sink.ts"
 import { effectTest } from "../../support/effect.ts"
-import { databases } from "../../support/pipeline.ts"
+import { aDelivery, databases } from "../../support/pipeline.ts"
 
 /** A two-column dataset: enough to exercise staging, upserts and duplicates without the real schemas. */
 const things = handMade({
@@ -61,13 +61,13 @@ describe(`PostgresSink on ${name}`, () => {
     Effect.gen(function*() {
       const sink = yield* Sink
       yield* Effect.scoped(Effect.gen(function*() {
-        const writer = yield* sink.begin({ runId: "run-1", pass })
+        const writer = yield* sink.begin({ delivery: aDelivery, runId: "run-1", pass })
         const result = yield* writer.write(things, [record(0, "a", "tab\there", 100), record(1, "b", null, -5)])
         expect(result).toEqual({ loaded: 2, repeats: [] })
         yield* writer.commit(Effect.void)
       }))
       yield* Effect.scoped(Effect.gen(function*() {
-        const writer = yield* sink.begin({ runId: "run-2", pass })
+        const writer = yield* sink.begin({ delivery: aDelivery, runId: "run-2", pass })
         yield* writer.write(things, [record(0, "c", "never", 1)])
       }))
       expect(yield* rows).toEqual([
@@ -81,7 +81,7 @@ describe(`PostgresSink on ${name}`, () => {
     Effect.gen(function*() {
       const sink = yield* Sink
       const seen = yield* Effect.scoped(Effect.gen(function*() {
-        const writer = yield* sink.begin({ runId: "run-1", pass: 1 })
+        const writer = yield* sink.begin({ delivery: aDelivery, runId: "run-1", pass: 1 })
         yield* writer.write(things, [record(0, "a", null, 1), record(1, "b", null, 2)])
         let inside: ReadonlyArray<unknown> = []
         const failed = yield* writer.commit(rows.pipe(
@@ -104,7 +104,7 @@ describe(`PostgresSink on ${name}`, () => {
       ])
       let fenced = 0
       const failed = yield* Effect.scoped(Effect.gen(function*() {
-        const writer = yield* both.begin({ runId: "run-1", pass: 1 })
+        const writer = yield* both.begin({ delivery: aDelivery, runId: "run-1", pass: 1 })
         expect(yield* writer.write(things, [record(0, "a", null, 1)])).toEqual({ loaded: 1, repeats: [] })
         return yield* writer.commit(Effect.sync(() => {
           fenced++
@@ -121,7 +121,7 @@ describe(`PostgresSink on ${name}`, () => {
       const sink = yield* Sink
       const streaming = yield* Deferred.make<void>()
       const writing = yield* Effect.forkChild(Effect.scoped(Effect.gen(function*() {
-        const writer = yield* sink.begin({ runId: "run-1", pass: 1 })
+        const writer = yield* sink.begin({ delivery: aDelivery, runId: "run-1", pass: 1 })
         // Rows arrive as a download delivers them: a little at a time.
         for (let i = 0;; i++) {
           yield* writer.write(things, [record(i, `key-${i}`, "streaming", i)])
@@ -140,12 +140,12 @@ describe(`PostgresSink on ${name}`, () => {
       const sink = yield* Sink
       const conflict = (runId: string, batches: ReadonlyArray<ReadonlyArray<StagedRecord>>) =>
         Effect.scoped(Effect.gen(function*() {
-          const writer = yield* sink.begin({ runId, pass: 1 })
+          const writer = yield* sink.begin({ delivery: aDelivery, runId, pass: 1 })
           for (const batch of batches) yield* writer.write(things, batch)
           yield* writer.commit(Effect.void)
         })).pipe(Effect.flip)
       yield* Effect.scoped(Effect.gen(function*() {
-        const writer = yield* sink.begin({ runId: "run-1", pass: 1 })
+        const writer = yield* sink.begin({ delivery: aDelivery, runId: "run-1", pass: 1 })
         expect(yield* writer.write(things, [record(0, "a", "first", 1)])).toEqual({ loaded: 1, repeats: [] })
         yield* writer.commit(Effect.void)
       }))
@@ -163,7 +163,7 @@ describe(`PostgresSink on ${name}`, () => {
       const sink = yield* Sink
       for (const runId of ["run-1", "run-2"]) {
         yield* Effect.scoped(Effect.gen(function*() {
-          const writer = yield* sink.begin({ runId, pass: 2 })
+          const writer = yield* sink.begin({ delivery: aDelivery, runId, pass: 2 })
           const first = yield* writer.write(things, [record(0, "a", runId, 1)])
           expect(first).toEqual({ loaded: 1, repeats: [] })
           const second = yield* writer.write(things, [record(2, "b", runId, 3), record(3, "a", "dup again", 4)])

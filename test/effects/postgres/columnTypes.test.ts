@@ -8,7 +8,7 @@ import { Database } from "../../../src/effects/Database.ts"
 import { PostgresSink } from "../../../src/effects/postgres/PostgresSink.ts"
 import { Sink } from "../../../src/effects/Sink.ts"
 import { effectTest } from "../../support/effect.ts"
-import { databases } from "../../support/pipeline.ts"
+import { aDelivery, databases } from "../../support/pipeline.ts"
 
 /** A reading from a sensor feed: one field of each kind a third-party feed carries. */
 const Reading = Schema.Struct({
@@ -75,7 +75,7 @@ for (const [name, database] of Object.entries(databases)) {
         })
         const sink = yield* Sink
         yield* Effect.scoped(Effect.gen(function*() {
-          const writer = yield* sink.begin({ runId: "run-1", pass: 1 })
+          const writer = yield* sink.begin({ delivery: aDelivery, runId: "run-1", pass: 1 })
           expect(yield* writer.write(readings, staged)).toEqual({ loaded: 2, repeats: [] })
           yield* writer.commit(Effect.void)
         }))
