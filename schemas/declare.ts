@@ -101,8 +101,9 @@ export const dataset = <
     const step = upgrades.find((u) => u.from === given)
     if (step === undefined) return undefined
     const older = validator(step.schema, unknownFields)
-    // The upgraded record is the partner's own, rewritten: fields it keeps were kept above.
-    const current = validator(schema, "ignore")
+    // Unknown fields were judged on the record as sent; the transform must make exactly a current
+    // record, so a field it leaves behind is the declaration's mistake, refused for its tests to see.
+    const current = validator(schema, "reject")
     const upgraded = (value: unknown): Validated<S["Type"]> => {
       const old = older(value)
       if (!old.ok) return old

@@ -86,6 +86,19 @@ describe("datasets", () => {
     }
   })
 
+  test("a version 1 city is checked by version 1's rules, then upgraded; a version the dataset never had has no decoder", () => {
+    const cities = datasets.find((d) => d.name === "cities")!
+    const v1 = cities.decoderFor({ unknownFields: "reject", version: 1 })!
+    const { alternatenames: _list, ...york } = samples["cities"]![1]![0] as Record<string, unknown>
+    const upgraded = v1({ ...york, alternatenames: "Eboracum, Jorvik,," })
+    expect(upgraded.ok && upgraded.row[cities.columns.findIndex((c) => c.name === "alternate_names")]).toEqual(["Eboracum", "Jorvik"])
+    const refused = v1({ ...york, alternatenames: ["Eboracum"], population: -1 })
+    expect(refused.ok ? [] : refused.issues.map((i) => [i.path, i.rule])).toEqual([["$.population", "number.range"], ["$.alternatenames", "type.string"]])
+    expect(cities.versions).toEqual([1, 2])
+    expect(cities.decoderFor({ unknownFields: "reject", version: 3 })).toBeUndefined()
+    expect(transactions.decoderFor({ unknownFields: "reject", version: 2 })).toBeUndefined()
+  })
+
   test("messages are given in French and English", () => {
     const decoded = transactions.decode({ ...transaction(1), account_iban: "FR7630006000011234567890188" })
     expect(decoded.ok).toBe(false)
