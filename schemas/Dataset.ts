@@ -130,6 +130,8 @@ export interface Dataset {
   readonly decoderFor: (options: DecodeOptions) => ((value: unknown) => Decoded) | undefined
   /** The Schema `decode` validates with (the fields as partners send them), for the docs and the JSON Schema. */
   readonly schema: Schema.Top
+  /** The Schema of the records of `version` (an older one's, before its upgrade); undefined for a version it never had. */
+  readonly schemaOf: (version: number) => Schema.Top | undefined
   /** A valid record, as a partner sends it: the docs' and a sample file's example. */
   readonly example: unknown
   /**

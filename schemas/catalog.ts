@@ -157,9 +157,21 @@ export const describeDataset = (dataset: Dataset): DatasetDoc => {
  * fields are refused unless the partner's rule is `ignore` or `keep`. Rules a JSON Schema cannot
  * express (an IBAN's checksum, a real calendar date, a lease ending after it starts) are left to
  * our validation, and listed in `description`: passing this schema is necessary, not sufficient.
+ * `version`: an older version the dataset still reads (undefined for one it never had).
  */
-export const jsonSchemaOf = (dataset: Dataset, options: { readonly unknownFields?: UnknownFields } = {}) => {
-  const document = Schema.toJsonSchemaDocument(dataset.schema, {
+export function jsonSchemaOf(dataset: Dataset, options?: { readonly unknownFields?: UnknownFields }): JsonSchemaOfRecord
+export function jsonSchemaOf(
+  dataset: Dataset,
+  options: { readonly unknownFields?: UnknownFields; readonly version: number }
+): JsonSchemaOfRecord | undefined
+export function jsonSchemaOf(
+  dataset: Dataset,
+  options: { readonly unknownFields?: UnknownFields; readonly version?: number } = {}
+): JsonSchemaOfRecord | undefined {
+  const version = options.version ?? dataset.version
+  const schema = dataset.schemaOf(version)
+  if (schema === undefined) return undefined
+  const document = Schema.toJsonSchemaDocument(schema, {
     onExcessProperty: (options.unknownFields ?? "reject") === "reject" ? "error" : "ignore"
   })
   const doc = describeDataset(dataset)
@@ -167,12 +179,19 @@ export const jsonSchemaOf = (dataset: Dataset, options: { readonly unknownFields
   const onlyOurs = [...new Set(ours.map((r) => r.rule))]
   return {
     $schema: "https://json-schema.org/draft/2020-12/schema",
-    title: `${dataset.name} record, version ${dataset.version}`,
+    title: `${dataset.name} record, version ${version}`,
     description: `${dataset.description} Also checked on delivery, beyond this schema: ${onlyOurs.join(", ")}.`,
     ...document.schema,
     ...(Object.keys(document.definitions).length > 0 ? { $defs: document.definitions } : {}),
-    examples: [dataset.example]
+    ...(version === dataset.version ? { examples: [dataset.example] } : {})
   }
+}
+
+/** A record's JSON Schema document (draft 2020-12), as `jsonSchemaOf` publishes it. */
+export interface JsonSchemaOfRecord extends Readonly<Record<string, unknown>> {
+  readonly $schema: string
+  readonly title: string
+  readonly description: string
 }
 
 /** A small valid file of the dataset, as a partner would deposit it (`<name>.json`). */

@@ -117,6 +117,7 @@ export const dataset = <
     version,
     versions: [...upgrades.map((u) => u.from), version].sort((a, b) => a - b),
     schema,
+    schemaOf: (wanted) => (wanted === version ? schema : upgrades.find((u) => u.from === wanted)?.schema),
     columns: [
       ...columns.map((c) => ({ name: c.name, type: c.type, nullable: c.nullable })),
       { name: EXTRA_COLUMN, type: "jsonb", nullable: true }

@@ -8,14 +8,15 @@ import { datasetByName, datasets } from "../../schemas/registry.ts"
 import { commandLine, usageExit } from "./cliArgs.ts"
 
 const USAGE = `Usage: npm run datasets -- [<dataset>…] [--json]
-       npm run datasets -- --json-schema <dataset> [--unknown-fields reject|ignore|keep]
+       npm run datasets -- --json-schema <dataset> [--version <n>] [--unknown-fields reject|ignore|keep]
        npm run datasets -- --sample <dataset>
        npm run datasets -- --update-readme [<README.md>]
 
 Without options: every dataset (or those named) with its version, file names, fields and their
 rules (English messages; --json for everything, French included), and its table's columns.
 --json-schema prints the JSON Schema (draft 2020-12) of one record, for any JSON Schema validator;
-unknown fields are refused unless --unknown-fields says otherwise (as a partner's contract may).
+unknown fields are refused unless --unknown-fields says otherwise (as a partner's contract may);
+--version for an older version the dataset still reads (its manifest entry's "version").
 Rules listed in its description are checked on delivery only (an IBAN's checksum, a real date).
 --sample prints a small valid file of the dataset. --update-readme rewrites the README's dataset
 section from the declarations (a test fails when it is stale).`
@@ -28,6 +29,7 @@ const fail = (message: string): never => {
 const parsed = commandLine({
   "json-schema": { type: "string" },
   "unknown-fields": { type: "string" },
+  version: { type: "string" },
   sample: { type: "string" },
   "update-readme": { type: "boolean" },
   json: { type: "boolean" },
@@ -69,7 +71,11 @@ if (values.help) {
 } else if (values["json-schema"] !== undefined) {
   const unknownFields = values["unknown-fields"] ?? "reject"
   if (!UNKNOWN_FIELDS.includes(unknownFields as UnknownFields)) fail(`--unknown-fields must be one of ${UNKNOWN_FIELDS.join(", ")}`)
-  console.log(JSON.stringify(jsonSchemaOf(named(values["json-schema"]), { unknownFields: unknownFields as UnknownFields }), null, 2))
+  const dataset = named(values["json-schema"])
+  const version = values.version === undefined ? dataset.version : Number(values.version)
+  const schema = jsonSchemaOf(dataset, { unknownFields: unknownFields as UnknownFields, version }) ??
+    fail(`${dataset.name} has no version ${values.version} (it reads ${dataset.versions.join(", ")})`)
+  console.log(JSON.stringify(schema, null, 2))
 } else if (values.sample !== undefined) {
   process.stdout.write(sampleFile(named(values.sample)).text)
 } else if (values["update-readme"]) {

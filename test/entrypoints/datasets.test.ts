@@ -30,6 +30,11 @@ describe("npm run datasets", () => {
     const keep = JSON.parse(run(["--json-schema", "cities", "--unknown-fields", "keep"]).out) as { additionalProperties?: unknown }
     expect(keep.additionalProperties).toBe(true)
     expect(run(["--sample", "cities"]).out).toBe(sampleFile(datasetByName("cities")!).text)
+    // A partner still on version 1 validates against version 1's record: the other names as one text.
+    const v1 = JSON.parse(run(["--json-schema", "cities", "--version", "1"]).out) as { title: string; properties: Record<string, unknown> }
+    expect([v1.title, v1.properties["alternatenames"]]).toEqual(["cities record, version 1", { anyOf: [{ type: "string" }, { type: "null" }] }])
+    const none = run(["--json-schema", "cities", "--version", "3"])
+    expect([none.status, none.err.trim()]).toEqual([2, "datasets: cities has no version 3 (it reads 1, 2)"])
   })
 
   test("--update-readme rewrites a stale section, and leaves a fresh one alone", () => {

@@ -8,7 +8,7 @@ import type { Dataset, RecordIssue } from "../../schemas/Dataset.ts"
 import { contractOf } from "../../schemas/contract.ts"
 import { decodeManifest } from "../../schemas/Manifest.ts"
 import { datasets } from "../../schemas/registry.ts"
-import { city } from "../support/fixtures.ts"
+import { city, cityV1 } from "../support/fixtures.ts"
 
 const EXAMPLES = fileURLToPath(new URL("../../examples/", import.meta.url))
 
@@ -106,6 +106,11 @@ describe("published JSON Schema, checked by ajv", () => {
     const keeping = ajv.compile(jsonSchemaOf(cities, { unknownFields: "keep" }))
     expect(keeping({ ...city(1), population_2030: 1 })).toBe(true)
     expect(validates(cities, { ...city(1), population_2030: 1 })).toBe(false)
+    // Version 1's schema, for partners still sending it: the other names as one text.
+    const v1 = ajv.compile(jsonSchemaOf(cities, { version: 1 })!)
+    for (let i = 0; i < 20; i++) expect([i, v1(cityV1(i)), cities.decoderFor({ unknownFields: "reject", version: 1 })!(cityV1(i)).ok]).toEqual([i, true, true])
+    expect(v1(city(1))).toBe(false)
+    expect(jsonSchemaOf(cities, { version: 3 })).toBeUndefined()
   })
 
   test("the schema says which rules it leaves to us; each dataset's sample file holds a valid record", () => {

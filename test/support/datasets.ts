@@ -15,5 +15,6 @@ export const handMade = (
   decode: () => ({ ok: false, issues: [] }),
   decoderFor: () => undefined,
   schema: Schema.Unknown,
+  schemaOf: () => undefined,
   example: null
 })
