@@ -16,9 +16,8 @@ import {
 } from "../../domain/LakeLayout.ts"
 import { type MultipartUpload, ObjectStore } from "../ObjectStore.ts"
 import { type Filled, type Landing, Sink, type SinkRun, type SinkWriter, type StagedRecord, type WriteResult } from "../Sink.ts"
-import { ndjsonPart } from "./NdjsonPart.ts"
 import type { PartEncoder, PartEncoderFactory } from "./PartEncoder.ts"
-import { parquetPart } from "./ParquetPart.ts"
+import { workerEncoders } from "./workerEncoders.ts"
 
 /** How the lake is written (`LOADERS_LAKE_*`). */
 export interface LakeSettings {
@@ -49,8 +48,12 @@ export const LakeSink = {
   make: (settings: LakeSettings) =>
     Effect.gen(function*() {
       const store = yield* ObjectStore
-      const encoder: PartEncoderFactory = settings.format === "parquet" ? parquetPart(settings.rowGroupRows) : ndjsonPart
-      return Sink.of({ begin: (run) => begin(store, settings, encoder, run) })
+      // Encoding runs on a thread of its own, beside the one that parses and validates.
+      const encoders = yield* Effect.acquireRelease(
+        Effect.sync(() => workerEncoders(settings.format, settings.rowGroupRows)),
+        (encoders) => Effect.sync(encoders.close)
+      )
+      return Sink.of({ begin: (run) => begin(store, settings, encoders.factory, run) })
     }),
 
   /** The lake settings from the environment (see README and `.env.example`), but the staging prefix. */
@@ -60,7 +63,7 @@ export const LakeSink = {
       prefix: prefix === "" || prefix.endsWith("/") ? prefix : `${prefix}/`,
       format: yield* Config.Literals(LAKE_FORMATS, "LOADERS_LAKE_FORMAT").pipe(Config.withDefault<LakeFormat>("parquet")),
       partBytes: Math.round((yield* Config.Number("LOADERS_LAKE_PART_MB").pipe(Config.withDefault(128))) * MB),
-      rowGroupRows: yield* Config.Int("LOADERS_LAKE_ROW_GROUP").pipe(Config.withDefault(32_768))
+      rowGroupRows: yield* Config.Int("LOADERS_LAKE_ROW_GROUP").pipe(Config.withDefault(8192))
     }
   })
 }
@@ -122,7 +125,7 @@ const begin = (store: ObjectStore["Service"], settings: LakeSettings, encoder: P
         const upload = yield* store.startMultipart(stagedPart(staging, final))
         const part: OpenPart = {
           key: final,
-          encoder: encoder(parts.dataset, lineage),
+          encoder: encoder(parts.dataset.columns, lineage),
           upload,
           hash: createHash("sha256"),
           pending: [],
@@ -204,7 +207,7 @@ const begin = (store: ObjectStore["Service"], settings: LakeSettings, encoder: P
     yield* Effect.addFinalizer(() =>
       committed ? Effect.void : Effect.forEach([...datasets.values()], (parts) =>
         Effect.andThen(
-          parts.open?.upload.abort ?? Effect.void,
+          Effect.andThen(Effect.sync(() => parts.open?.encoder.discard()), parts.open?.upload.abort ?? Effect.void),
           Effect.forEach(parts.done, (part) => store.delete(stagedPart(staging, part.key)))
         ).pipe(Effect.ignore), { discard: true })
     )

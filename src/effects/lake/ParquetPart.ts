@@ -1,6 +1,6 @@
 import type { SchemaElement } from "hyparquet"
 import { ByteWriter, ParquetWriter } from "hyparquet-writer"
-import type { Cell, ColumnType, Dataset } from "../../../schemas/Dataset.ts"
+import type { Cell, Column, ColumnType } from "../../../schemas/Dataset.ts"
 import { batchCells, lakeColumns, type PartEncoder, type PartLineage } from "./PartEncoder.ts"
 
 /** Each column type as Parquet stores it: dates as days, numerics as doubles, JSON as text. */
@@ -31,8 +31,8 @@ const PARQUET_VALUES: Record<ColumnType, (cell: Cell) => unknown> = {
  * Parquet parts, one row group per `rowGroupRows` rows: rows are held as columns until a group is
  * full, then encoded (Snappy) and handed out, so a part's memory is one row group whatever its size.
  */
-export const parquetPart = (rowGroupRows: number) => (dataset: Dataset, lineage: PartLineage): PartEncoder => {
-  const columns = lakeColumns(dataset)
+export const parquetPart = (rowGroupRows: number) => (own: ReadonlyArray<Column>, lineage: PartLineage): PartEncoder => {
+  const columns = lakeColumns(own)
   const schema: Array<SchemaElement> = [
     { name: "root", num_children: columns.length },
     ...columns.map((c): SchemaElement => ({ name: c.name, ...PARQUET_TYPES[c.type], repetition_type: c.nullable ? "OPTIONAL" : "REQUIRED" }))
@@ -59,7 +59,7 @@ export const parquetPart = (rowGroupRows: number) => (dataset: Dataset, lineage:
 
   return {
     add: async (batch, filled) => {
-      const cell = batchCells(dataset, lineage, batch, filled)
+      const cell = batchCells(own, lineage, batch, filled)
       for (let i = 0; i < batch.length; i++) {
         for (let c = 0; c < columns.length; c++) {
           const value = cell(i, c)
@@ -75,6 +75,7 @@ export const parquetPart = (rowGroupRows: number) => (dataset: Dataset, lineage:
       return take()
     },
     // A row group's bytes are unknown until it is encoded; parts roll at row group boundaries.
-    held: () => 0
+    held: () => 0,
+    discard: () => undefined
   }
 }
