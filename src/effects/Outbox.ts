@@ -29,8 +29,6 @@ export interface Backlog {
   readonly subscriber: string
   readonly pending: number
   readonly oldestSeconds: number
-  /** The last failure of a stream that is waiting to try again, if any. */
-  readonly lastError: string | null
 }
 
 /**
@@ -162,18 +160,16 @@ const makeOutbox = (db: Database["Service"], lease: string): Outbox["Service"] =
   })
 
   const backlog = Effect.fn("Outbox.backlog")(function*(subscribers: ReadonlyArray<string>) {
-    const rows = yield* db.query<{ subscriber: string; pending: string; oldest: number | null; last_error: string | null }>(
+    const rows = yield* db.query<{ subscriber: string; pending: string; oldest: number | null }>(
       `SELECT s.subscriber, count(e.seq)::text AS pending,
-              COALESCE(EXTRACT(EPOCH FROM now() - min(e.created_at)), 0)::float8 AS oldest,
-              (SELECT last_error FROM ${SCHEMA}.outbox_cursors c2 WHERE c2.subscriber = s.subscriber AND c2.last_error IS NOT NULL
-               ORDER BY c2.next_at DESC LIMIT 1) AS last_error
+              COALESCE(EXTRACT(EPOCH FROM now() - min(e.created_at)), 0)::float8 AS oldest
        FROM jsonb_array_elements_text($1::text::jsonb) AS s(subscriber)
        LEFT JOIN ${SCHEMA}.outbox e ON e.seq > COALESCE(
          (SELECT delivered_seq FROM ${SCHEMA}.outbox_cursors c WHERE c.subscriber = s.subscriber AND c.partner = e.partner), 0)
        GROUP BY s.subscriber ORDER BY s.subscriber`,
       [JSON.stringify(subscribers)]
     )
-    return rows.map((r): Backlog => ({ subscriber: r.subscriber, pending: Number(r.pending), oldestSeconds: r.oldest ?? 0, lastError: r.last_error }))
+    return rows.map((r): Backlog => ({ subscriber: r.subscriber, pending: Number(r.pending), oldestSeconds: r.oldest ?? 0 }))
   })
 
   return Outbox.of({ add, claim, delivered, failed, release, backlog })
