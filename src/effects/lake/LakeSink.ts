@@ -18,6 +18,7 @@ import { type MultipartUpload, ObjectStore } from "../ObjectStore.ts"
 import { type Filled, type Landing, Sink, type SinkRun, type SinkWriter, type StagedRecord, type WriteResult } from "../Sink.ts"
 import type { PartEncoder, PartEncoderFactory } from "./PartEncoder.ts"
 import { workerEncoders } from "./workerEncoders.ts"
+import { concatBytes } from "../../stream/concatBytes.ts"
 
 /** How the lake is written (`LOADERS_LAKE_*`). */
 export interface LakeSettings {
@@ -100,7 +101,7 @@ const begin = (store: ObjectStore["Service"], settings: LakeSettings, encoder: P
     const send = (part: OpenPart, all: boolean) =>
       Effect.gen(function*() {
         while (part.pendingBytes >= UPLOAD_CHUNK || (all && part.pendingBytes > 0)) {
-          const body = concat(part.pending, part.pendingBytes)
+          const body = concatBytes(part.pending, part.pendingBytes)
           part.pending = []
           part.pendingBytes = 0
           part.sentParts += 1
@@ -214,14 +215,3 @@ const begin = (store: ObjectStore["Service"], settings: LakeSettings, encoder: P
 
     return { write, commit, landings } satisfies SinkWriter
   })
-
-const concat = (chunks: ReadonlyArray<Uint8Array>, bytes: number): Uint8Array => {
-  if (chunks.length === 1) return chunks[0]!
-  const out = new Uint8Array(bytes)
-  let offset = 0
-  for (const chunk of chunks) {
-    out.set(chunk, offset)
-    offset += chunk.byteLength
-  }
-  return out
-}
