@@ -126,7 +126,7 @@ const begin = (store: ObjectStore["Service"], settings: LakeSettings, encoder: P
         const upload = yield* store.startMultipart(stagedPart(staging, final))
         const part: OpenPart = {
           key: final,
-          encoder: encoder(parts.dataset.columns, lineage),
+          encoder: encoder(parts.dataset.columns, lineage, parts.dataset.naturalKey),
           upload,
           hash: createHash("sha256"),
           pending: [],

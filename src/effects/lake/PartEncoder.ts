@@ -37,8 +37,11 @@ export interface PartEncoder {
   readonly discard: () => void
 }
 
-/** Makes the encoder of one new part of a dataset with these (own) columns. */
-export type PartEncoderFactory = (columns: ReadonlyArray<Column>, lineage: PartLineage) => PartEncoder
+/**
+ * Makes the encoder of one new part of a dataset with these (own) columns; `keys` names its
+ * natural key, which readers look rows up by.
+ */
+export type PartEncoderFactory = (columns: ReadonlyArray<Column>, lineage: PartLineage, keys: ReadonlyArray<string>) => PartEncoder
 
 /**
  * The cell reader of a batch: a dataset column's value (an enrichment's when it filled the column)

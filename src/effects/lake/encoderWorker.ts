@@ -17,6 +17,7 @@ export type EncoderRequest =
     readonly op: "open"
     readonly part: number
     readonly columns: ReadonlyArray<Column>
+    readonly keys: ReadonlyArray<string>
     readonly lineage: PartLineage
     readonly format: LakeFormat
     readonly rowGroupRows: number
@@ -56,7 +57,7 @@ const COLLECT_AFTER = 16 << 20
 const handle = async (request: EncoderRequest): Promise<EncoderAnswer> => {
   if (request.op === "open") {
     const make = request.format === "parquet" ? parquetPart(request.rowGroupRows) : ndjsonPart
-    parts.set(request.part, make(request.columns, request.lineage))
+    parts.set(request.part, make(request.columns, request.lineage, request.keys))
     return { ok: true, chunks: [], held: 0 }
   }
   const encoder = parts.get(request.part)

@@ -37,11 +37,11 @@ export const workerEncoders = (format: LakeFormat, rowGroupRows: number) => {
   }
 
   let nextPart = 0
-  const factory: PartEncoderFactory = (columns: ReadonlyArray<Column>, lineage: PartLineage): PartEncoder => {
+  const factory: PartEncoderFactory = (columns: ReadonlyArray<Column>, lineage: PartLineage, keys: ReadonlyArray<string>): PartEncoder => {
     const part = nextPart++
     // Each request with the size of the JSON it carried, to estimate what it will add to the part.
     const pending: Array<{ readonly answer: Promise<EncoderAnswer & { ok: true }>; readonly json: number }> = [
-      { answer: ask({ op: "open", part, columns, lineage, format, rowGroupRows }), json: 0 }
+      { answer: ask({ op: "open", part, columns, keys, lineage, format, rowGroupRows }), json: 0 }
     ]
     let held = 0
     let pendingJson = 0
