@@ -13,9 +13,13 @@
  * `--rerun` loads the file, then the same records again as another delivery on the same database:
  * the second run finds its keys taken and goes the upsert way (what a corrected re-delivery costs).
  *
+ * `--lake` runs the delivery three times, each on a fresh database: into PostgreSQL alone, then into
+ * PostgreSQL and the S3 lake as Parquet, then as gzipped NDJSON (`LOADERS_SINKS=postgres+s3`), and
+ * compares each lake run with the PostgreSQL-only one; the lake's rows are counted from its manifests.
+ *
  * `--profile <dir>` writes the delivery process's CPU profile there (Bun's `--cpu-prof-md`).
  *
- *   npm run bench:pipeline -- [--mb 1000] [--batch 1000] [--telemetry | --rerun] [--profile bench/out/profile]
+ *   npm run bench:pipeline -- [--mb 1000] [--batch 1000] [--telemetry | --rerun | --lake] [--profile bench/out/profile]
  */
 import { Effect, Stream } from "effect"
 import { spawn } from "node:child_process"
@@ -38,7 +42,8 @@ const { values } = parseArgs({
     batch: { type: "string", default: "1000" },
     telemetry: { type: "boolean", default: false },
     profile: { type: "string" },
-    rerun: { type: "boolean", default: false }
+    rerun: { type: "boolean", default: false },
+    lake: { type: "boolean", default: false }
   }
 })
 const megabytes = Number(values.mb)
@@ -76,7 +81,7 @@ const discardingReceiver = Effect.acquireRelease(
 )
 
 /** Runs the delivery at `prefix` in its own process (asynchronously: the receiver lives here). */
-const runDelivery = (s3: EmbeddedS3, prefix: string, url: string, telemetry: string | undefined) =>
+const runDelivery = (s3: EmbeddedS3, prefix: string, url: string, telemetry: string | undefined, env: Record<string, string> = {}) =>
   Effect.promise(
     () =>
       new Promise<Result>((resolve, reject) => {
@@ -89,6 +94,7 @@ const runDelivery = (s3: EmbeddedS3, prefix: string, url: string, telemetry: str
             BENCH_PREFIX: prefix,
             DATABASE_URL: url,
             LOADERS_BATCH_SIZE: String(batchSize),
+            ...env,
             ...(telemetry ? { OTEL_EXPORTER_OTLP_ENDPOINT: telemetry, OTEL_METRIC_EXPORT_INTERVAL: "5000" } : { OTEL_EXPORTER_OTLP_ENDPOINT: "" })
           },
           stdio: ["ignore", "pipe", "inherit"]
@@ -131,6 +137,16 @@ const countRows = (url: string) =>
     return row?.n as number
   })
 
+/** Rows a delivery published to the lake, as its transactions manifest counts them. */
+const lakeRowsOf = (delivery: string) =>
+  ObjectStore.use((store) =>
+    store.get(`lake/_manifests/dataset=transactions/partner=bench/${delivery}.json`).pipe(
+      Stream.decodeText,
+      Stream.mkString,
+      Effect.map((text) => (JSON.parse(text) as { readonly rows: number }).rows)
+    )
+  ).pipe(Effect.orDie)
+
 const main = Effect.gen(function*() {
   console.log(`Generating (or reusing) a ${megabytes} MB transactions file…`)
   const file = yield* Effect.promise(() => transactionsFile(megabytes))
@@ -143,6 +159,8 @@ const main = Effect.gen(function*() {
     ? (["off", "on", "off", "on"] as const)
     : values.rerun
     ? (["new keys", "same keys again"] as const)
+    : values.lake
+    ? (["PostgreSQL only", "PostgreSQL + lake (Parquet)", "PostgreSQL + lake (NDJSON gzip)"] as const)
     : (["off"] as const)
   console.log(`Uploading ${(bytes / 1e6).toFixed(0)} MB to s3rver…`)
   yield* ObjectStore.use((s) =>
@@ -156,16 +174,22 @@ const main = Effect.gen(function*() {
   const receiver = values.telemetry ? yield* discardingReceiver : undefined
 
   const rows: Array<string> = []
+  const lakeLines: Array<string> = []
   const seconds: Record<string, number> = {}
   let url = ""
   for (const [i, run] of runs.entries()) {
-    console.log(`Running the delivery in a process of its own (${values.rerun ? run : `telemetry ${run}`})…`)
+    console.log(`Running the delivery in a process of its own (${values.telemetry ? `telemetry ${run}` : run})…`)
     if (run !== "same keys again") url = yield* Effect.promise(freshDatabase)
     const databaseBefore = databaseCpuSeconds()
-    const result = yield* runDelivery(s3, `incoming/bench/run${i}/`, url, run === "on" ? receiver?.url : undefined)
+    const lake: Record<string, string> = run.includes("lake") ? { LOADERS_SINKS: "postgres+s3", LOADERS_LAKE_FORMAT: run.includes("Parquet") ? "parquet" : "ndjson" } : {}
+    const result = yield* runDelivery(s3, `incoming/bench/run${i}/`, url, run === "on" ? receiver?.url : undefined, lake)
     const databaseCpu = databaseCpuSeconds() - databaseBefore
     seconds[run] = Math.min(seconds[run] ?? Number.POSITIVE_INFINITY, result.seconds)
-    const label = values.telemetry ? `, telemetry ${run}` : values.rerun ? `, ${run}` : ""
+    const label = values.telemetry ? `, telemetry ${run}` : values.rerun || values.lake ? `, ${run}` : ""
+    if (run.includes("lake")) {
+      const lakeRows = yield* lakeRowsOf(`run${i}`).pipe(Effect.provide(store))
+      lakeLines.push(`${run} / PostgreSQL only: ${(result.seconds / seconds["PostgreSQL only"]!).toFixed(2)} × the time, ${lakeRows.toLocaleString("en")} rows in the lake`)
+    }
     rows.push(
       `| ${(bytes / 1e6).toFixed(0)} MB transactions, strict, batches of ${batchSize}${label} | ${result.totals.read} | ${result.status} | ${yield* countRows(url)} | ${result.seconds.toFixed(1)} | ${
         Math.round(result.totals.read / result.seconds).toLocaleString("en")
@@ -177,6 +201,7 @@ const main = Effect.gen(function*() {
 | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${rows.join("\n")}
 `)
+  for (const line of lakeLines) console.log(line)
   if (seconds.on !== undefined && seconds.off !== undefined) {
     console.log(
       `Telemetry on / off, best of two each: ${seconds.on.toFixed(2)} s / ${seconds.off.toFixed(2)} s = ${(seconds.on / seconds.off).toFixed(3)}`

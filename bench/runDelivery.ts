@@ -20,6 +20,9 @@ import { deliveryKey } from "../src/domain/DeliveryFolder.ts"
 import { PipelineConfig } from "../src/pipeline/PipelineConfig.ts"
 import { processDelivery } from "../src/pipeline/processDelivery.ts"
 import { peakRss } from "./peakRss.ts"
+import { keepMemoryDown } from "../src/entrypoints/bunMemory.ts"
+
+if (process.env.BENCH_GC === "1") keepMemoryDown()
 
 const env = (name: string): string => {
   const value = process.env[name]

@@ -29,8 +29,6 @@ export interface Backlog {
   readonly subscriber: string
   readonly pending: number
   readonly oldestSeconds: number
-  /** The last failure of a stream that is waiting to try again, if any. */
-  readonly lastError: string | null
 }
 
 /**
@@ -41,7 +39,10 @@ export interface Backlog {
  * and the events after the cursor are sent again: at least once, idempotent by `id`.
  */
 export class Outbox extends Context.Service<Outbox, {
-  /** Adds events; inside a sink's commit it joins the load's transaction. An id added before is ignored. */
+  /**
+   * Adds events; inside a sink's commit it joins the load's transaction (it must run in one: it
+   * holds a lock per partner until the commit). An id added before is ignored.
+   */
   readonly add: (events: ReadonlyArray<OutboxEvent>) => Effect.Effect<void, DatabaseError>
   /** The next partner of `subscriber` with events due, its events after the cursor (at most `limit`), leased to `owner`. */
   readonly claim: (subscriber: string, owner: string, limit: number) => Effect.Effect<Claimed | undefined, DatabaseError>
@@ -77,6 +78,7 @@ const MIGRATION = `
     created_at timestamptz NOT NULL DEFAULT now()
   );
   CREATE INDEX IF NOT EXISTS outbox_partner_seq ON ${SCHEMA}.outbox (partner, seq);
+  CREATE TABLE IF NOT EXISTS ${SCHEMA}.outbox_partners (partner text PRIMARY KEY);
   CREATE TABLE IF NOT EXISTS ${SCHEMA}.outbox_cursors (
     subscriber text NOT NULL,
     partner text NOT NULL,
@@ -93,6 +95,12 @@ const MIGRATION = `
 const makeOutbox = (db: Database["Service"], lease: string): Outbox["Service"] => {
   const add = Effect.fn("Outbox.add")(function*(events: ReadonlyArray<OutboxEvent>) {
     if (events.length === 0) return
+    // A partner's events must commit in the order of their numbers, or a cursor could pass one
+    // that commits late: two loads of one partner take this lock in turn until they commit.
+    for (const partner of [...new Set(events.map((e) => e.partner))].sort()) {
+      yield* db.query(`SELECT pg_advisory_xact_lock(hashtext('loaders.outbox'), hashtext($1))`, [partner])
+      yield* db.execute(`INSERT INTO ${SCHEMA}.outbox_partners (partner) VALUES ($1) ON CONFLICT DO NOTHING`, [partner])
+    }
     yield* db.execute(
       `INSERT INTO ${SCHEMA}.outbox (id, type, partner, payload)
        SELECT e->>'id', e->>'type', e->>'partner', e->'payload' FROM jsonb_array_elements($1::text::jsonb) AS e
@@ -102,10 +110,10 @@ const makeOutbox = (db: Database["Service"], lease: string): Outbox["Service"] =
   })
 
   const claim = Effect.fn("Outbox.claim")(function*(subscriber: string, owner: string, limit: number) {
-    // A subscriber starts at the first event of every partner it has not seen yet.
+    // A subscriber starts at the first event of every partner it has no cursor for yet.
     yield* db.execute(
       `INSERT INTO ${SCHEMA}.outbox_cursors (subscriber, partner)
-       SELECT $1, partner FROM ${SCHEMA}.outbox GROUP BY partner ON CONFLICT DO NOTHING`,
+       SELECT $1, partner FROM ${SCHEMA}.outbox_partners ON CONFLICT DO NOTHING`,
       [subscriber]
     )
     const [taken] = yield* db.query<{ partner: string; delivered_seq: string; attempts: number }>(
@@ -162,18 +170,16 @@ const makeOutbox = (db: Database["Service"], lease: string): Outbox["Service"] =
   })
 
   const backlog = Effect.fn("Outbox.backlog")(function*(subscribers: ReadonlyArray<string>) {
-    const rows = yield* db.query<{ subscriber: string; pending: string; oldest: number | null; last_error: string | null }>(
+    const rows = yield* db.query<{ subscriber: string; pending: string; oldest: number | null }>(
       `SELECT s.subscriber, count(e.seq)::text AS pending,
-              COALESCE(EXTRACT(EPOCH FROM now() - min(e.created_at)), 0)::float8 AS oldest,
-              (SELECT last_error FROM ${SCHEMA}.outbox_cursors c2 WHERE c2.subscriber = s.subscriber AND c2.last_error IS NOT NULL
-               ORDER BY c2.next_at DESC LIMIT 1) AS last_error
+              COALESCE(EXTRACT(EPOCH FROM now() - min(e.created_at)), 0)::float8 AS oldest
        FROM jsonb_array_elements_text($1::text::jsonb) AS s(subscriber)
        LEFT JOIN ${SCHEMA}.outbox e ON e.seq > COALESCE(
          (SELECT delivered_seq FROM ${SCHEMA}.outbox_cursors c WHERE c.subscriber = s.subscriber AND c.partner = e.partner), 0)
        GROUP BY s.subscriber ORDER BY s.subscriber`,
       [JSON.stringify(subscribers)]
     )
-    return rows.map((r): Backlog => ({ subscriber: r.subscriber, pending: Number(r.pending), oldestSeconds: r.oldest ?? 0, lastError: r.last_error }))
+    return rows.map((r): Backlog => ({ subscriber: r.subscriber, pending: Number(r.pending), oldestSeconds: r.oldest ?? 0 }))
   })
 
   return Outbox.of({ add, claim, delivered, failed, release, backlog })

@@ -1,6 +1,8 @@
 import { Clock, Config, Duration, Effect, Layer, Metric, Option, Schema } from "effect"
 import { Database } from "../effects/Database.ts"
 import { JobQueue, JobQueueError, queueMetrics } from "../effects/JobQueue.ts"
+import { Outbox } from "../effects/Outbox.ts"
+import { Subscribers } from "../effects/Subscribers.ts"
 import { metrics } from "../pipeline/metrics.ts"
 import { IncomingFindings } from "../pipeline/reconcile.ts"
 import { SCAN } from "./Reconciliation.ts"
@@ -15,8 +17,17 @@ const COUNT_BOUND = Duration.seconds(10)
 
 const decodeFindings = Schema.decodeUnknownOption(IncomingFindings)
 
+/** Events each subscriber has still to receive (`LOADERS_SUBSCRIBERS_FILE`), across every process. */
+export const eventMetrics = {
+  pending: Metric.gauge("loaders.events.pending", { description: "delivery.loaded events a subscriber has not taken yet" }),
+  oldestAge: Metric.gauge("loaders.events.oldest_age", {
+    description: "Seconds the oldest event a subscriber has not taken has waited (0: none waits)"
+  })
+} as const
+
 /**
- * Sets the `loaders.queue.*` gauges from one count of the queue's jobs (every process's), and the
+ * Sets the `loaders.queue.*` gauges from one count of the queue's jobs (every process's), the
+ * `loaders.events.*` gauges from the outbox, and the
  * `loaders.incoming.*` gauges from the last reconciliation scan's findings, whichever process
  * scanned: the age grows between scans, so a stuck delivery shows without waiting for the next.
  * Without a scan (turned off, or none finished yet) the incoming gauges are not reported.
@@ -29,6 +40,15 @@ const refresh = Effect.gen(function*() {
   yield* Metric.update(queueMetrics.retrying, counts.retrying)
   yield* Metric.update(queueMetrics.deadLetters, counts.dead)
   yield* Metric.update(queueMetrics.lag, Duration.toSeconds(counts.lag))
+  const { all } = yield* Subscribers
+  if (all.length > 0) {
+    const outbox = yield* Outbox
+    for (const backlog of yield* outbox.backlog(all.map((s) => s.name))) {
+      const attributes = { subscriber: backlog.subscriber }
+      yield* Metric.update(Metric.withAttributes(eventMetrics.pending, attributes), backlog.pending)
+      yield* Metric.update(Metric.withAttributes(eventMetrics.oldestAge, attributes), backlog.oldestSeconds)
+    }
+  }
   const findings = (yield* queue.lastResult(SCAN)).pipe(Option.flatMap((scan) => decodeFindings(scan.value)))
   if (Option.isSome(findings)) {
     const { folders, quietSince } = findings.value

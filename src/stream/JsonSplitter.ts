@@ -1,5 +1,6 @@
 import { describeByte, findInvalidUtf8, findJsonError, isJsonWhitespace as isWs, type JsonErrorAt, JsonValidator, notUtf8 } from "./jsonError.ts"
 import { JsonSyntaxError, type RawRecord } from "./RawRecord.ts"
+import { concatBytes } from "./concatBytes.ts"
 
 /** How the records are laid out in a file. */
 export type Layout = "json" | "ndjson"
@@ -166,7 +167,7 @@ export class JsonSplitter {
         throw this.error(this.offset, this.offset === 0 ? "the file is empty" : "the file holds only whitespace")
       case S.Value:
         throw this.unfinished(
-          concat(this.parts, this.partsBytes),
+          concatBytes(this.parts, this.partsBytes),
           this.open!,
           () => this.error(this.offset, `the file ends inside record ${this.open!.index} (truncated?)`)
         )
@@ -427,14 +428,14 @@ export class JsonSplitter {
     if (bytes.length === 0) return
     this.partsBytes += bytes.length
     if (this.partsBytes > this.options.maxRecordBytes) {
-      throw this.tooLarge(concat([...this.parts, bytes], this.partsBytes), this.open!, "record")
+      throw this.tooLarge(concatBytes([...this.parts, bytes], this.partsBytes), this.open!, "record")
     }
     this.parts.push(bytes.slice())
   }
 
   /** The wrapper key just read (already validated, quotes included), or undefined if too long to matter. */
   private decodeKey(): string | undefined {
-    return this.keyParts && (JSON.parse(this.decoder.decode(concat(this.keyParts, this.keyBytes))) as string)
+    return this.keyParts && (JSON.parse(this.decoder.decode(concatBytes(this.keyParts, this.keyBytes))) as string)
   }
 
   private endArray() {
@@ -466,7 +467,7 @@ export class JsonSplitter {
     }
     // The record spans chunks: parse it on its own, before the records completed in this chunk.
     this.keep(chunk.subarray(0, end))
-    const bytes = concat(this.parts, this.partsBytes)
+    const bytes = concatBytes(this.parts, this.partsBytes)
     this.parts = []
     this.partsBytes = 0
     out.push({ file: this.options.file, index: open.index, line: open.line, offset: open.offset, value: this.parseOne(bytes, open) })
@@ -563,7 +564,7 @@ export class JsonSplitter {
   private finishLine(tail: Uint8Array, out: Array<RawRecord>) {
     const open = this.open!
     this.open = undefined
-    let bytes = this.parts.length === 0 ? tail : concat([...this.parts, tail], this.partsBytes + tail.length)
+    let bytes = this.parts.length === 0 ? tail : concatBytes([...this.parts, tail], this.partsBytes + tail.length)
     this.parts = []
     this.partsBytes = 0
     if (bytes.length > this.options.maxRecordBytes) {
@@ -615,15 +616,4 @@ const maxNesting = (bytes: Uint8Array): { depth: number; at: number } => {
     } else if (b === RBRACE || b === RBRACKET) depth--
   }
   return { depth: max, at }
-}
-
-const concat = (parts: ReadonlyArray<Uint8Array>, total: number): Uint8Array => {
-  if (parts.length === 1) return parts[0]!
-  const out = new Uint8Array(total)
-  let at = 0
-  for (const part of parts) {
-    out.set(part, at)
-    at += part.length
-  }
-  return out
 }

@@ -3,6 +3,7 @@ import { Duration, Effect, Fiber, Layer } from "effect"
 import { createHmac } from "node:crypto"
 import type { DeliveryLoaded } from "../../schemas/events/DeliveryLoaded.ts"
 import { Database } from "../../src/effects/Database.ts"
+import { Outbox } from "../../src/effects/Outbox.ts"
 import { Subscribers } from "../../src/effects/Subscribers.ts"
 import { sendDueEvents, type SendSettings } from "../../src/outbox/sendEvents.ts"
 import { PipelineConfig } from "../../src/pipeline/PipelineConfig.ts"
@@ -33,6 +34,7 @@ const verify = (signature: string | undefined, body: string): boolean => {
 
 describe("delivery.loaded events to a subscriber", () => {
   test(`a subscriber answering 500 for ${OUTAGE_S} s, then 200, gets every event after, in order per partner, none twice`, async () => {
+    // Until set, the subscriber is down.
     let outageEnds = Number.POSITIVE_INFINITY
     const answered: Array<{ id: string; status: number; body: string; signed: boolean }> = []
     const subscriber = await captureServer((_, request) => {
@@ -52,7 +54,7 @@ describe("delivery.loaded events to a subscriber", () => {
             Effect.provideService(PipelineConfig, { ...config, owner }),
             Effect.forkChild
           ))
-        outageEnds = performance.now() + OUTAGE_S * 1000
+        const outageStarted = performance.now()
         // Deliveries load while the subscriber is down: three per partner, two datasets each.
         for (const n of [1, 2, 3]) {
           for (const partner of partners) {
@@ -70,6 +72,11 @@ describe("delivery.loaded events to a subscriber", () => {
         const db = yield* Database
         const events = yield* db.query<{ id: string; partner: string }>("SELECT id, partner FROM loaders.outbox ORDER BY seq")
         const ids = events.map((e) => e.id)
+        const outbox = yield* Outbox
+        // Still in the outage: the subscriber has taken nothing (what loaders.events.pending shows).
+        expect((yield* outbox.backlog(["accounting"]))[0]?.pending).toBe(ids.length)
+        // The outage lasts OUTAGE_S from the first delivery, and at least until every delivery loaded.
+        outageEnds = Math.max(outageStarted + OUTAGE_S * 1000, performance.now())
         yield* Effect.promise(() =>
           until(OUTAGE_S * 1000 + 90_000, () => `${new Set(answered.filter((a) => a.status === 200).map((a) => a.id)).size} of ${ids.length} events delivered`, async () => {
             const delivered = new Set(answered.filter((a) => a.status === 200).map((a) => a.id))
@@ -77,6 +84,7 @@ describe("delivery.loaded events to a subscriber", () => {
           })
         )
         yield* Effect.forEach(senders, Fiber.interrupt)
+        expect((yield* outbox.backlog(["accounting"]))[0]?.pending).toBe(0)
         const order = Object.fromEntries(partners.map((p) => [p, events.filter((e) => e.partner === p).map((e) => e.id)]))
         return { ids, order }
       }),

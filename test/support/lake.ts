@@ -57,7 +57,7 @@ export const lakeRows = (dir: string, dataset: Dataset, format: LakeFormat) => {
   const source = format === "parquet"
     ? `read_parquet('${files}')`
     : `read_json('${files}', format = 'newline_delimited', columns = {${
-      lakeColumns(dataset).map((c) => `"${c.name}": '${DUCKDB_TYPES[columnKind(c.type)]}'`).join(", ")
+      lakeColumns(dataset.columns).map((c) => `"${c.name}": '${DUCKDB_TYPES[columnKind(c.type)]}'`).join(", ")
     }})`
   return duckdbRows(
     `SELECT ${dataset.columns.map((c) => `"${c.name}"`).join(", ")}, _file, _record FROM ${source} ORDER BY ${dataset.naturalKey.map((k) => `"${k}"`).join(", ")}`

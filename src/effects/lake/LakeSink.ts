@@ -16,9 +16,9 @@ import {
 } from "../../domain/LakeLayout.ts"
 import { type MultipartUpload, ObjectStore } from "../ObjectStore.ts"
 import { type Filled, type Landing, Sink, type SinkRun, type SinkWriter, type StagedRecord, type WriteResult } from "../Sink.ts"
-import { ndjsonPart } from "./NdjsonPart.ts"
 import type { PartEncoder, PartEncoderFactory } from "./PartEncoder.ts"
-import { parquetPart } from "./ParquetPart.ts"
+import { workerEncoders } from "./workerEncoders.ts"
+import { concatBytes } from "../../stream/concatBytes.ts"
 
 /** How the lake is written (`LOADERS_LAKE_*`). */
 export interface LakeSettings {
@@ -49,8 +49,12 @@ export const LakeSink = {
   make: (settings: LakeSettings) =>
     Effect.gen(function*() {
       const store = yield* ObjectStore
-      const encoder: PartEncoderFactory = settings.format === "parquet" ? parquetPart(settings.rowGroupRows) : ndjsonPart
-      return Sink.of({ begin: (run) => begin(store, settings, encoder, run) })
+      // Encoding runs on a thread of its own, beside the one that parses and validates.
+      const encoders = yield* Effect.acquireRelease(
+        Effect.sync(() => workerEncoders(settings.format, settings.rowGroupRows)),
+        (encoders) => Effect.sync(encoders.close)
+      )
+      return Sink.of({ begin: (run) => begin(store, settings, encoders.factory, run) })
     }),
 
   /** The lake settings from the environment (see README and `.env.example`), but the staging prefix. */
@@ -60,7 +64,7 @@ export const LakeSink = {
       prefix: prefix === "" || prefix.endsWith("/") ? prefix : `${prefix}/`,
       format: yield* Config.Literals(LAKE_FORMATS, "LOADERS_LAKE_FORMAT").pipe(Config.withDefault<LakeFormat>("parquet")),
       partBytes: Math.round((yield* Config.Number("LOADERS_LAKE_PART_MB").pipe(Config.withDefault(128))) * MB),
-      rowGroupRows: yield* Config.Int("LOADERS_LAKE_ROW_GROUP").pipe(Config.withDefault(32_768))
+      rowGroupRows: yield* Config.Int("LOADERS_LAKE_ROW_GROUP").pipe(Config.withDefault(8192))
     }
   })
 }
@@ -97,7 +101,7 @@ const begin = (store: ObjectStore["Service"], settings: LakeSettings, encoder: P
     const send = (part: OpenPart, all: boolean) =>
       Effect.gen(function*() {
         while (part.pendingBytes >= UPLOAD_CHUNK || (all && part.pendingBytes > 0)) {
-          const body = concat(part.pending, part.pendingBytes)
+          const body = concatBytes(part.pending, part.pendingBytes)
           part.pending = []
           part.pendingBytes = 0
           part.sentParts += 1
@@ -122,7 +126,7 @@ const begin = (store: ObjectStore["Service"], settings: LakeSettings, encoder: P
         const upload = yield* store.startMultipart(stagedPart(staging, final))
         const part: OpenPart = {
           key: final,
-          encoder: encoder(parts.dataset, lineage),
+          encoder: encoder(parts.dataset.columns, lineage, parts.dataset.naturalKey),
           upload,
           hash: createHash("sha256"),
           pending: [],
@@ -204,21 +208,10 @@ const begin = (store: ObjectStore["Service"], settings: LakeSettings, encoder: P
     yield* Effect.addFinalizer(() =>
       committed ? Effect.void : Effect.forEach([...datasets.values()], (parts) =>
         Effect.andThen(
-          parts.open?.upload.abort ?? Effect.void,
+          Effect.andThen(Effect.sync(() => parts.open?.encoder.discard()), parts.open?.upload.abort ?? Effect.void),
           Effect.forEach(parts.done, (part) => store.delete(stagedPart(staging, part.key)))
         ).pipe(Effect.ignore), { discard: true })
     )
 
     return { write, commit, landings } satisfies SinkWriter
   })
-
-const concat = (chunks: ReadonlyArray<Uint8Array>, bytes: number): Uint8Array => {
-  if (chunks.length === 1) return chunks[0]!
-  const out = new Uint8Array(bytes)
-  let offset = 0
-  for (const chunk of chunks) {
-    out.set(chunk, offset)
-    offset += chunk.byteLength
-  }
-  return out
-}

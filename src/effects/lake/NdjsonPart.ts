@@ -1,20 +1,20 @@
 import { promisify } from "node:util"
 import { gzip } from "node:zlib"
-import type { Dataset } from "../../../schemas/Dataset.ts"
+import type { Column } from "../../../schemas/Dataset.ts"
 import { batchCells, lakeColumns, type PartEncoder, type PartLineage } from "./PartEncoder.ts"
 
 const gzipAsync = promisify(gzip)
 
 /** Text gathered before it is compressed: large enough to compress well, small enough to hold. */
-const MEMBER_CHARS = 4 << 20
+const MEMBER_CHARS = 1 << 20
 
 /**
  * Gzipped NDJSON parts, one object per row with the columns' names (dates as `YYYY-MM-DD`, cents
  * as integers, JSON columns as values). The text is compressed by the thread pool, off the
- * JavaScript thread, in gzip members of ~4 MB; gzip readers read a file of members as one stream.
+ * JavaScript thread, in gzip members of ~1 MB; gzip readers read a file of members as one stream.
  */
-export const ndjsonPart = (dataset: Dataset, lineage: PartLineage): PartEncoder => {
-  const columns = lakeColumns(dataset)
+export const ndjsonPart = (own: ReadonlyArray<Column>, lineage: PartLineage): PartEncoder => {
+  const columns = lakeColumns(own)
   const names = columns.map((c) => JSON.stringify(c.name))
   const json = columns.map((c) => c.type === "jsonb")
   let text = ""
@@ -28,7 +28,7 @@ export const ndjsonPart = (dataset: Dataset, lineage: PartLineage): PartEncoder 
 
   return {
     add: async (batch, filled) => {
-      const cell = batchCells(dataset, lineage, batch, filled)
+      const cell = batchCells(own, lineage, batch, filled)
       for (let i = 0; i < batch.length; i++) {
         let line = "{"
         for (let c = 0; c < columns.length; c++) {
@@ -40,6 +40,9 @@ export const ndjsonPart = (dataset: Dataset, lineage: PartLineage): PartEncoder 
       return text.length >= MEMBER_CHARS ? compress() : []
     },
     finish: compress,
-    held: () => text.length
+    held: () => text.length,
+    discard: () => {
+      text = ""
+    }
   }
 }

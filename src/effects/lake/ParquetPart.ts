@@ -1,6 +1,6 @@
 import type { SchemaElement } from "hyparquet"
 import { ByteWriter, ParquetWriter } from "hyparquet-writer"
-import { type Cell, type ColumnKind, columnKind, type Dataset } from "../../../schemas/Dataset.ts"
+import { type Cell, type Column, type ColumnKind, columnKind } from "../../../schemas/Dataset.ts"
 import { batchCells, lakeColumns, type PartEncoder, type PartLineage } from "./PartEncoder.ts"
 
 /**
@@ -43,14 +43,18 @@ const PARQUET_VALUES: Record<ColumnKind, (cell: Cell) => unknown> = {
 /**
  * Parquet parts, one row group per `rowGroupRows` rows: rows are held as columns until a group is
  * full, then encoded (Snappy) and handed out, so a part's memory is one row group whatever its size.
+ * Column statistics (min/max per row group) for the natural key and dates only.
  */
-export const parquetPart = (rowGroupRows: number) => (dataset: Dataset, lineage: PartLineage): PartEncoder => {
-  const columns = lakeColumns(dataset)
+export const parquetPart = (rowGroupRows: number) => (own: ReadonlyArray<Column>, lineage: PartLineage, keys: ReadonlyArray<string>): PartEncoder => {
+  const columns = lakeColumns(own)
   const schema: Array<SchemaElement> = [
     { name: "root", num_children: columns.length },
     ...columns.map((c): SchemaElement => ({ name: c.name, ...PARQUET_TYPES[columnKind(c.type)], repetition_type: c.nullable ? "OPTIONAL" : "REQUIRED" }))
   ]
   const convert = columns.map((c) => PARQUET_VALUES[columnKind(c.type)])
+  // Min/max where readers filter (the natural key, dates): computing them for every column took
+  // a quarter of the encoding (2.3-2.5 against 1.7-1.9 µs of CPU per transaction).
+  const statistics = columns.map((c) => keys.includes(c.name) || c.type === "date")
   const bytes = new ByteWriter()
   const writer = new ParquetWriter({ writer: bytes, schema, createdBy: "loaders" })
   let group: Array<Array<unknown>> = columns.map(() => [])
@@ -66,13 +70,13 @@ export const parquetPart = (rowGroupRows: number) => (dataset: Dataset, lineage:
   const flushGroup = () => {
     const rows = group[0]!.length
     if (rows === 0) return
-    writer.write({ columnData: columns.map((c, j) => ({ name: c.name, data: group[j]! })), rowGroupSize: rows })
+    writer.write({ columnData: columns.map((c, j) => ({ name: c.name, data: group[j]!, statistics: statistics[j]! })), rowGroupSize: rows })
     group = columns.map(() => [])
   }
 
   return {
     add: async (batch, filled) => {
-      const cell = batchCells(dataset, lineage, batch, filled)
+      const cell = batchCells(own, lineage, batch, filled)
       for (let i = 0; i < batch.length; i++) {
         for (let c = 0; c < columns.length; c++) {
           const value = cell(i, c)
@@ -88,6 +92,7 @@ export const parquetPart = (rowGroupRows: number) => (dataset: Dataset, lineage:
       return take()
     },
     // A row group's bytes are unknown until it is encoded; parts roll at row group boundaries.
-    held: () => 0
+    held: () => 0,
+    discard: () => undefined
   }
 }

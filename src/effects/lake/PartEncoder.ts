@@ -1,4 +1,4 @@
-import type { Cell, Column, Dataset } from "../../../schemas/Dataset.ts"
+import type { Cell, Column } from "../../../schemas/Dataset.ts"
 import type { Filled, StagedRecord } from "../Sink.ts"
 
 /**
@@ -21,30 +21,40 @@ export const LINEAGE_COLUMNS: ReadonlyArray<Column> = [
 ]
 
 /** A dataset's columns as the lake writes them: its own, then the lineage. */
-export const lakeColumns = (dataset: Dataset): ReadonlyArray<Column> => [...dataset.columns, ...LINEAGE_COLUMNS]
+export const lakeColumns = (columns: ReadonlyArray<Column>): ReadonlyArray<Column> => [...columns, ...LINEAGE_COLUMNS]
 
 /**
  * Turns a batch's rows into the bytes of one part, as they come: what `add` and `finish` answer is
  * appended to the part in order.
  */
 export interface PartEncoder {
-  readonly add: (batch: ReadonlyArray<StagedRecord>, filled: ReadonlyArray<Filled>) => Promise<ReadonlyArray<Uint8Array>>
+  readonly add: (batch: ReadonlyArray<Pick<StagedRecord, "row" | "file" | "index">>, filled: ReadonlyArray<Filled>) => Promise<ReadonlyArray<Uint8Array>>
   /** The last bytes of the part (a Parquet footer, the end of a gzip stream). */
   readonly finish: () => Promise<ReadonlyArray<Uint8Array>>
   /** Bytes taken but not answered yet (text not compressed yet, at its own size): for rolling parts. */
   readonly held: () => number
+  /** Throws the part away (a run that does not commit), freeing what its encoder holds. */
+  readonly discard: () => void
 }
 
-/** Makes the encoder of one new part. */
-export type PartEncoderFactory = (dataset: Dataset, lineage: PartLineage) => PartEncoder
+/**
+ * Makes the encoder of one new part of a dataset with these (own) columns; `keys` names its
+ * natural key, which readers look rows up by.
+ */
+export type PartEncoderFactory = (columns: ReadonlyArray<Column>, lineage: PartLineage, keys: ReadonlyArray<string>) => PartEncoder
 
 /**
  * The cell reader of a batch: a dataset column's value (an enrichment's when it filled the column)
  * or a lineage value, by position in `lakeColumns`.
  */
-export const batchCells = (dataset: Dataset, lineage: PartLineage, batch: ReadonlyArray<StagedRecord>, filled: ReadonlyArray<Filled>) => {
-  const own = dataset.columns.length
-  const fills = dataset.columns.map((_, position) => filled.find((f) => f.position === position)?.values)
+export const batchCells = (
+  columns: ReadonlyArray<Column>,
+  lineage: PartLineage,
+  batch: ReadonlyArray<Pick<StagedRecord, "row" | "file" | "index">>,
+  filled: ReadonlyArray<Filled>
+) => {
+  const own = columns.length
+  const fills = columns.map((_, position) => filled.find((f) => f.position === position)?.values)
   const run = Number(lineage.runId)
   return (i: number, c: number): Cell => {
     if (c < own) {

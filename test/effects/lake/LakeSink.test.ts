@@ -78,7 +78,7 @@ for (const format of ["parquet", "ndjson"] as const) {
       if (format === "ndjson") {
         const first = keys.find((k) => k.endsWith(".ndjson.gz"))!
         const line = JSON.parse(gunzipSync(Buffer.from(await (await fetch(`file://${dir}/${first}`)).arrayBuffer())).toString().split("\n")[0]!)
-        expect(Object.keys(line)).toEqual(lakeColumns(datasetByName(first.includes("dataset=leases") ? "leases" : first.includes("dataset=properties") ? "properties" : "transactions")!).map((c) => c.name))
+        expect(Object.keys(line)).toEqual(lakeColumns(datasetByName(first.includes("dataset=leases") ? "leases" : first.includes("dataset=properties") ? "properties" : "transactions")!.columns).map((c) => c.name))
       }
       expect(await keysUnder(client, bucket, "staging/")).toEqual([])
     })

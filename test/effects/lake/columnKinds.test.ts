@@ -24,7 +24,7 @@ const staged: Array<StagedRecord> = [0, 1, 2].map((i) => {
 })
 
 const encode = async (factory: PartEncoderFactory): Promise<Uint8Array> => {
-  const encoder = factory(cities, { partner: "geo", delivery: "d1", runId: "7" })
+  const encoder = factory(cities.columns, { partner: "geo", delivery: "d1", runId: "7" }, cities.naturalKey)
   const chunks = [...(await encoder.add(staged, [])), ...(await encoder.finish())]
   return Buffer.concat(chunks)
 }
