@@ -114,3 +114,32 @@ describe("what the lake shows", () => {
     expect(count).toEqual({ n: "25", runs: "1" })
   })
 })
+
+describe("a dataset in the lake alone", () => {
+  test("its rows go to the lake and not to its table; its delivery.loaded event names the lake only", async () => {
+    const { client, bucket, layer } = await pipelineFixture(databases.PGlite(), {}, {}, undefined, { sinks: "postgres,properties=s3" })
+    const key = delivery(bucket, "lake-only")
+    await deposit(client, bucket, key.prefix, { "properties.json": jsonArray(properties), "leases.ndjson": ndjson(range(30).map(lease)) })
+    const { report, tableRows, events } = await runTest(
+      Effect.gen(function*() {
+        const report = yield* processed(key)
+        const db = yield* Database
+        const [count] = yield* db.query<{ n: number }>("SELECT count(*)::int AS n FROM loaders.properties")
+        const events = yield* db.query<{ payload: { dataset: string; destinations: ReadonlyArray<{ sink: string; rows: number }> } }>(
+          "SELECT payload FROM loaders.outbox ORDER BY seq"
+        )
+        return { report, tableRows: count?.n, events: events.map((e) => typeof e.payload === "string" ? JSON.parse(e.payload) : e.payload) }
+      }),
+      layer
+    )
+    expect(report.status).toBe("succeeded")
+    expect(tableRows).toBe(0)
+    const { dir } = await downloadPrefix(client, bucket, "lake/")
+    expect((await lakeRows(dir, datasetByName("properties")!, "parquet")).map((r) => r.id)).toEqual(properties.map((p) => p.id))
+    expect(await keysUnder(client, bucket, "lake/dataset=leases/")).toEqual([])
+    expect(events.map((e) => [e.dataset, e.destinations.map((d: { sink: string; rows: number }) => `${d.sink}:${d.rows}`)]).sort()).toEqual([
+      ["leases", ["postgres:30"]],
+      ["properties", ["s3:30"]]
+    ])
+  })
+})
