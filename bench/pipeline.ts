@@ -17,9 +17,11 @@
  * PostgreSQL and the S3 lake as Parquet, then as gzipped NDJSON (`LOADERS_SINKS=postgres+s3`), and
  * compares each lake run with the PostgreSQL-only one; the lake's rows are counted from its manifests.
  *
+ * `--gc` has the delivery process run the collector guard the launchers run (`bunMemory.ts`).
+ *
  * `--profile <dir>` writes the delivery process's CPU profile there (Bun's `--cpu-prof-md`).
  *
- *   npm run bench:pipeline -- [--mb 1000] [--batch 1000] [--telemetry | --rerun | --lake] [--profile bench/out/profile]
+ *   npm run bench:pipeline -- [--mb 1000] [--batch 1000] [--telemetry | --rerun | --lake] [--gc] [--profile bench/out/profile]
  */
 import { Effect, Stream } from "effect"
 import { spawn } from "node:child_process"
@@ -43,7 +45,8 @@ const { values } = parseArgs({
     telemetry: { type: "boolean", default: false },
     profile: { type: "string" },
     rerun: { type: "boolean", default: false },
-    lake: { type: "boolean", default: false }
+    lake: { type: "boolean", default: false },
+    gc: { type: "boolean", default: false }
   }
 })
 const megabytes = Number(values.mb)
@@ -94,6 +97,7 @@ const runDelivery = (s3: EmbeddedS3, prefix: string, url: string, telemetry: str
             BENCH_PREFIX: prefix,
             DATABASE_URL: url,
             LOADERS_BATCH_SIZE: String(batchSize),
+            ...(values.gc ? { BENCH_GC: "1" } : {}),
             ...env,
             ...(telemetry ? { OTEL_EXPORTER_OTLP_ENDPOINT: telemetry, OTEL_METRIC_EXPORT_INTERVAL: "5000" } : { OTEL_EXPORTER_OTLP_ENDPOINT: "" })
           },

@@ -22,6 +22,7 @@ import { processDelivery } from "../src/pipeline/processDelivery.ts"
 import { peakRss } from "./peakRss.ts"
 import { keepMemoryDown } from "../src/entrypoints/bunMemory.ts"
 
+// `bench:pipeline --gc`: the collector guard the launchers run (serve, worker, batch, sftp).
 if (process.env.BENCH_GC === "1") keepMemoryDown()
 
 const env = (name: string): string => {

@@ -1,3 +1,4 @@
+import { keepMemoryDown } from "./bunMemory.ts"
 import { runMain } from "./runMain.ts"
 import { Cause, Clock, Console, Duration, Effect, Exit, Fiber, Layer, Schedule } from "effect"
 import { Database } from "../effects/Database.ts"
@@ -215,5 +216,6 @@ export const runBatch = (options: Options) => {
       })
     )
   )
+  keepMemoryDown()
   runMain(program, { disableErrorReporting: true })
 }
