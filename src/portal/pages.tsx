@@ -37,7 +37,7 @@ export const Layout = (props: { readonly page: PageContext; readonly title: stri
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{`${props.title} · ${page.t.title}`}</title>
-        <style>{STYLE}</style>
+        <style dangerouslySetInnerHTML={{ __html: STYLE }} />
       </head>
       <body>
         <a class="skip" href="#main">{page.t.skip}</a>
@@ -127,34 +127,33 @@ export const Deliveries = (props: { readonly page: PageContext; readonly rows: R
   const { t, lang } = props.page
   return (
     <Layout page={props.page} title={t.deliveries}>
+      <p id="live">{t.live}</p>
       {props.rows.length === 0 ? <p>{t.noDeliveries}</p> : (
-        <>
-          <p id="live">{t.live}</p>
-          <div class="box">
-            <table aria-describedby="live">
-              <thead>
-                <tr><th scope="col">{t.delivery}</th><th scope="col">{t.state}</th><th scope="col">{t.files}</th><th scope="col">{t.read}</th><th scope="col">{t.loaded}</th><th scope="col">{t.rejected}</th><th scope="col">{t.started}</th><th scope="col">{t.finished}</th></tr>
-              </thead>
-              <tbody aria-live="polite">
-                {props.rows.map((row) => (
-                  <tr>
-                    <th scope="row"><a href={deliveryHref(row.delivery)}>{row.delivery}</a></th>
-                    <td data-delivery={row.delivery} data-state={row.state} class={`state-${row.state}`}>{t.states[row.state] ?? row.state}</td>
-                    <td class="n">{row.files ?? ""}</td>
-                    <td class="n">{row.totals?.read ?? ""}</td>
-                    <td class="n">{row.totals?.loaded ?? ""}</td>
-                    <td class="n">{row.totals?.rejected ?? ""}</td>
-                    <td>{when(row.startedAt, lang)}</td>
-                    <td>{when(row.finishedAt, lang)}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </div>
-          <script type="application/json" id="state-names">{JSON.stringify(t.states)}</script>
-          <script>{LIVE_SCRIPT}</script>
-        </>
+        <div class="box">
+          <table aria-describedby="live">
+            <thead>
+              <tr><th scope="col">{t.delivery}</th><th scope="col">{t.state}</th><th scope="col">{t.files}</th><th scope="col">{t.read}</th><th scope="col">{t.loaded}</th><th scope="col">{t.rejected}</th><th scope="col">{t.started}</th><th scope="col">{t.finished}</th></tr>
+            </thead>
+            <tbody aria-live="polite">
+              {props.rows.map((row) => (
+                <tr>
+                  <th scope="row"><a href={deliveryHref(row.delivery)}>{row.delivery}</a></th>
+                  <td data-delivery={row.delivery} data-state={row.state} class={`state-${row.state}`}>{t.states[row.state] ?? row.state}</td>
+                  <td class="n">{row.files ?? ""}</td>
+                  <td class="n">{row.totals?.read ?? ""}</td>
+                  <td class="n">{row.totals?.loaded ?? ""}</td>
+                  <td class="n">{row.totals?.rejected ?? ""}</td>
+                  <td>{when(row.startedAt, lang)}</td>
+                  <td>{when(row.finishedAt, lang)}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
       )}
+      {/* Raw, not escaped: our own constants, with `<` escaped in the JSON so nothing closes the script. */}
+      <script type="application/json" id="state-names" dangerouslySetInnerHTML={{ __html: JSON.stringify(t.states).replaceAll("<", "\\u003c") }} />
+      <script dangerouslySetInnerHTML={{ __html: LIVE_SCRIPT }} />
     </Layout>
   )
 }
@@ -186,11 +185,11 @@ export const Report = (props: {
   return (
     <Layout page={props.page} title={`${t.delivery} ${props.delivery}`}>
       <p><a href="/portal/deliveries">{t.back}</a></p>
-      <p>{t.state} : <span class={`state-${props.state}`}>{t.states[props.state] ?? props.state}</span></p>
+      <p>{t.state}{t.colon}<span class={`state-${props.state}`}>{t.states[props.state] ?? props.state}</span></p>
       {report === undefined ? <p>{t.notRunYet}</p> : (
         <>
           <h2>{t.summary}</h2>
-          {report.reason && <p>{t.reason} : {report.reason[lang]}</p>}
+          {report.reason && <p>{t.reason}{t.colon}{report.reason[lang]}</p>}
           <p>{t.started} {when(report.startedAt, lang)} · {t.finished} {when(report.finishedAt, lang)}</p>
           <div class="box">
             <table>
@@ -263,7 +262,7 @@ export const Datasets = (props: { readonly page: PageContext; readonly datasets:
           <section aria-labelledby={`dataset-${doc.name}`}>
             <h2 id={`dataset-${doc.name}`}>{doc.name} <small>(version {doc.version})</small></h2>
             <p lang="en">{doc.description}</p>
-            <p>{t.filePattern} : <code>{doc.filePattern}</code></p>
+            <p>{t.filePattern}{t.colon}<code>{doc.filePattern}</code></p>
             <p>
               <a href={`${base}/sample.json`} download>{t.downloadSample}</a> · <a href={`${base}/schema.json`} download>{t.downloadSchema}</a>
             </p>

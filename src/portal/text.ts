@@ -7,6 +7,7 @@ export const isLanguage = (value: string | undefined): value is Language => valu
 export const TEXT = {
   en: {
     title: "Partner portal",
+    colon: ": ",
     skip: "Skip to content",
     switchTo: "Français",
     signInTitle: "Sign in",
@@ -86,6 +87,7 @@ export const TEXT = {
   },
   fr: {
     title: "Portail partenaires",
+    colon: " : ",
     skip: "Aller au contenu",
     switchTo: "English",
     signInTitle: "Connexion",
