@@ -24,7 +24,7 @@ input,select{font:inherit;padding:.4rem;border:1px solid #555;border-radius:4px;
 label{display:block;font-weight:600;margin:.5rem 0 .2rem}.box{overflow-x:auto}table{border-collapse:collapse;width:100%}
 th,td{text-align:left;padding:.4rem .6rem;border-bottom:1px solid #ddd;vertical-align:top}td.n{text-align:right}
 .state-failed{color:#a4000f;font-weight:600}.state-succeeded{color:#0a6b2d;font-weight:600}
-form.inline{display:inline}.filters{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:end}code{word-break:break-all}
+form.inline{display:inline}.drop{border:2px dashed #555;border-radius:6px;padding:1rem;margin:1rem 0}progress{width:100%;max-width:20rem}.filters{display:flex;flex-wrap:wrap;gap:.5rem 1rem;align-items:end}code{word-break:break-all}
 `
 
 /** The frame of every page: language switch, who is signed in, sign-out (a form, with its token). */
@@ -46,7 +46,7 @@ export const Layout = (props: { readonly page: PageContext; readonly title: stri
           <a href={`/portal/language/${other}?back=${encodeURIComponent(page.path)}`} lang={other} hreflang={other}>{page.t.switchTo}</a>
           {page.session && (
             <>
-              <nav aria-label={page.t.title}><a href="/portal/deliveries">{page.t.deliveries}</a> · <a href="/portal/datasets">{page.t.datasets}</a></nav>
+              <nav aria-label={page.t.title}><a href="/portal/deliveries">{page.t.deliveries}</a> · <a href="/portal/upload">{page.t.upload}</a> · <a href="/portal/datasets">{page.t.datasets}</a></nav>
               <span>{page.t.signedInAs(page.session.email, page.session.partner)}</span>
               <form class="inline" method="post" action="/portal/sign-out">
                 <input type="hidden" name="csrf" value={page.csrf} />
@@ -184,7 +184,7 @@ export const Report = (props: {
   const shown = report ? filterErrors(report.errors, filter) : []
   return (
     <Layout page={props.page} title={`${t.delivery} ${props.delivery}`}>
-      <p><a href="/portal/deliveries">{t.back}</a></p>
+      <p><a href="/portal/deliveries">{t.back}</a> · <a href={`/portal/upload?delivery=${encodeURIComponent(props.delivery)}`}>{t.correct}</a></p>
       <p>{t.state}{t.colon}<span class={`state-${props.state}`}>{t.states[props.state] ?? props.state}</span></p>
       {report === undefined ? <p>{t.notRunYet}</p> : (
         <>
@@ -288,6 +288,145 @@ export const Datasets = (props: { readonly page: PageContext; readonly datasets:
           </section>
         )
       })}
+    </Layout>
+  )
+}
+
+/**
+ * The browser's side of the upload page: a small tus client (create, then PATCH chunks from the
+ * offset the server holds, which is also how it resumes after a network cut), a progress bar per
+ * file, and the "complete" form shown once every file is in.
+ */
+const UPLOAD_SCRIPT = `(() => {
+  const form = document.getElementById("upload");
+  const csrf = form.querySelector("input[name=csrf]").value;
+  const list = document.getElementById("files");
+  const status = document.getElementById("upload-status");
+  const complete = document.getElementById("complete");
+  const texts = JSON.parse(document.getElementById("upload-text").textContent);
+  const CHUNK = 8 * 1024 * 1024;
+  const items = [];
+  const add = (file) => {
+    if (items.some((item) => item.file.name === file.name)) return;
+    const li = document.createElement("li");
+    const label = document.createElement("span");
+    label.textContent = file.name + " (" + file.size.toLocaleString() + " B) ";
+    const bar = document.createElement("progress");
+    bar.max = Math.max(file.size, 1);
+    bar.value = 0;
+    bar.setAttribute("aria-label", file.name);
+    bar.dataset.file = file.name;
+    li.append(label, bar);
+    list.append(li);
+    items.push({ file, bar, url: null, done: false });
+  };
+  const walk = async (entry) => {
+    if (entry.isFile) return add(await new Promise((ok, ko) => entry.file(ok, ko)));
+    const reader = entry.createReader();
+    for (;;) {
+      const batch = await new Promise((ok, ko) => reader.readEntries(ok, ko));
+      if (batch.length === 0) return;
+      for (const child of batch) await walk(child);
+    }
+  };
+  const drop = document.getElementById("drop");
+  drop.addEventListener("dragover", (event) => event.preventDefault());
+  drop.addEventListener("drop", async (event) => {
+    event.preventDefault();
+    for (const item of [...event.dataTransfer.items]) {
+      const entry = item.webkitGetAsEntry && item.webkitGetAsEntry();
+      if (entry) await walk(entry);
+      else if (item.getAsFile()) add(item.getAsFile());
+    }
+  });
+  for (const input of document.querySelectorAll("input[type=file]")) {
+    input.addEventListener("change", () => { for (const file of input.files) add(file); });
+  }
+  const headers = (more) => Object.assign({ "tus-resumable": "1.0.0", "x-csrf-token": csrf }, more);
+  const b64 = (text) => btoa(String.fromCharCode(...new TextEncoder().encode(text)));
+  class Refused extends Error {}
+  const refusal = async (name, response) => new Refused(name + ": " + ((await response.json().catch(() => null)) || {}).message || response.status);
+  const send = async (item, delivery) => {
+    if (!item.url) {
+      const created = await fetch("/portal/uploads", { method: "POST", headers: headers({
+        "upload-length": String(item.file.size),
+        "upload-metadata": "delivery " + b64(delivery) + ",filename " + b64(item.file.name)
+      }) });
+      if (created.status !== 201) throw await refusal(item.file.name, created);
+      item.url = new URL(created.headers.get("location")).pathname;
+    }
+    for (;;) {
+      const head = await fetch(item.url, { method: "HEAD", headers: headers({}) });
+      if (!head.ok) throw new Refused(item.file.name + ": " + head.status);
+      const offset = Number(head.headers.get("upload-offset"));
+      item.bar.value = offset;
+      if (offset >= item.file.size) return;
+      await new Promise((resolve, reject) => {
+        const xhr = new XMLHttpRequest();
+        xhr.open("PATCH", item.url);
+        const all = headers({ "upload-offset": String(offset), "content-type": "application/offset+octet-stream" });
+        for (const name in all) xhr.setRequestHeader(name, all[name]);
+        xhr.upload.onprogress = (event) => { item.bar.value = offset + event.loaded; };
+        xhr.onload = () => (xhr.status === 204 ? resolve() : xhr.status >= 500 ? reject(new Error(String(xhr.status))) : reject(new Refused(item.file.name + ": " + xhr.status)));
+        xhr.onerror = () => reject(new Error("network"));
+        xhr.send(item.file.slice(offset, offset + CHUNK));
+      });
+    }
+  };
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const delivery = form.elements.delivery.value.trim();
+    if (items.length === 0) { status.textContent = texts.noFiles; return; }
+    form.querySelector("button").disabled = true;
+    for (const item of items.filter((item) => !item.done)) {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          status.textContent = texts.sending + " " + item.file.name;
+          await send(item, delivery);
+          item.done = true;
+          break;
+        } catch (error) {
+          if (error instanceof Refused || attempt >= 40) { status.textContent = error.message; form.querySelector("button").disabled = false; return; }
+          status.textContent = texts.retrying;
+          await new Promise((resolve) => setTimeout(resolve, Math.min(500 * 2 ** attempt, 5000)));
+        }
+      }
+    }
+    status.textContent = texts.allIn;
+    complete.action = "/portal/deliveries/" + encodeURIComponent(delivery) + "/complete";
+    complete.hidden = false;
+    complete.querySelector("button").focus();
+  });
+})()`
+
+/** Drop files or a folder, send them by tus with a bar per file, then "complete" seals the delivery. */
+export const Upload = (props: { readonly page: PageContext; readonly delivery: string }) => {
+  const { t } = props.page
+  const texts = { sending: t.sending, retrying: t.retrying, allIn: t.allIn, noFiles: t.noFiles }
+  return (
+    <Layout page={props.page} title={t.upload}>
+      <form id="upload" method="post" action="/portal/upload">
+        <input type="hidden" name="csrf" value={props.page.csrf} />
+        <label for="delivery">{t.deliveryName}</label>
+        <input id="delivery" name="delivery" required value={props.delivery} aria-describedby="delivery-hint" />
+        <p id="delivery-hint">{t.deliveryHint}</p>
+        <div id="drop" class="drop">
+          <p>{t.dropHere}</p>
+          <label for="pick-files">{t.pickFiles}</label>
+          <input id="pick-files" type="file" multiple />
+          <label for="pick-folder">{t.pickFolder}</label>
+          <input id="pick-folder" type="file" webkitdirectory="" />
+        </div>
+        <ul id="files" aria-label={t.files}></ul>
+        <p><button type="submit">{t.send}</button></p>
+        <p id="upload-status" role="status"></p>
+      </form>
+      <form id="complete" method="post" action="/portal/deliveries" hidden>
+        <input type="hidden" name="csrf" value={props.page.csrf} />
+        <p><button type="submit">{t.complete}</button></p>
+      </form>
+      <script type="application/json" id="upload-text" dangerouslySetInnerHTML={{ __html: JSON.stringify(texts).replaceAll("<", "\\u003c") }} />
+      <script dangerouslySetInnerHTML={{ __html: UPLOAD_SCRIPT }} />
     </Layout>
   )
 }

@@ -4,18 +4,19 @@ import { type Context, Hono } from "hono"
 import { getCookie, setCookie, deleteCookie } from "hono/cookie"
 import { streamSSE } from "hono/streaming"
 import type { Child } from "hono/jsx"
-import { deliveryFolder, deliveryStatus, errorsCsv, listDeliveries } from "../api/deliveries.ts"
+import type { ContentfulStatusCode } from "hono/utils/http-status"
+import { completeDelivery, deliveryFolder, deliveryStatus, errorsCsv, listDeliveries } from "../api/deliveries.ts"
 import { ApiError } from "../api/errors.ts"
 import { DeliveryName } from "../api/schemas.ts"
 import { Ledger } from "../effects/Ledger.ts"
 import { Mailer } from "../effects/Mailer.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
 import { Partners } from "../effects/Partners.ts"
-import type { ApiServices } from "../api/routes.ts"
+import { type ApiServices, makeUploads } from "../api/routes.ts"
 import type { DeliveryReport } from "../pipeline/Report.ts"
 import { describeDataset, jsonSchemaOf, sampleFile } from "../../schemas/catalog.ts"
 import { contractOf } from "../../schemas/contract.ts"
-import { Datasets, Deliveries, type DeliveryRow, Message, type PageContext, Report, SignIn, UseLink } from "./pages.tsx"
+import { Datasets, Deliveries, type DeliveryRow, Message, type PageContext, Report, SignIn, Upload, UseLink } from "./pages.tsx"
 import { type PortalSession, PortalAuth } from "./PortalAuth.ts"
 import { isLanguage, type Language, TEXT } from "./text.ts"
 
@@ -42,9 +43,10 @@ const sameToken = (a: string, b: string) => {
 /**
  * The partner portal, mounted under `/portal` of the HTTP app: sign-in by a one-time link mailed
  * to an address of the partners file's `portal` list, then the partner's own deliveries and their
- * reports, read through the same services as `/v1`. Every form carries a token equal to an
- * HttpOnly cookie (double submit): a form posted from another site, which cannot read the cookie,
- * is refused with 403.
+ * reports, read and written through the same services as `/v1` (tus uploads under
+ * `/portal/uploads`). Every form carries a token equal to an HttpOnly cookie (double submit), and
+ * every tus request the same token in `X-CSRF-Token`: a request from another site, which cannot
+ * read the cookie, is refused with 403.
  */
 export function makePortal<E>(runtime: ManagedRuntime.ManagedRuntime<PortalServices, E>) {
   const portal = new Hono<Env>()
@@ -71,7 +73,7 @@ export function makePortal<E>(runtime: ManagedRuntime.ManagedRuntime<PortalServi
     session: c.get("session")
   })
 
-  const render = (c: Context<Env>, page: Child, status: 200 | 403 | 404 | 410 | 503 = 200) => {
+  const render = (c: Context<Env>, page: Child, status: ContentfulStatusCode = 200) => {
     c.header("cache-control", "no-store")
     c.header("x-frame-options", "DENY")
     c.header("content-security-policy", "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'")
@@ -89,6 +91,8 @@ export function makePortal<E>(runtime: ManagedRuntime.ManagedRuntime<PortalServi
     const failed = cause.reasons.find((reason) => reason._tag === "Fail")
     const error: unknown = failed?._tag === "Fail" ? failed.error : undefined
     if (error instanceof ApiError && (error.status === 404 || error.status === 400)) return notFoundPage(c)
+    // The API's one line (in English, as `/v1` says it) naming what was refused and why.
+    if (error instanceof ApiError) return render(c, <Message page={page} title={page.t.refusedTitle} text={error.reason} />, error.status)
     console.error(Cause.pretty(cause))
     return render(c, <Message page={page} title={page.t.unavailableTitle} text={page.t.unavailable} />, 503)
   }
@@ -115,11 +119,14 @@ export function makePortal<E>(runtime: ManagedRuntime.ManagedRuntime<PortalServi
     const chosen = getCookie(c, LANGUAGE_COOKIE)
     const browsers = /^\s*(fr|en)\b/i.exec(c.req.header("accept-language") ?? "")?.[1]?.toLowerCase()
     c.set("lang", isLanguage(chosen) ? chosen : (session && partners.get(session.partner)?.language) || (isLanguage(browsers) ? browsers : "fr"))
-    // The partner's own pages: without a session, the sign-in page.
-    if (session === undefined && /^\/portal\/(deliveries|datasets)(\/|$)/.test(c.req.path)) return c.redirect("/portal/sign-in", 303)
-    if (c.req.method === "POST") {
-      const form = await c.req.parseBody()
-      const sent = form.csrf
+    // The partner's own pages: without a session, the sign-in page (tus clients get a plain 401).
+    const tus = /^\/portal\/uploads(\/|$)/.test(c.req.path)
+    if (session === undefined && tus) return c.json({ error: "unauthorized", message: "no portal session: sign in again" }, 401)
+    if (session === undefined && /^\/portal\/(deliveries|datasets|upload)(\/|$)/.test(c.req.path)) return c.redirect("/portal/sign-in", 303)
+    // tus's body is the file: its token comes in a header, and the body is left for tus.
+    const changes = c.req.method === "POST" || c.req.method === "PATCH" || c.req.method === "DELETE"
+    if (changes) {
+      const sent = tus ? c.req.header("x-csrf-token") : (await c.req.parseBody()).csrf
       if (typeof sent !== "string" || !sameToken(sent, csrf)) {
         const page = pageOf(c)
         return render(c, <Message page={page} title={page.t.forbiddenTitle} text={page.t.forbidden} />, 403)
@@ -273,6 +280,18 @@ export function makePortal<E>(runtime: ManagedRuntime.ManagedRuntime<PortalServi
         })
     )
   })
+
+  portal.get("/upload", (c) => render(c, <Upload page={pageOf(c)} delivery={c.req.query("delivery") ?? ""} />))
+
+  const uploads = makeUploads(runtime, "/portal/uploads")
+  portal.post("/uploads", (c) => uploads.create(c, partnerOf(c)))
+  // Hono serves HEAD through the GET route (the request tus sees is still the HEAD).
+  portal.on(["GET", "PATCH", "DELETE"], "/uploads/:id", (c) => uploads.resume(c, partnerOf(c)))
+
+  // Seals the delivery and offers it to the workers, as `POST /v1/deliveries/{delivery}/complete`.
+  portal.post("/deliveries/:delivery/complete", (c) =>
+    run(c, pathDelivery(c).pipe(Effect.flatMap(completeDelivery)), (done) => c.redirect(`/portal/deliveries/${encodeURIComponent(done.delivery)}`, 303))
+  )
 
   const contractOfSession = async (c: Context<Env>) => contractOf((await services).partners.get(partnerOf(c)))
 

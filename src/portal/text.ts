@@ -72,6 +72,7 @@ export const TEXT = {
     forbiddenTitle: "Form expired",
     forbidden: "This form was sent without its security token. Go back, reload the page and try again.",
     unavailableTitle: "Try again in a moment",
+    refusedTitle: "Refused",
     unavailable: "A service the portal needs is not answering.",
     datasets: "Datasets",
     datasetsLead: "What your organisation may deliver, field by field, with the rules each record is checked against.",
@@ -83,7 +84,20 @@ export const TEXT = {
     required: "Required",
     rules: "Rules",
     yes: "yes",
-    no: "no"
+    no: "no",
+    upload: "Upload a delivery",
+    deliveryName: "Delivery name",
+    deliveryHint: "A name of your choice, for example the month it covers (2026-12). The files gather under it until you complete it.",
+    dropHere: "Drop files or a folder here, or choose them:",
+    pickFiles: "Files",
+    pickFolder: "A folder",
+    send: "Send the files",
+    sending: "Sending",
+    retrying: "The connection dropped: trying again from where it stopped…",
+    allIn: "Every file is in. Complete the delivery to start its checks.",
+    noFiles: "Choose or drop at least one file.",
+    complete: "Complete the delivery",
+    correct: "Deliver a corrected version"
   },
   fr: {
     title: "Portail partenaires",
@@ -152,6 +166,7 @@ export const TEXT = {
     forbiddenTitle: "Formulaire expiré",
     forbidden: "Ce formulaire a été envoyé sans son jeton de sécurité. Revenez en arrière, rechargez la page et réessayez.",
     unavailableTitle: "Réessayez dans un instant",
+    refusedTitle: "Refusé",
     unavailable: "Un service dont le portail a besoin ne répond pas.",
     datasets: "Jeux de données",
     datasetsLead: "Ce que votre organisation peut livrer, champ par champ, avec les règles vérifiées sur chaque enregistrement.",
@@ -163,7 +178,20 @@ export const TEXT = {
     required: "Obligatoire",
     rules: "Règles",
     yes: "oui",
-    no: "non"
+    no: "non",
+    upload: "Déposer une livraison",
+    deliveryName: "Nom de la livraison",
+    deliveryHint: "Un nom de votre choix, par exemple le mois couvert (2026-12). Les fichiers s'y rassemblent jusqu'à ce que vous la terminiez.",
+    dropHere: "Déposez ici des fichiers ou un dossier, ou choisissez-les :",
+    pickFiles: "Fichiers",
+    pickFolder: "Un dossier",
+    send: "Envoyer les fichiers",
+    sending: "Envoi de",
+    retrying: "La connexion a été coupée : reprise là où elle s'était arrêtée…",
+    allIn: "Tous les fichiers sont arrivés. Terminez la livraison pour lancer ses vérifications.",
+    noFiles: "Choisissez ou déposez au moins un fichier.",
+    complete: "Terminer la livraison",
+    correct: "Livrer une version corrigée"
   }
 } as const
 
