@@ -417,7 +417,7 @@ export const Upload = (props: { readonly page: PageContext; readonly delivery: s
           <label for="pick-folder">{t.pickFolder}</label>
           <input id="pick-folder" type="file" webkitdirectory="" />
         </div>
-        <ul id="files" aria-label={t.files}></ul>
+        <ul id="files" aria-label={t.chosen}></ul>
         <p><button type="submit">{t.send}</button></p>
         <p id="upload-status" role="status"></p>
       </form>

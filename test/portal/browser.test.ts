@@ -2,92 +2,36 @@
 // sign in through the link found in the outbox, watch a delivery turn failed live, open its report,
 // filter by rule, download the CSV and compare it with the archived `_errors.ndjson`; the refusals
 // as a browser meets them; axe-core on every page; screenshots at 375 and 1280 px, without
-// horizontal scrolling, kept in test/artifacts/portal/.
-import { afterAll, beforeAll, expect, test } from "bun:test"
-import { mkdirSync, readdirSync, readFileSync } from "node:fs"
-import { join } from "node:path"
-import { fileURLToPath } from "node:url"
-import { type Browser, type BrowserContext, chromium, type Page } from "playwright-core"
-import { apiServer } from "../support/api.ts"
+// horizontal scrolling, kept in test/artifacts/portal/. The upload through a network cut: upload.test.ts.
+import { beforeAll, expect, test } from "bun:test"
+import { createHash } from "node:crypto"
+import { readFileSync } from "node:fs"
+import { Database } from "../../src/effects/Database.ts"
 import { jsonArray, property } from "../support/fixtures.ts"
 import { readObject } from "../support/pipeline.ts"
-import { createHash } from "node:crypto"
-import { Database } from "../../src/effects/Database.ts"
+import { portalBrowser } from "../support/portal.ts"
 
-const ARTIFACTS = fileURLToPath(new URL("../artifacts/portal/", import.meta.url))
-const AXE = fileURLToPath(new URL("../../node_modules/axe-core/axe.min.js", import.meta.url))
-
-let api: Awaited<ReturnType<typeof apiServer>>
-let browser: Browser
+let portal: Awaited<ReturnType<typeof portalBrowser>>
 
 beforeAll(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true })
-  ;[api, browser] = await Promise.all([
-    apiServer({ ratePerMinute: 10_000 }),
-    chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox"], timeout: 20_000 })
-  ])
-})
-
-afterAll(async () => {
-  await browser?.close()
+  portal = await portalBrowser()
 })
 
 /** A delivery through `/v1` as `partner`: three properties of which two are refused (negative surface). */
 const deliver = async (partner: "acme" | "globex", delivery: string) => {
+  const { api } = portal
   const auth = api.auth(api.keys[partner])
   const body = jsonArray([property(1), { ...property(2), surface_m2: -1 }, { ...property(3), surface_m2: -2 }])
   expect((await fetch(`${api.base}/v1/deliveries/${delivery}/files/properties.json`, { method: "PUT", headers: auth, body })).status).toBe(201)
   expect((await fetch(`${api.base}/v1/deliveries/${delivery}/complete`, { method: "POST", headers: auth })).status).toBe(202)
 }
 
-const outboxLinks = () =>
-  readdirSync(api.outbox)
-    .filter((name) => name.endsWith(".html"))
-    .flatMap((name) => [.../(http:\/\/[^"<]+\/portal\/link\/[A-Za-z0-9_-]+)/.exec(readFileSync(join(api.outbox, name), "utf8"))?.slice(1) ?? []])
-
-const audited = new Set<string>()
-
-/**
- * Every page the test meets: no serious or critical axe-core violation, no horizontal scrolling
- * at 375 or 1280 px, and a screenshot at each width.
- */
-const check = async (page: Page, name: string) => {
-  await page.addScriptTag({ path: AXE })
-  const violations = await page.evaluate(async () => {
-    const axe = (globalThis as unknown as { axe: { run: () => Promise<{ violations: Array<{ id: string; impact: string | null; nodes: Array<{ target: unknown }> }> }> } }).axe
-    return (await axe.run()).violations.map(({ id, impact, nodes }) => ({ id, impact, targets: nodes.map((node) => JSON.stringify(node.target)) }))
-  })
-  expect({ name, violations: violations.filter((v) => v.impact === "serious" || v.impact === "critical") }).toEqual({ name, violations: [] })
-  for (const width of [375, 1280]) {
-    await page.setViewportSize({ width, height: 800 })
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth)
-    expect({ name, width, overflow }).toEqual({ name, width, overflow: 0 })
-    await page.screenshot({ path: join(ARTIFACTS, `${name}-${width}.png`), fullPage: true })
-  }
-  await page.setViewportSize({ width: 1280, height: 800 })
-  audited.add(name)
-}
-
-const signIn = async (context: BrowserContext, email: string) => {
-  const page = await context.newPage()
-  await page.goto(`${api.base}/portal/sign-in`)
-  const before = new Set(outboxLinks())
-  await page.getByLabel(/Email|Adresse/).fill(email)
-  await page.getByRole("button").filter({ hasText: /link|lien/ }).click()
-  await page.waitForLoadState()
-  const link = await (async () => {
-    const fresh = outboxLinks().filter((found) => !before.has(found))
-    expect(fresh).toHaveLength(1)
-    return fresh[0]!
-  })()
-  return { page, link }
-}
-
 test("a partner signs in from the outbox, watches a delivery fail live, reads and downloads its report", async () => {
+  const { api, browser, check, requestLink } = portal
   await deliver("globex", "globex-1")
   const context = await browser.newContext({ acceptDownloads: true, bypassCSP: true, locale: "en-GB" })
   context.setDefaultTimeout(10_000)
-  const { page, link } = await signIn(context, "ops@acme.test")
+  const { page, link } = await requestLink(context, "ops@acme.test")
   await check(page, "link-sent")
   await page.goto(`${api.base}/portal/sign-in`)
   await check(page, "sign-in")
@@ -149,9 +93,10 @@ test("a partner signs in from the outbox, watches a delivery fail live, reads an
 }, 60_000)
 
 test("an expired link: a clear page, and no session", async () => {
+  const { api, browser, check, audited, requestLink } = portal
   const context = await browser.newContext({ bypassCSP: true, locale: "fr-FR" })
   context.setDefaultTimeout(10_000)
-  const { page, link } = await signIn(context, "data@globex.test")
+  const { page, link } = await requestLink(context, "data@globex.test")
   const token = link.slice(link.lastIndexOf("/") + 1)
   await api.runtime.runPromise(Database.use((db) =>
     db.execute("UPDATE loaders.portal_links SET expires_at = now() - interval '1 minute' WHERE hash = $1", [createHash("sha256").update(token).digest("hex")])
