@@ -9,6 +9,8 @@ export interface PageContext {
   readonly t: Text
   readonly path: string
   readonly csrf: string
+  /** This answer's Content-Security-Policy nonce: only our own inline style and scripts run. */
+  readonly nonce: string
   readonly session: { readonly partner: string; readonly email: string } | undefined
 }
 
@@ -37,7 +39,7 @@ export const Layout = (props: { readonly page: PageContext; readonly title: stri
         <meta charset="utf-8" />
         <meta name="viewport" content="width=device-width, initial-scale=1" />
         <title>{`${props.title} · ${page.t.title}`}</title>
-        <style dangerouslySetInnerHTML={{ __html: STYLE }} />
+        <style nonce={page.nonce} dangerouslySetInnerHTML={{ __html: STYLE }} />
       </head>
       <body>
         <a class="skip" href="#main">{page.t.skip}</a>
@@ -153,7 +155,7 @@ export const Deliveries = (props: { readonly page: PageContext; readonly rows: R
       )}
       {/* Raw, not escaped: our own constants, with `<` escaped in the JSON so nothing closes the script. */}
       <script type="application/json" id="state-names" dangerouslySetInnerHTML={{ __html: JSON.stringify(t.states).replaceAll("<", "\\u003c") }} />
-      <script dangerouslySetInnerHTML={{ __html: LIVE_SCRIPT }} />
+      <script nonce={props.page.nonce} dangerouslySetInnerHTML={{ __html: LIVE_SCRIPT }} />
     </Layout>
   )
 }
@@ -426,7 +428,7 @@ export const Upload = (props: { readonly page: PageContext; readonly delivery: s
         <p><button type="submit">{t.complete}</button></p>
       </form>
       <script type="application/json" id="upload-text" dangerouslySetInnerHTML={{ __html: JSON.stringify(texts).replaceAll("<", "\\u003c") }} />
-      <script dangerouslySetInnerHTML={{ __html: UPLOAD_SCRIPT }} />
+      <script nonce={props.page.nonce} dangerouslySetInnerHTML={{ __html: UPLOAD_SCRIPT }} />
     </Layout>
   )
 }

@@ -27,10 +27,11 @@ const SESSION_COOKIE = "loaders_portal"
 const CSRF_COOKIE = "loaders_portal_csrf"
 const LANGUAGE_COOKIE = "loaders_portal_lang"
 
-type Env = { Variables: { session: PortalSession | undefined; sessionToken: string | undefined; csrf: string; lang: Language } }
+type Env = { Variables: { session: PortalSession | undefined; sessionToken: string | undefined; csrf: string; nonce: string; lang: Language } }
 
-/** How often the deliveries page's event stream looks for changes. */
-const LIVE_EVERY = Duration.seconds(2)
+/** How often the deliveries page's event stream looks for changes (ms), and how long one stream lasts. */
+const LIVE_EVERY = 2_000
+const LIVE_FOR = 60_000
 
 const isDeliveryName = Schema.is(DeliveryName)
 
@@ -70,13 +71,15 @@ export function makePortal<E>(runtime: ManagedRuntime.ManagedRuntime<PortalServi
     t: TEXT[c.get("lang")],
     path: new URL(c.req.url).pathname + new URL(c.req.url).search,
     csrf: c.get("csrf"),
+    nonce: c.get("nonce"),
     session: c.get("session")
   })
 
   const render = (c: Context<Env>, page: Child, status: ContentfulStatusCode = 200) => {
     c.header("cache-control", "no-store")
     c.header("x-frame-options", "DENY")
-    c.header("content-security-policy", "default-src 'self'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; frame-ancestors 'none'")
+    const nonce = c.get("nonce")
+    c.header("content-security-policy", `default-src 'self'; style-src 'nonce-${nonce}'; script-src 'nonce-${nonce}'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'`)
     return c.html(`<!doctype html>${String(page)}`, status)
   }
 
@@ -112,6 +115,7 @@ export function makePortal<E>(runtime: ManagedRuntime.ManagedRuntime<PortalServi
       cookie(c, CSRF_COOKIE, csrf)
     }
     c.set("csrf", csrf)
+    c.set("nonce", randomBytes(16).toString("base64"))
     const token = getCookie(c, SESSION_COOKIE)
     const session = token === undefined ? undefined : await runtime.runPromise(auth.session(token).pipe(Effect.orElseSucceed(() => undefined)))
     c.set("session", session)
@@ -216,19 +220,21 @@ export function makePortal<E>(runtime: ManagedRuntime.ManagedRuntime<PortalServi
     run(c, deliveryRows(partnerOf(c)), (rows) => render(c, <Deliveries page={pageOf(c)} rows={rows} />))
   )
 
-  // The states of the partner's deliveries, sent again whenever one changes (the page's script applies them).
+  // The states of the partner's deliveries, sent again whenever one changes (the page's script
+  // applies them). A stream lasts LIVE_FOR, then the browser reconnects by itself: through the
+  // session check again, so an expired or signed-out session stops getting states.
   portal.get("/deliveries/events", (c) => {
     const partner = partnerOf(c)
     return streamSSE(c, async (stream) => {
       let last = ""
-      while (!stream.aborted) {
+      for (let turn = 0; turn < LIVE_FOR / LIVE_EVERY && !stream.aborted; turn++) {
         const exit = await runtime.runPromiseExit(listDeliveries(partner))
         if (Exit.isSuccess(exit)) {
           const states = JSON.stringify(exit.value.deliveries.map(({ delivery, state }) => ({ delivery, state })))
-          if (states !== last) await stream.writeSSE({ data: states })
+          if (states !== last) await stream.writeSSE({ data: states, retry: 1000 })
           last = states
         }
-        await stream.sleep(Duration.toMillis(LIVE_EVERY))
+        await stream.sleep(LIVE_EVERY)
       }
     })
   })

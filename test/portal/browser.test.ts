@@ -29,7 +29,7 @@ const deliver = async (partner: "acme" | "globex", delivery: string) => {
 test("a partner signs in from the outbox, watches a delivery fail live, reads and downloads its report", async () => {
   const { api, browser, check, requestLink } = portal
   await deliver("globex", "globex-1")
-  const context = await browser.newContext({ acceptDownloads: true, bypassCSP: true, locale: "en-GB" })
+  const context = await browser.newContext({ acceptDownloads: true, locale: "en-GB" })
   context.setDefaultTimeout(10_000)
   const { page, link } = await requestLink(context, "ops@acme.test")
   await check(page, "link-sent")
@@ -94,7 +94,7 @@ test("a partner signs in from the outbox, watches a delivery fail live, reads an
 
 test("an expired link: a clear page, and no session", async () => {
   const { api, browser, check, audited, requestLink } = portal
-  const context = await browser.newContext({ bypassCSP: true, locale: "fr-FR" })
+  const context = await browser.newContext({ locale: "fr-FR" })
   context.setDefaultTimeout(10_000)
   const { page, link } = await requestLink(context, "data@globex.test")
   const token = link.slice(link.lastIndexOf("/") + 1)

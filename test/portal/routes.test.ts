@@ -91,6 +91,12 @@ describe("sign-in by a one-time link", () => {
     expect(list.status).toBe(200)
     expect(list.text).toContain("acme-2026-12")
     expect(list.text).not.toContain("globex-2026-12")
+    // Only this answer's own inline style and scripts may run (the browser tests run with it on).
+    const policy = list.headers.get("content-security-policy") ?? ""
+    const nonce = /script-src 'nonce-([^']+)'/.exec(policy)?.[1]
+    expect(nonce).toBeDefined()
+    expect(policy).not.toContain("unsafe-inline")
+    expect(list.text).toContain(`<script nonce="${nonce}">`)
     // Partner acme reads English (its language in the partners file).
     expect(list.text).toContain("<html lang=\"en\"")
     // Stored by hash only: neither the link nor the session token is in the database as such.
@@ -226,7 +232,10 @@ describe("deliveries and reports, the signed-in partner's only", () => {
     while (!text.includes("\n\n")) text += new TextDecoder().decode((await reader.read()).value)
     abort.abort()
     clearTimeout(timer)
-    const data = JSON.parse(text.slice(text.indexOf("data: ") + 6, text.indexOf("\n\n"))) as Array<{ delivery: string; state: string }>
+    const event = text.slice(0, text.indexOf("\n\n")).split("\n")
+    // Reconnect after a second when the stream ends (each lasts a minute, to check the session again).
+    expect(event).toContain("retry: 1000")
+    const data = JSON.parse(event.find((line) => line.startsWith("data: "))!.slice(6)) as Array<{ delivery: string; state: string }>
     expect(data).toEqual([{ delivery: "acme-2026-12", state: "failed" }])
     // Without a session: no stream.
     expect((await browser().go("/portal/deliveries/events")).status).toBe(303)

@@ -25,7 +25,7 @@ test("a 50 MB delivery uploaded with progress, through a network cut, completed 
   const bytes = statSync(file).size
   expect(bytes).toBeGreaterThan(50_000_000)
 
-  const context = await browser.newContext({ bypassCSP: true, locale: "en-GB" })
+  const context = await browser.newContext({ locale: "en-GB" })
   context.setDefaultTimeout(20_000)
   const page = await signIn(context, "ops@acme.test")
   await page.getByRole("link", { name: "Upload a delivery" }).click()
