@@ -1,6 +1,7 @@
 import { Cause, Duration, Effect, Exit, type ManagedRuntime, Schema, Stream } from "effect"
 import { timingSafeEqual, randomBytes } from "node:crypto"
 import { type Context, Hono } from "hono"
+import { bodyLimit } from "hono/body-limit"
 import { getCookie, setCookie, deleteCookie } from "hono/cookie"
 import { streamSSE } from "hono/streaming"
 import type { Child } from "hono/jsx"
@@ -28,6 +29,8 @@ const CSRF_COOKIE = "loaders_portal_csrf"
 const LANGUAGE_COOKIE = "loaders_portal_lang"
 
 type Env = { Variables: { session: PortalSession | undefined; sessionToken: string | undefined; csrf: string; nonce: string; lang: Language } }
+
+const MAX_FORM_BYTES = 16 * 1024
 
 /** How often the deliveries page's event stream looks for changes (ms), and how long one stream lasts. */
 const LIVE_EVERY = 2_000
@@ -105,6 +108,12 @@ export function makePortal<E>(runtime: ManagedRuntime.ManagedRuntime<PortalServi
     return Exit.isSuccess(exit) ? ok(exit.value) : failurePage(c, exit.cause)
   }
 
+  // The portal's own forms are a few fields: a larger body is refused before anything reads it.
+  portal.on(["POST"], ["/sign-in", "/sign-out", "/link/*", "/deliveries/*"], bodyLimit({
+    maxSize: MAX_FORM_BYTES,
+    onError: (c) => c.text(`a portal form is at most ${MAX_FORM_BYTES} bytes`, 413)
+  }))
+
   // Every request: its form token (made on first visit), its session if any, its language
   // (the one chosen, else the partner's, else the browser's first of the two, else French).
   portal.use("*", async (c, next) => {
@@ -117,7 +126,13 @@ export function makePortal<E>(runtime: ManagedRuntime.ManagedRuntime<PortalServi
     c.set("csrf", csrf)
     c.set("nonce", randomBytes(16).toString("base64"))
     const token = getCookie(c, SESSION_COOKIE)
-    const session = token === undefined ? undefined : await runtime.runPromise(auth.session(token).pipe(Effect.orElseSucceed(() => undefined)))
+    const found = token === undefined ? undefined : await runtime.runPromiseExit(auth.session(token))
+    if (found !== undefined && Exit.isFailure(found)) {
+      c.set("session", undefined)
+      c.set("lang", "fr")
+      return failurePage(c, found.cause)
+    }
+    const session = found?.value
     c.set("session", session)
     c.set("sessionToken", session === undefined ? undefined : token)
     const chosen = getCookie(c, LANGUAGE_COOKIE)

@@ -139,6 +139,12 @@ describe("sign-in by a one-time link", () => {
     expect((await visitor.go("/portal/deliveries")).location).toBe("/portal/sign-in")
   })
 
+  test("a form body over 16 KiB is refused before it is read", async () => {
+    const visitor = browser()
+    const answer = await visitor.post("/portal/sign-in", { csrf: await visitor.csrf(), email: "ops@acme.test", padding: "x".repeat(20_000) })
+    expect(answer.status).toBe(413)
+  })
+
   test("an unknown link: a clear page", async () => {
     const page = await browser().go("/portal/link/not-a-link")
     expect(page.status).toBe(404)
