@@ -20,6 +20,8 @@ export interface Opened extends PortalSession {
 export interface PortalSettings {
   readonly linkTtl: Duration.Duration
   readonly sessionTtl: Duration.Duration
+  /** Sign-in links one address may be sent in an hour (5 by default). */
+  readonly linksPerHour: number
   /**
    * The portal's public origin (`https://loaders.example.com`) for the links in emails. Without it
    * the request's own origin is used, which a forged `Host` header could change: set it in production.
@@ -34,8 +36,12 @@ export interface PortalSettings {
  */
 export class PortalAuth extends Context.Service<PortalAuth, {
   readonly settings: PortalSettings
-  /** A new link token for `email` of `partner` (expired links and sessions are swept on the way). */
-  readonly issueLink: (session: PortalSession) => Effect.Effect<string, DatabaseError>
+  /**
+   * A new link token for `email` of `partner` (expired links and sessions are swept on the way), or
+   * undefined when that address already got `linksPerHour` links in the last hour: the sign-in
+   * form cannot be used to flood a partner's inbox.
+   */
+  readonly issueLink: (session: PortalSession) => Effect.Effect<string | undefined, DatabaseError>
   /** Where a link stands, without using it (so a mail scanner opening it spends nothing). */
   readonly linkState: (token: string) => Effect.Effect<LinkState, DatabaseError>
   /** Uses the link and opens a session, or says why not. */
@@ -58,6 +64,7 @@ export class PortalAuth extends Context.Service<PortalAuth, {
       return PortalAuth.layerWith({
         linkTtl: Duration.minutes(linkMinutes),
         sessionTtl: Duration.hours(sessionHours),
+        linksPerHour: 5,
         publicUrl: Option.getOrUndefined(Option.map(publicUrl, (url) => url.origin))
       })
     })
@@ -100,6 +107,11 @@ const makePortalAuth = Effect.fnUntraced(function*(settings: PortalSettings) {
     issueLink: Effect.fn("PortalAuth.issueLink")(function*({ partner, email }: PortalSession) {
       yield* db.execute(`DELETE FROM ${SCHEMA}.portal_links WHERE expires_at < now() - interval '1 day'`)
       yield* db.execute(`DELETE FROM ${SCHEMA}.portal_sessions WHERE expires_at < now()`)
+      const [recent] = yield* db.query<{ n: number }>(
+        `SELECT count(*)::int AS n FROM ${SCHEMA}.portal_links WHERE email = $1 AND expires_at > now() - interval '1 hour' - make_interval(secs => $2)`,
+        [email, seconds(settings.linkTtl)]
+      )
+      if ((recent?.n ?? 0) >= settings.linksPerHour) return undefined
       const token = newToken()
       yield* db.execute(
         `INSERT INTO ${SCHEMA}.portal_links (hash, partner, email, expires_at) VALUES ($1, $2, $3, now() + make_interval(secs => $4))`,

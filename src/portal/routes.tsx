@@ -169,7 +169,8 @@ export function makePortal<E>(runtime: ManagedRuntime.ManagedRuntime<PortalServi
   portal.post("/sign-in", async (c) => {
     const { auth, partners } = await services
     const form = await c.req.parseBody()
-    const email = typeof form.email === "string" ? form.email.trim() : ""
+    // Kept in lower case: the limit on links per address counts "Ops@" and "ops@" as one.
+    const email = typeof form.email === "string" ? form.email.trim().toLowerCase() : ""
     const partner = partners.partnerOfEmail(email)
     const page = pageOf(c)
     const minutes = Math.round(Duration.toMinutes(auth.settings.linkTtl))
@@ -182,6 +183,7 @@ export function makePortal<E>(runtime: ManagedRuntime.ManagedRuntime<PortalServi
       c,
       Effect.gen(function*() {
         const token = yield* auth.issueLink({ partner, email })
+        if (token === undefined) return yield* Effect.logWarning(`portal: ${email} (${partner}) asked for more than ${auth.settings.linksPerHour} sign-in links in an hour; none sent`)
         const link = `${origin}/portal/link/${token}`
         const t = TEXT[lang]
         yield* Mailer.use((mailer) =>

@@ -7,7 +7,9 @@ import { createHash } from "node:crypto"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import { Database } from "../../src/effects/Database.ts"
-import { apiServer } from "../support/api.ts"
+import { Effect } from "effect"
+import { PortalAuth } from "../../src/portal/PortalAuth.ts"
+import { apiServer, portalSettings } from "../support/api.ts"
 import { jsonArray, property } from "../support/fixtures.ts"
 import { readObject } from "../support/pipeline.ts"
 
@@ -137,6 +139,16 @@ describe("sign-in by a one-time link", () => {
     expect(post.status).toBe(410)
     expect(visitor.cookies.has("loaders_portal")).toBe(false)
     expect((await visitor.go("/portal/deliveries")).location).toBe("/portal/sign-in")
+  })
+
+  test("an address gets at most linksPerHour sign-in links an hour", async () => {
+    const limited = (email: string) =>
+      api.runtime.runPromise(
+        PortalAuth.use((auth) => auth.issueLink({ partner: "acme", email })).pipe(Effect.provide(PortalAuth.layerWith({ ...portalSettings, linksPerHour: 2 })))
+      )
+    const tokens = [await limited("flood@acme.test"), await limited("flood@acme.test"), await limited("flood@acme.test")]
+    expect(tokens.map((token) => typeof token)).toEqual(["string", "string", "undefined"])
+    expect(typeof (await limited("other@acme.test"))).toBe("string")
   })
 
   test("a form body over 16 KiB is refused before it is read", async () => {
