@@ -407,6 +407,7 @@ export const Upload = (props: { readonly page: PageContext; readonly delivery: s
   const texts = { sending: t.sending, retrying: t.retrying, allIn: t.allIn, noFiles: t.noFiles }
   return (
     <Layout page={props.page} title={t.upload}>
+      <noscript><p>{t.needsScript}</p></noscript>
       <form id="upload" method="post" action="/portal/upload">
         <input type="hidden" name="csrf" value={props.page.csrf} />
         <label for="delivery">{t.deliveryName}</label>

@@ -98,7 +98,8 @@ export const TEXT = {
     allIn: "Every file is in. Complete the delivery to start its checks.",
     noFiles: "Choose or drop at least one file.",
     complete: "Complete the delivery",
-    correct: "Deliver a corrected version"
+    correct: "Deliver a corrected version",
+    needsScript: "Uploading from this page needs JavaScript (resumable uploads); without it, deliver by the API or SFTP."
   },
   fr: {
     title: "Portail partenaires",
@@ -193,7 +194,8 @@ export const TEXT = {
     allIn: "Tous les fichiers sont arrivés. Terminez la livraison pour lancer ses vérifications.",
     noFiles: "Choisissez ou déposez au moins un fichier.",
     complete: "Terminer la livraison",
-    correct: "Livrer une version corrigée"
+    correct: "Livrer une version corrigée",
+    needsScript: "Déposer depuis cette page demande JavaScript (envois reprenables) ; sans lui, livrez par l'API ou SFTP."
   }
 } as const
 
