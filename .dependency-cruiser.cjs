@@ -5,8 +5,9 @@
  * module imports its own layer or a lower one, never a higher one, and no import closes a cycle.
  * Tests, benchmarks and the fault harness may import anything, but not in a cycle.
  *
- * The swc parser reads the TypeScript source as written, so `import type` is an edge like any
- * other: a type-only import the wrong way, or in a cycle, fails the check too.
+ * TypeScript's own parser with `tsPreCompilationDeps` reads the source as written (`.tsx` too, which
+ * the swc parser of dependency-cruiser cannot read), so `import type` is an edge like any other: a
+ * type-only import the wrong way, or in a cycle, fails the check too.
  */
 const CORE = "^(src/domain|src/stream|schemas)/"
 const EDGES = "^src/effects/"
@@ -67,7 +68,8 @@ module.exports = {
     }
   ],
   options: {
-    parser: "swc",
+    parser: "tsc",
+    tsPreCompilationDeps: true,
     doNotFollow: { path: "node_modules" },
     // Packages such as effect have no `main`, only `exports`, which the resolver ignores unless told.
     enhancedResolveOptions: { exportsFields: ["exports"], conditionNames: ["import", "require", "node", "default"] },

@@ -79,7 +79,9 @@ export const ContractSchema = Schema.Struct({
 export const PartnerSettings = Schema.Struct({
   /** Report recipients, added to the manifest's `notify`. */
   notify: optional(Schema.Array(Email)),
-  /** Report language when the manifest does not say. */
+  /** Addresses that may sign in to the partner portal (`/portal`) by a one-time link sent to them. */
+  portal: optional(Schema.Array(Email)),
+  /** Report language when the manifest does not say; also the portal's language until the partner switches. */
   language: optional(OneOf(["fr", "en"])),
   /** Where to POST the signed report summary. */
   webhook: optional(Schema.Struct({ url: Text(2000), secret: Text(500) })),

@@ -90,6 +90,73 @@ const failure = (c: Context, cause: Cause.Cause<unknown>): Response => {
   return c.json({ error: "internal", message: "internal error" }, 500)
 }
 
+/** Runs an API effect: its value through `ok`, a failure as the API's one error shape. */
+const runner = <E>(runtime: ManagedRuntime.ManagedRuntime<ApiServices, E>) =>
+  async <A>(c: Context, effect: Effect.Effect<A, unknown, ApiServices>, ok: (value: A) => Response | Promise<Response>) => {
+    const exit = await runtime.runPromiseExit(effect)
+    return Exit.isSuccess(exit) ? ok(exit.value) : failure(c, exit.cause)
+  }
+
+/**
+ * tus uploads under `path` (`/v1/uploads` for API keys, `/portal/uploads` for the portal's
+ * sessions), for the partner the caller has already authenticated: our checks first (names, sizes,
+ * the delivery's state, the upload's owner), then tus's own handler on the untouched request.
+ */
+export const makeUploads = <E>(runtime: ManagedRuntime.ManagedRuntime<ApiServices, E>, path: string) => {
+  const run = runner(runtime)
+  // The key each checked creation request is for: tus asks for it with the same Request object.
+  const keys = new WeakMap<Request, string>()
+  const services = runtime.runPromise(
+    Effect.gen(function*() {
+      return { config: yield* PipelineConfig, store: yield* ObjectStore, api: yield* ApiConfig }
+    })
+  )
+  const tus = services.then(({ config, store, api }) =>
+    makeTusServer({
+      path,
+      s3: store.settings,
+      incomingPrefix: config.incomingPrefix,
+      stagingPrefix: config.stagingPrefix,
+      maxFileBytes: api.maxFileBytes,
+      keyOf: (request) => keys.get(request) ?? ""
+    })
+  )
+  const create = (c: Context, partner: string) => {
+    const metadata = tusMetadata(c.req.header("upload-metadata") ?? null)
+    const length = Number(c.req.header("upload-length"))
+    return run(
+      c,
+      Effect.gen(function*() {
+        if (metadata === undefined) return yield* badRequest("Upload-Metadata is not tus metadata (key base64value, …)")
+        const delivery = yield* decodeOr400(DeliveryName, metadata.delivery, "Upload-Metadata delivery")
+        const name = yield* decodeOr400(FileName, metadata.filename, "Upload-Metadata filename")
+        const key = yield* deliveryFolder(partner, delivery)
+        const opened = yield* receiving(key)
+        const bound = yield* sizeBound(opened.receiving, name)
+        if (length > bound.bytes) {
+          if (opened.created) yield* forgetOpened(key)
+          return yield* new ApiError({ status: 413, reason: `Upload-Length is ${length} bytes: ${bound.says}` })
+        }
+        keys.set(c.req.raw, `${key.prefix}${name}`)
+      }),
+      async () => (await tus).handleWeb(c.req.raw)
+    )
+  }
+  const resume = async (c: Context, partner: string) => {
+    const { config } = await services
+    const key = uploadIdCodec(config.incomingPrefix).fromUrl(c.req.param("id") ?? "")
+    const names = key === undefined ? undefined : keyNames(key, config.incomingPrefix)
+    if (names?._tag !== "Named" || key!.slice(names.prefix.length).includes("/")) {
+      return c.json(errorBody(404, `no upload ${JSON.stringify(c.req.param("id"))}`), 404)
+    }
+    if (names.partner !== partner) {
+      return c.json(errorBody(403, `upload ${JSON.stringify(c.req.param("id"))} belongs to another partner`), 403)
+    }
+    return (await tus).handleWeb(c.req.raw)
+  }
+  return { create, resume }
+}
+
 /**
  * The ingestion API, mounted under `/v1` of the HTTP app: every route but `/v1/openapi.json` takes
  * a partner API key (`Authorization: Bearer <key>`) and reaches that partner's deliveries only.
@@ -98,29 +165,14 @@ export const makeApi = <E>(runtime: ManagedRuntime.ManagedRuntime<ApiServices, E
   const api = new Hono<Env>()
   const services = runtime.runPromise(
     Effect.gen(function*() {
-      return { partners: yield* Partners, config: yield* PipelineConfig, store: yield* ObjectStore, api: yield* ApiConfig }
+      return { partners: yield* Partners, api: yield* ApiConfig }
     })
   )
   const limits = services.then(({ api }) => rateLimiter(api.ratePerMinute))
   const keyOf = (request: Request) => /^Bearer\s+(\S+)$/i.exec(request.headers.get("authorization") ?? "")?.[1]
-  const tus = services.then(({ partners, config, store, api }) =>
-    makeTusServer({
-      s3: store.settings,
-      incomingPrefix: config.incomingPrefix,
-      stagingPrefix: config.stagingPrefix,
-      maxFileBytes: api.maxFileBytes,
-      // The creation request passed our middleware, which checked the key and the metadata.
-      keyOf: (request) => {
-        const metadata = tusMetadata(request.headers.get("upload-metadata")) ?? {}
-        return `${config.incomingPrefix}${partners.partnerOfKey(keyOf(request) ?? "")}/${metadata.delivery}/${metadata.filename}`
-      }
-    })
-  )
+  const uploads = makeUploads(runtime, "/v1/uploads")
 
-  const run = async <A>(c: Context, effect: Effect.Effect<A, unknown, ApiServices>, ok: (value: A) => Response | Promise<Response>) => {
-    const exit = await runtime.runPromiseExit(effect)
-    return Exit.isSuccess(exit) ? ok(exit.value) : failure(c, exit.cause)
-  }
+  const run = runner(runtime)
 
   api.get("/openapi.json", (c) => c.json(openApiDocument))
 
@@ -206,43 +258,9 @@ export const makeApi = <E>(runtime: ManagedRuntime.ManagedRuntime<ApiServices, E
     )
   })
 
-  // tus: our checks first (key above; here names, sizes, the delivery's state, the upload's owner),
-  // then tus's own handler on the untouched request.
-  api.post("/uploads", async (c) => {
-    const metadata = tusMetadata(c.req.header("upload-metadata") ?? null)
-    const length = Number(c.req.header("upload-length"))
-    return run(
-      c,
-      Effect.gen(function*() {
-        if (metadata === undefined) return yield* badRequest("Upload-Metadata is not tus metadata (key base64value, …)")
-        const delivery = yield* decodeOr400(DeliveryName, metadata.delivery, "Upload-Metadata delivery")
-        const name = yield* decodeOr400(FileName, metadata.filename, "Upload-Metadata filename")
-        const key = yield* deliveryFolder(c.get("partner"), delivery)
-        const opened = yield* receiving(key)
-        const bound = yield* sizeBound(opened.receiving, name)
-        if (length > bound.bytes) {
-          if (opened.created) yield* forgetOpened(key)
-          return yield* new ApiError({ status: 413, reason: `Upload-Length is ${length} bytes: ${bound.says}` })
-        }
-      }),
-      async () => (await tus).handleWeb(c.req.raw)
-    )
-  })
-
-  const upload = async (c: Context<Env>) => {
-    const { config } = await services
-    const key = uploadIdCodec(config.incomingPrefix).fromUrl(c.req.param("id") ?? "")
-    const names = key === undefined ? undefined : keyNames(key, config.incomingPrefix)
-    if (names?._tag !== "Named" || key!.slice(names.prefix.length).includes("/")) {
-      return c.json(errorBody(404, `no upload ${JSON.stringify(c.req.param("id"))}`), 404)
-    }
-    if (names.partner !== c.get("partner")) {
-      return c.json(errorBody(403, `upload ${JSON.stringify(c.req.param("id"))} belongs to another partner`), 403)
-    }
-    return (await tus).handleWeb(c.req.raw)
-  }
+  api.post("/uploads", (c) => uploads.create(c, c.get("partner")))
   // Hono serves HEAD through the GET route (the request tus sees is still the HEAD).
-  api.on(["GET", "PATCH", "DELETE"], "/uploads/:id", upload)
+  api.on(["GET", "PATCH", "DELETE"], "/uploads/:id", (c) => uploads.resume(c, c.get("partner")))
 
   return api
 }

@@ -3,9 +3,6 @@ import { Server } from "@tus/server"
 import type { S3Settings } from "../effects/ObjectStore.ts"
 import { tusInfoPrefix } from "./deliveries.ts"
 
-/** Where tus uploads are served: `POST /v1/uploads`, then `HEAD`/`PATCH /v1/uploads/{id}`. */
-const TUS_PATH = "/v1/uploads"
-
 /**
  * tus's S3 store, with its own objects (`<id>.info`, the `<id>.part` of a chunk smaller than a
  * part) kept under the staging prefix instead of beside the upload: the upload's key is a file of a
@@ -55,6 +52,8 @@ export const tusMetadata = (header: string | null): Record<string, string> | und
  * hooks comes out as 500); `keyOf` turns the checked creation request into the upload's key.
  */
 export const makeTusServer = (options: {
+  /** Where its uploads are served: `POST <path>`, then `HEAD`/`PATCH <path>/{id}`. */
+  readonly path: string
   readonly s3: S3Settings
   readonly incomingPrefix: string
   readonly stagingPrefix: string
@@ -80,7 +79,7 @@ export const makeTusServer = (options: {
     tusInfoPrefix(options.stagingPrefix)
   )
   return new Server({
-    path: TUS_PATH,
+    path: options.path,
     datastore,
     maxSize: options.maxFileBytes,
     respectForwardedHeaders: false,

@@ -46,6 +46,15 @@ export interface LedgerEntry {
   readonly report: unknown
 }
 
+/** A delivery's last report in a line: its counts and dates (for a list of deliveries). */
+export interface DeliveryOverview {
+  readonly delivery: string
+  readonly files: number
+  readonly totals: { readonly read: number; readonly loaded: number; readonly rejected: number; readonly invalid: number }
+  readonly startedAt: string
+  readonly finishedAt: string
+}
+
 /** The run no longer owns its delivery (its lease expired and another worker took it over). */
 export class LeaseLost extends Data.TaggedError("LeaseLost")<{
   readonly prefix: string
@@ -122,6 +131,11 @@ export class Ledger extends Context.Service<Ledger, {
    * and then with its last run's report.
    */
   readonly entries: (bucket: string, partner: string, delivery?: string) => Effect.Effect<ReadonlyArray<LedgerEntry>, DatabaseError>
+  /**
+   * What the last reports of `partner`'s deliveries in `bucket` say in a line each (counts and
+   * dates, taken out inside the database so the errors and their examples stay there), by name.
+   */
+  readonly overviews: (bucket: string, partner: string) => Effect.Effect<ReadonlyArray<DeliveryOverview>, DatabaseError>
   /** How long a claim lasts without renewal. */
   readonly lease: Duration.Duration
 }>()("loaders/Ledger") {
@@ -386,5 +400,25 @@ const makeLedger = (db: Database["Service"], lease: Duration.Duration): Ledger["
     }))
   })
 
-  return Ledger.of({ claim, resume, unfinished, tick, renew, settle, report, published, archived, release, entries, lease })
+  const overviews = (bucket: string, partner: string) =>
+    db.query<{ delivery: string; files: number; totals: unknown; started_at: string; finished_at: string }>(
+      `SELECT d.delivery, jsonb_array_length(r.report->'files') AS files, r.report->'totals' AS totals,
+              r.report->>'startedAt' AS started_at, r.report->>'finishedAt' AS finished_at
+       FROM ${SCHEMA}.deliveries d JOIN ${SCHEMA}.delivery_runs r ON r.id = d.run_id
+       WHERE d.bucket = $1 AND d.partner = $2 AND r.report IS NOT NULL ORDER BY d.delivery`,
+      [bucket, partner]
+    ).pipe(
+      Effect.map((rows) =>
+        rows.map((row): DeliveryOverview => ({
+          delivery: row.delivery,
+          files: Number(row.files),
+          totals: (typeof row.totals === "string" ? JSON.parse(row.totals) : row.totals) as DeliveryOverview["totals"],
+          startedAt: row.started_at,
+          finishedAt: row.finished_at
+        }))
+      ),
+      Effect.withSpan("Ledger.overviews")
+    )
+
+  return Ledger.of({ claim, resume, unfinished, tick, renew, settle, report, published, archived, release, entries, overviews, lease })
 }

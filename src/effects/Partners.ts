@@ -13,18 +13,28 @@ export class PartnersFileError extends Data.TaggedError("PartnersFileError")<{ r
 
 const decode = Schema.decodeUnknownResult(PartnersFile)
 
-/** A hash listed under two partners would let one partner's key reach the other's deliveries. */
-const sharedKeyHash = (settings: Readonly<Record<string, PartnerSettings>>): string | undefined => {
+/**
+ * A value two partners list (an API key's hash, a portal address) would let one partner reach the
+ * other's deliveries: the first one found, said in words.
+ */
+const sharedEntry = (
+  settings: Readonly<Record<string, PartnerSettings>>,
+  listed: (settings: PartnerSettings) => ReadonlyArray<string> | null | undefined,
+  what: string
+): string | undefined => {
   const owners = new Map<string, string>()
-  for (const [partner, { apiKeys }] of Object.entries(settings)) {
-    for (const hash of apiKeys ?? []) {
-      const owner = owners.get(hash)
-      if (owner !== undefined && owner !== partner) return `${hash} is listed under both "${owner}" and "${partner}": an API key reaches one partner only`
-      owners.set(hash, partner)
+  for (const [partner, partnerSettings] of Object.entries(settings)) {
+    for (const value of listed(partnerSettings) ?? []) {
+      const owner = owners.get(value)
+      if (owner !== undefined && owner !== partner) return `${value} is listed under both "${owner}" and "${partner}": ${what} reaches one partner only`
+      owners.set(value, partner)
     }
   }
   return undefined
 }
+
+/** Addresses compare without case: that is how a partner types them. */
+const emailKey = (email: string) => email.trim().toLowerCase()
 
 /** Per-partner settings (report recipients, language, webhook, API keys), from `LOADERS_PARTNERS_FILE`. */
 export class Partners extends Context.Service<Partners, {
@@ -34,11 +44,18 @@ export class Partners extends Context.Service<Partners, {
    * revoked). Looked up by the key's hash, so the keys themselves are never kept.
    */
   readonly partnerOfKey: (key: string) => string | undefined
+  /** The partner whose `portal` list holds `email` (any case), or undefined. */
+  readonly partnerOfEmail: (email: string) => string | undefined
 }>()("loaders/Partners") {
-  /** Settings already validated (a hash shared by two partners is refused by `layer`). */
+  /** Settings already validated (a hash or portal address shared by two partners is refused by `layer`). */
   static readonly layerWith = (settings: Readonly<Record<string, PartnerSettings>>) => {
     const byHash = new Map(Object.entries(settings).flatMap(([partner, { apiKeys }]) => (apiKeys ?? []).map((hash) => [hash, partner] as const)))
-    return Layer.succeed(Partners, { get: (partner) => settings[partner], partnerOfKey: (key) => byHash.get(hashApiKey(key)) })
+    const byEmail = new Map(Object.entries(settings).flatMap(([partner, { portal }]) => (portal ?? []).map((email) => [emailKey(email), partner] as const)))
+    return Layer.succeed(Partners, {
+      get: (partner) => settings[partner],
+      partnerOfKey: (key) => byHash.get(hashApiKey(key)),
+      partnerOfEmail: (email) => byEmail.get(emailKey(email))
+    })
   }
 
   /** Reads and validates the JSON file named by `LOADERS_PARTNERS_FILE` once; none without it. */
@@ -59,7 +76,8 @@ export class Partners extends Context.Service<Partners, {
         const reason = recordIssues(decoded.failure.issue, value).map((i) => `${i.path}: ${i.message.en}`).join("; ")
         return yield* new PartnersFileError({ path: path.value, reason })
       }
-      const shared = sharedKeyHash(decoded.success)
+      const shared = sharedEntry(decoded.success, (partner) => partner.apiKeys, "an API key") ??
+        sharedEntry(decoded.success, (partner) => partner.portal?.map(emailKey), "a portal address")
       if (shared) return yield* new PartnersFileError({ path: path.value, reason: shared })
       return Partners.layerWith(decoded.success)
     })

@@ -5,6 +5,7 @@ import * as PgBossJobQueue from "../effects/pgboss/PgBossJobQueue.ts"
 import * as SqsEvents from "../sqs/SqsEvents.ts"
 import { EmbeddedS3TriggerLayer } from "../webhook/EmbeddedS3Trigger.ts"
 import { Webhook } from "../webhook/Webhook.ts"
+import { PortalAuth } from "../portal/PortalAuth.ts"
 import { WebhookConfig } from "../webhook/WebhookConfig.ts"
 import { AppLayer } from "./AppLayer.ts"
 import { WebhookMetricsLayer } from "./http.ts"
@@ -28,7 +29,7 @@ export const serveOptions = (argv: ReadonlyArray<string>): ServeOptions | string
  * Everything the HTTP server runs on: the pipeline's services from the environment, the webhook
  * (and, on the embedded S3, its own object events taken as the webhook takes S3's), the durable
  * job queue and its gauges (kept with or without workers), the SQS poller when
- * `LOADERS_SQS_QUEUE_URL` is set, the ingestion API's limits and, unless told otherwise, workers in
+ * `LOADERS_SQS_QUEUE_URL` is set, the ingestion API's limits, the portal's sign-in and, unless told otherwise, workers in
  * this process with the reconciliation scan, and the Prometheus exporter that `GET /metrics` reads.
  * Disposing it stops the poller and the workers: deliveries in flight finish within the grace period
  * or roll back and go back to the queue.
@@ -46,5 +47,6 @@ export const ServerLayer = (options: ServeOptions) =>
     Layer.provideMerge(WebhookConfig.layer),
     Layer.provideMerge(PrometheusMetrics.layer),
     Layer.provideMerge(ApiConfig.layer),
+    Layer.provideMerge(PortalAuth.layer),
     Layer.provideMerge(AppLayer)
   )

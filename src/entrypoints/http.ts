@@ -7,10 +7,11 @@ import { ObjectStore } from "../effects/ObjectStore.ts"
 import { PipelineConfig } from "../pipeline/PipelineConfig.ts"
 import type { BadRequest, Forbidden, PayloadTooLarge, Unauthorized, Unavailable, UpstreamFailed } from "../webhook/errors.ts"
 import { Webhook } from "../webhook/Webhook.ts"
+import { makePortal, type PortalServices } from "../portal/routes.tsx"
 import { scrapeResponse } from "./metrics.ts"
 
 /** What the HTTP app needs from the runtime that serves it. */
-export type HttpServices = Webhook | ObjectStore | Database | PipelineConfig | PrometheusMetrics | ApiServices
+export type HttpServices = Webhook | ObjectStore | Database | PipelineConfig | PrometheusMetrics | ApiServices | PortalServices
 
 /**
  * The webhook's answers by HTTP status (`status`: the code, one of the few this app answers, so
@@ -55,7 +56,7 @@ const readiness = Effect.gen(function*() {
 /**
  * The HTTP app, on web-standard Request/Response only, so Bun and Deno serve it unchanged:
  * `POST /webhooks/s3`, `GET /healthz` (the process answers), `GET /readyz` (S3 and database answer),
- * `GET /metrics` (Prometheus), and the partners' ingestion API under `/v1` (src/api). Effects run on `runtime`; tagged errors become statuses here and
+ * `GET /metrics` (Prometheus), the partners' ingestion API under `/v1` (src/api) and their portal under `/portal` (src/portal). Effects run on `runtime`; tagged errors become statuses here and
  * nowhere else.
  */
 export const makeApp = <E>(runtime: ManagedRuntime.ManagedRuntime<HttpServices, E>) => {
@@ -93,6 +94,7 @@ export const makeApp = <E>(runtime: ManagedRuntime.ManagedRuntime<HttpServices, 
   })
 
   app.route("/v1", makeApi(runtime))
+  app.route("/portal", makePortal(runtime))
 
   // Under /v1, in the API's one error shape: a path whose `.`/`..` segments the URL standard
   // resolved before routing (`/v1/deliveries/../files/x`) lands here too.

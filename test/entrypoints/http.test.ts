@@ -12,6 +12,8 @@ import { Webhook } from "../../src/webhook/Webhook.ts"
 import { WebhookConfig, type WebhookSettings } from "../../src/webhook/WebhookConfig.ts"
 import { awsEvent, eventBridgeEvent, minioEvent, testEvent } from "../support/events.ts"
 import { fastJobQueue } from "../support/jobQueue.ts"
+import { portalSettings } from "../support/api.ts"
+import { PortalAuth } from "../../src/portal/PortalAuth.ts"
 import { jsonArray, property, transaction } from "../support/fixtures.ts"
 import { databases, deposit, keysUnder, pipelineFixture } from "../support/pipeline.ts"
 import { opensslHmacSha256 } from "../support/openssl.ts"
@@ -37,6 +39,7 @@ const server = async (webhook: Partial<WebhookSettings> = {}, quietPeriod: Durat
     Layer.provideMerge(PgBossJobQueue.layerWith(fastJobQueue)),
     Layer.provideMerge(WebhookConfig.layerWith({ secret: Redacted.make(SECRET), ...webhook })),
     Layer.provideMerge(ApiConfig.layerWith({})),
+    Layer.provideMerge(PortalAuth.layerWith(portalSettings)),
     Layer.provideMerge(fixture.layer)
   )
   const runtime = ManagedRuntime.make(layer)

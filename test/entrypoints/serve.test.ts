@@ -25,6 +25,9 @@ for (const runtime of Object.keys(launchers) as Array<Runtime>) {
       const { base } = server
       expect(server.output()).toContain(`(${runtime})`)
       expect((await fetch(`${base}/readyz`)).status).toBe(200)
+      // The portal's pages (hono/jsx) render on this runtime too.
+      const signIn = await fetch(`${base}/portal/sign-in`, { headers: { "accept-language": "en" } })
+      expect({ status: signIn.status, form: (await signIn.text()).includes('<form method="post" action="/portal/sign-in">') }).toEqual({ status: 200, form: true })
 
       const shapes = {
         aws: (key: string) => ({ body: JSON.stringify(awsEvent(bucket, [key])), headers: { authorization: `Bearer ${SECRET}` } }),

@@ -8,6 +8,7 @@ import { makeApp } from "../../src/entrypoints/http.ts"
 import { handleDeliveryJob } from "../../src/pipeline/deliveryJob.ts"
 import type { DeliveryReport } from "../../src/pipeline/Report.ts"
 import { Webhook } from "../../src/webhook/Webhook.ts"
+import { PortalAuth, type PortalSettings } from "../../src/portal/PortalAuth.ts"
 import { WebhookConfig } from "../../src/webhook/WebhookConfig.ts"
 import { lease, ndjson, jsonArray, property, transaction } from "./fixtures.ts"
 import { fastJobQueue } from "./jobQueue.ts"
@@ -16,15 +17,21 @@ import { onStop } from "./services.ts"
 import { until } from "./wait.ts"
 
 /**
+ * The portal's sign-in as deployed by default, its links pointing back at the server that mails
+ * them; tests sign in many times as one address, so the links an hour are not the bound.
+ */
+export const portalSettings: PortalSettings = { linkTtl: Duration.minutes(15), sessionTtl: Duration.hours(8), linksPerHour: 1000, publicUrl: undefined }
+
+/**
  * The HTTP app on a real Bun server (any free port), with workers in-process, on a fresh bucket and
  * PostgreSQL database. Partner `acme` holds two keys (a rotation), `globex` one, `geo` one and a
- * contract; `revoked` is a key whose hash no partner lists any more.
+ * contract; `acme` and `globex` each have a portal address; `revoked` is a key whose hash no partner lists any more.
  */
 export const apiServer = async (settings: Partial<ApiSettings> = {}, finishWithinMs = 60_000) => {
   const keys = { acme: newApiKey(), acmeNext: newApiKey(), globex: newApiKey(), geo: newApiKey(), revoked: newApiKey() }
   const partners = {
-    acme: { apiKeys: [hashApiKey(keys.acme), hashApiKey(keys.acmeNext)], language: "en" as const },
-    globex: { apiKeys: [hashApiKey(keys.globex)] },
+    acme: { apiKeys: [hashApiKey(keys.acme), hashApiKey(keys.acmeNext)], language: "en" as const, portal: ["ops@acme.test"] },
+    globex: { apiKeys: [hashApiKey(keys.globex)], portal: ["data@globex.test"] },
     // A GeoNames feed whose contract reads its own file names (`GB.json`) as cities.
     geo: {
       apiKeys: [hashApiKey(keys.geo)],
@@ -39,6 +46,7 @@ export const apiServer = async (settings: Partial<ApiSettings> = {}, finishWithi
     Layer.provideMerge(PgBossJobQueue.layerWith(fastJobQueue)),
     Layer.provideMerge(WebhookConfig.layerWith({ secret: Redacted.make("unused-in-api-tests") })),
     Layer.provideMerge(ApiConfig.layerWith(settings)),
+    Layer.provideMerge(PortalAuth.layerWith(portalSettings)),
     Layer.provideMerge(fixture.layer)
   )
   const runtime = ManagedRuntime.make(layer)
