@@ -28,6 +28,8 @@ import { parseArgs } from "node:util"
 import { transactions } from "../schemas/transactions.ts"
 import { startEmbeddedS3 } from "../src/effects/EmbeddedS3.ts"
 import { ObjectStore } from "../src/effects/ObjectStore.ts"
+import { BINARY_HEADER, BINARY_TRAILER } from "../src/effects/Database.ts"
+import { CopyBuffer } from "../src/effects/postgres/CopyBuffer.ts"
 import { copyRows } from "../src/effects/postgres/copyRows.ts"
 import { copyColumns } from "../src/effects/postgres/tables.ts"
 import { records } from "../src/stream/records.ts"
@@ -104,14 +106,17 @@ const fileBytes = (path: string) =>
   Stream.fromAsyncIterable(createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>, (e) => e).pipe(Stream.orDie)
 
 /**
- * The rows the loaders write for `path` (valid transactions, lineage cells included) in COPY text
- * format, made once next to the generated file.
+ * The rows the loaders write for `path` (valid transactions, lineage cells included) as the binary
+ * COPY data they send, made once next to the generated file.
  */
 const copyRowsFile = (path: string) =>
   Effect.gen(function*() {
-    const rows = `${path}.copy`
+    const rows = `${path}.copy.bin`
     if (existsSync(rows)) return rows
     const out = createWriteStream(`${rows}.partial`)
+    const write = (bytes: Uint8Array) => new Promise<void>((resolve) => (out.write(bytes) ? resolve() : out.once("drain", () => resolve())))
+    const tuples = new CopyBuffer()
+    yield* Effect.promise(() => write(BINARY_HEADER))
     yield* records(fileBytes(path), { file: "transactions.json", ndjson: false, gzip: false, recordsKey: "records" }).pipe(
       Stream.orDie,
       Stream.runForEachArray((chunk) =>
@@ -120,11 +125,13 @@ const copyRowsFile = (path: string) =>
             const decoded = transactions.decode(record.value)
             return decoded.ok ? [{ file: "transactions.json", index: record.index, row: decoded.row }] : []
           })
-          const text = copyRows(transactions, valid, "floor")
-          return new Promise<void>((resolve) => (out.write(text) ? resolve() : out.once("drain", () => resolve())))
+          tuples.reset()
+          copyRows(transactions, valid, "floor", [], tuples)
+          return write(tuples.written.slice())
         })
       )
     )
+    yield* Effect.promise(() => write(BINARY_TRAILER))
     yield* Effect.promise(() => new Promise<void>((resolve) => out.end(() => resolve())))
     renameSync(`${rows}.partial`, rows)
     return rows
@@ -173,7 +180,7 @@ const main = Effect.gen(function*() {
       ]],
       ["python: ijson, psycopg2", () => [`${time("python")} /usr/bin/python3 ${join(HERE, "peers/loader.py")}`, ["python"]]],
       ["copy floor: psql \\copy of ready rows", (url) => [
-        `${time("floor")} psql -q "${url}" -c "\\copy loaders.transactions (${columns}) from '${rowsFile}'" && ` +
+        `${time("floor")} psql -q "${url}" -c "\\copy loaders.transactions (${columns}) from '${rowsFile}' with (format binary)" && ` +
         `echo "{\\"records\\": $(psql -tA "${url}" -c 'SELECT count(*) FROM loaders.transactions')}"`,
         ["floor"]
       ]]
