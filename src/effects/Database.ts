@@ -73,12 +73,22 @@ export type DatabaseConnection =
 /** A value bound to a `$n` parameter. */
 export type SqlParam = string | number | boolean | null
 
+export interface QueryOptions {
+  /**
+   * Planned again at every call (default: planned once per connection, the plan kept): for a
+   * statement run many times in a transaction while the tables it reads grow, whose best plan
+   * changes as they do (a scan of a table that was empty, then an index lookup).
+   */
+  readonly replan?: boolean
+}
+
 /** What can be done on one connection. */
 export interface SqlSession {
   /** One statement, `$1…$n` bound to `params`; rows as plain objects. */
   readonly query: <T = Record<string, unknown>>(
     text: string,
-    params?: ReadonlyArray<SqlParam>
+    params?: ReadonlyArray<SqlParam>,
+    options?: QueryOptions
   ) => Effect.Effect<ReadonlyArray<T>, DatabaseError>
   /** One statement that returns no rows; answers how many rows it affected. */
   readonly execute: (text: string, params?: ReadonlyArray<SqlParam>) => Effect.Effect<number, DatabaseError>
@@ -114,7 +124,7 @@ const joining = (shared: SqlSession): SqlSession => {
   const on = <A, E>(call: (session: SqlSession) => Effect.Effect<A, E>) =>
     Effect.flatMap(Effect.service(Joined), (joined) => call(joined ?? shared))
   return {
-    query: (text, params) => on((session) => session.query(text, params)),
+    query: (text, params, options) => on((session) => session.query(text, params, options)),
     execute: (text, params) => on((session) => session.execute(text, params)),
     exec: (text) => on((session) => session.exec(text)),
     copyIn: (table, columns, tuples) => on((session) => session.copyIn(table, columns, tuples)),
@@ -315,8 +325,8 @@ const copyStream = (conn: PostgresConnection, call: Call, table: string, columns
 }
 
 const postgresSession = (conn: PostgresConnection, call: Call): SqlSession => ({
-  query: <T>(text: string, params: ReadonlyArray<SqlParam> = []) =>
-    call(verb(text), () => conn.unsafe(text, [...params]).then((rows) => Array.from(rows) as Array<T>)),
+  query: <T>(text: string, params: ReadonlyArray<SqlParam> = [], options: QueryOptions = {}) =>
+    call(verb(text), () => conn.unsafe(text, [...params], { prepare: !options.replan }).then((rows) => Array.from(rows) as Array<T>)),
   execute: (text, params = []) => call(verb(text), () => conn.unsafe(text, [...params]).then((result) => result.count)),
   exec: (text) => call(verb(text), () => conn.unsafe(text).simple()).pipe(Effect.asVoid),
   // Never left half-way: a connection inside an unfinished COPY would queue the ROLLBACK forever.
@@ -474,6 +484,7 @@ const makePGlite = Effect.fnUntraced(function*(dataDir: string | undefined) {
   const lock = yield* Semaphore.make(1)
 
   const session: SqlSession = {
+    // PGlite plans each query as it comes.
     query: <T>(text: string, params: ReadonlyArray<SqlParam> = []) =>
       attempt(verb(text), async () => (await db.query<T>(text, [...params])).rows),
     execute: (text, params = []) =>
@@ -489,7 +500,7 @@ const makePGlite = Effect.fnUntraced(function*(dataDir: string | undefined) {
       Effect.succeed({ write: (tuples) => session.copyIn(table, columns, tuples), end: Effect.void, abort: Effect.void })
   }
   const shared: SqlSession = {
-    query: (text, params) => lock.withPermit(session.query(text, params)),
+    query: (text, params, options) => lock.withPermit(session.query(text, params, options)),
     execute: (text, params) => lock.withPermit(session.execute(text, params)),
     exec: (text) => lock.withPermit(session.exec(text)),
     copyIn: (table, columns, tuples) => lock.withPermit(session.copyIn(table, columns, tuples)),

@@ -117,7 +117,12 @@ const begin = (db: Database["Service"], run: SinkRun) =>
           staged.add(dataset)
         }
         yield* statement((session) => session.copyIn(stage(dataset), copyColumns(dataset), tuples.written))
-        const [{ merged: loaded, inserted, updated, repeats: found } = NOTHING_MERGED] = yield* session.query<MergedRow>(mergeSql(dataset), [])
+        // Planned at each batch: `seen` grows from nothing to every key of the delivery.
+        const [{ merged: loaded, inserted, updated, repeats: found } = NOTHING_MERGED] = yield* session.query<MergedRow>(
+          mergeSql(dataset),
+          [],
+          { replan: true }
+        )
         yield* session.exec(`TRUNCATE ${stage(dataset)}`)
         const repeated = JSON.parse(found) as ReadonlyArray<Repeated>
         const positions = repeated.length === 0 ? undefined : new Map(batch.map((r, position) => [`${r.file}\u0000${r.index}`, position]))
