@@ -2,7 +2,10 @@
  * `npm run bench`: the loaders against what people use instead, on the same S3 object and the same
  * PostgreSQL cluster, one after another on this machine, for transactions files of each size:
  *
- * - loaders: the whole pipeline (S3 → parse → validate → transform → stage → commit → archive → report), strict;
+ * - loaders: the whole pipeline (S3 → parse → validate → transform → COPY → commit → archive → report), strict;
+ *   then, on the same database, the same file delivered again (identical) and the file with one
+ *   record in ten changed: a re-delivery, merged, whose report says how many rows were inserted,
+ *   updated and left unchanged;
  * - parse-only: the same object through our streaming parser alone (the ceiling);
  * - lambda: GetObject → string → JSON.parse → the same Schema decode → INSERT batches of 1,000;
  * - shell: `aws s3 cp … - | jq -c '.[]' | psql -c "\copy …"` into a jsonb column, no validation;
@@ -11,10 +14,12 @@
  *   object, encoded beforehand (untimed), `psql \copy`ed from a local file into the same keyed
  *   table. Nothing that loads this object into that table can beat it on this machine.
  *
- * Each peer runs in processes of its own, on a fresh database, bounded by `--timeout` seconds; peak
- * RSS is the sum over its processes (the database's excluded). Prints a Markdown table per size and
- * writes the results as JSON under bench/out/. Exits 1 when a peer fails, times out or loads a different
- * number of records than the file holds (CI runs `--sizes 10` as a smoke test).
+ * Each peer runs in processes of its own, on a fresh database (the re-deliveries on the loaders'),
+ * bounded by `--timeout` seconds; peak RSS is the sum over its processes (the database's excluded).
+ * Every loading peer's figure comes with the rows it left in the database, counted there after it
+ * ended; the loaders' delivery must have succeeded. Prints a Markdown table per size and writes
+ * the results as JSON under bench/out/. Exits 1 when a peer fails, times out, or leaves a different
+ * number of rows than the file holds (CI runs `--sizes 10` as a smoke test).
  *
  *   npm run bench -- [--sizes 10,100,1000] [--timeout 600]
  */
@@ -25,15 +30,18 @@ import { tmpdir } from "node:os"
 import { join } from "node:path"
 import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
+import postgres from "postgres"
 import { transactions } from "../schemas/transactions.ts"
 import { startEmbeddedS3 } from "../src/effects/EmbeddedS3.ts"
 import { ObjectStore } from "../src/effects/ObjectStore.ts"
+import { BINARY_HEADER, BINARY_TRAILER } from "../src/effects/Database.ts"
+import { CopyBuffer } from "../src/effects/postgres/CopyBuffer.ts"
 import { copyRows } from "../src/effects/postgres/copyRows.ts"
 import { copyColumns } from "../src/effects/postgres/tables.ts"
 import { records } from "../src/stream/records.ts"
 import { freshDatabase } from "../test/support/postgres.ts"
 import { stopAll } from "../test/support/services.ts"
-import { transactionsFile } from "./generate.ts"
+import { changedTransactionsFile, transactionsFile } from "./generate.ts"
 import { createTables } from "./tables.ts"
 
 const { values } = parseArgs({
@@ -44,18 +52,37 @@ const timeoutMs = Number(values.timeout) * 1000
 const HERE = fileURLToPath(new URL("./", import.meta.url))
 const OUT = join(HERE, "out")
 
+/** How a re-delivery's rows landed, from the loaders' report. */
+interface Landed {
+  readonly inserted: number
+  readonly updated: number
+  readonly unchanged: number
+}
+
 interface Measured {
   readonly peer: string
   readonly status: "ok" | "failed" | "timeout"
   readonly seconds: number
+  /** Records the peer says it read (for a parser, all it did). */
   readonly records: number
+  /** Rows in the peer's table once it ended, counted in the database; null for the parser. */
+  readonly rows: number | null
+  readonly landed?: Landed
   readonly peakRss: number
   readonly detail?: string
 }
 
+/** What a run printed on its last line, when it printed JSON. */
+interface Printed {
+  readonly records?: number
+  readonly status?: string
+  readonly totals?: { readonly read: number }
+  readonly rows?: Readonly<Record<string, Landed>>
+}
+
 /** Runs `command` (a shell line), bounded in time; each process reports its max RSS through GNU time. */
 const run = (peer: string, command: string, env: Record<string, string>, rssFiles: ReadonlyArray<string>) =>
-  new Promise<Measured>((resolve) => {
+  new Promise<Omit<Measured, "rows"> & { readonly printed: Printed }>((resolve) => {
     const started = performance.now()
     const child = spawn("bash", ["-o", "pipefail", "-c", command], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true })
     let out = ""
@@ -74,11 +101,12 @@ const run = (peer: string, command: string, env: Record<string, string>, rssFile
         }
       }, 0)
       const line = out.trim().split("\n").at(-1) ?? ""
-      const reported = line.startsWith("{") ? (JSON.parse(line) as { records?: number; totals?: { read: number } }) : {}
-      const records = reported.records ?? reported.totals?.read ?? 0
-      if (signal === "SIGKILL") resolve({ peer, status: "timeout", seconds, records, peakRss, detail: `killed after ${values.timeout} s` })
-      else if (code !== 0) resolve({ peer, status: "failed", seconds, records, peakRss, detail: err.trim().split("\n").slice(-2).join(" ") })
-      else resolve({ peer, status: "ok", seconds, records, peakRss })
+      const printed = line.startsWith("{") ? (JSON.parse(line) as Printed) : {}
+      const records = printed.records ?? printed.totals?.read ?? 0
+      const measured = { peer, seconds, records, peakRss, printed }
+      if (signal === "SIGKILL") resolve({ ...measured, status: "timeout", detail: `killed after ${values.timeout} s` })
+      else if (code !== 0) resolve({ ...measured, status: "failed", detail: err.trim().split("\n").slice(-2).join(" ") })
+      else resolve({ ...measured, status: "ok" })
     })
   })
 
@@ -104,14 +132,17 @@ const fileBytes = (path: string) =>
   Stream.fromAsyncIterable(createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>, (e) => e).pipe(Stream.orDie)
 
 /**
- * The rows the loaders write for `path` (valid transactions, lineage cells included) in COPY text
- * format, made once next to the generated file.
+ * The rows the loaders write for `path` (valid transactions, lineage cells included) as the binary
+ * COPY data they send, made once next to the generated file.
  */
 const copyRowsFile = (path: string) =>
   Effect.gen(function*() {
-    const rows = `${path}.copy`
+    const rows = `${path}.copy.bin`
     if (existsSync(rows)) return rows
     const out = createWriteStream(`${rows}.partial`)
+    const write = (bytes: Uint8Array) => new Promise<void>((resolve) => (out.write(bytes) ? resolve() : out.once("drain", () => resolve())))
+    const tuples = new CopyBuffer()
+    yield* Effect.promise(() => write(BINARY_HEADER))
     yield* records(fileBytes(path), { file: "transactions.json", ndjson: false, gzip: false, recordsKey: "records" }).pipe(
       Stream.orDie,
       Stream.runForEachArray((chunk) =>
@@ -120,14 +151,25 @@ const copyRowsFile = (path: string) =>
             const decoded = transactions.decode(record.value)
             return decoded.ok ? [{ file: "transactions.json", index: record.index, row: decoded.row }] : []
           })
-          const text = copyRows(transactions, valid, "floor")
-          return new Promise<void>((resolve) => (out.write(text) ? resolve() : out.once("drain", () => resolve())))
+          tuples.reset()
+          copyRows(transactions, valid, "floor", [], tuples)
+          return write(tuples.written.slice())
         })
       )
     )
+    yield* Effect.promise(() => write(BINARY_TRAILER))
     yield* Effect.promise(() => new Promise<void>((resolve) => out.end(() => resolve())))
     renameSync(`${rows}.partial`, rows)
     return rows
+  })
+
+/** Rows in `table` of the database at `url`. */
+const countRows = (url: string, table: string) =>
+  Effect.promise(async () => {
+    const sql = postgres(url, { max: 1, onnotice: () => {} })
+    const [row] = await sql.unsafe(`SELECT count(*)::int AS n FROM ${table}`)
+    await sql.end()
+    return Number(row?.n)
   })
 
 const main = Effect.gen(function*() {
@@ -144,6 +186,7 @@ const main = Effect.gen(function*() {
 
   for (const megabytes of sizes) {
     const file = yield* Effect.promise(() => transactionsFile(megabytes))
+    const changed = yield* Effect.promise(() => changedTransactionsFile(megabytes))
     const mb = statSync(file.path).size / 1e6
     const source = `source/${megabytes}/transactions.json`
     console.log(`\n${megabytes} MB (${file.records.toLocaleString("en")} records): uploading…`)
@@ -151,63 +194,109 @@ const main = Effect.gen(function*() {
       Effect.gen(function*() {
         yield* s.upload(source, fileBytes(file.path))
         yield* s.copy(source, `incoming/bench/loaders-${megabytes}/transactions.json`)
+        yield* s.copy(source, `incoming/bench/identical-${megabytes}/transactions.json`)
+        yield* s.upload(`incoming/bench/changed10-${megabytes}/transactions.json`, fileBytes(changed.path))
         if (megabytes === sizes[0]) yield* s.copy(source, `incoming/bench/warm-up/transactions.json`)
       })
     ).pipe(Effect.provide(store))
     const common = { BENCH_S3_ENDPOINT: s3.endpoint, BENCH_BUCKET: "bench", BENCH_KEY: source, AWS_ACCESS_KEY_ID: "S3RVER", AWS_SECRET_ACCESS_KEY: "S3RVER", AWS_CONFIG_FILE: awsConfig }
     const bun = process.execPath
-    const measured: Array<Measured> = []
+    const measuredAll: Array<Measured> = []
     const rowsFile = yield* copyRowsFile(file.path)
     const columns = copyColumns(transactions).join(", ")
-    const peers: Array<[string, (url: string) => [string, Array<string>]]> = [
-      ["loaders", () => [`${time("loaders")} ${bun} ${join(HERE, "runDelivery.ts")}`, ["loaders"]]],
-      ["parse-only", () => [`${time("parse")} ${bun} ${join(HERE, "peers/parseOnly.ts")}`, ["parse"]]],
-      ["lambda", () => [`${time("lambda")} ${bun} ${join(HERE, "peers/lambda.ts")}`, ["lambda"]]],
-      ["shell: aws, jq, psql", (url) => [
-        `psql -q "${url}" -c "CREATE TABLE raw_docs (doc jsonb)" && ` +
-        `${time("aws")} /usr/bin/aws s3 cp s3://bench/${source} - --endpoint-url ${s3.endpoint} --no-progress | ` +
-        `${time("jq")} jq -c '.[]' | ` +
-        `${time("psql")} psql -q "${url}" -c "\\copy raw_docs (doc) from stdin with (format csv, quote e'\\x01', delimiter e'\\x02')" && ` +
-        `echo "{\\"records\\": $(psql -tA "${url}" -c 'SELECT count(*) FROM raw_docs')}"`,
-        ["aws", "jq", "psql"]
-      ]],
-      ["python: ijson, psycopg2", () => [`${time("python")} /usr/bin/python3 ${join(HERE, "peers/loader.py")}`, ["python"]]],
-      ["copy floor: psql \\copy of ready rows", (url) => [
-        `${time("floor")} psql -q "${url}" -c "\\copy loaders.transactions (${columns}) from '${rowsFile}'" && ` +
-        `echo "{\\"records\\": $(psql -tA "${url}" -c 'SELECT count(*) FROM loaders.transactions')}"`,
-        ["floor"]
-      ]]
+    /**
+     * A peer: its shell line and RSS files for the database at `url`, the table it loads (counted
+     * after it ends), and the delivery it reads when it is the pipeline.
+     */
+    interface Peer {
+      readonly name: string
+      readonly command: (url: string) => readonly [string, ReadonlyArray<string>]
+      readonly table?: string
+      /** The loaders' delivery folder; a re-delivery runs on the database of the first load. */
+      readonly delivery?: { readonly prefix: string; readonly again: boolean }
+    }
+    const loadersRun = (name: string): Peer["command"] => () => [`${time(name)} ${bun} ${join(HERE, "runDelivery.ts")}`, [name]]
+    const peers: ReadonlyArray<Peer> = [
+      { name: "loaders", command: loadersRun("loaders"), table: "loaders.transactions", delivery: { prefix: `incoming/bench/loaders-${megabytes}/`, again: false } },
+      {
+        name: "loaders: re-delivery, identical",
+        command: loadersRun("identical"),
+        table: "loaders.transactions",
+        delivery: { prefix: `incoming/bench/identical-${megabytes}/`, again: true }
+      },
+      {
+        name: "loaders: re-delivery, 10% changed",
+        command: loadersRun("changed"),
+        table: "loaders.transactions",
+        delivery: { prefix: `incoming/bench/changed10-${megabytes}/`, again: true }
+      },
+      { name: "parse-only", command: () => [`${time("parse")} ${bun} ${join(HERE, "peers/parseOnly.ts")}`, ["parse"]] },
+      { name: "lambda", command: () => [`${time("lambda")} ${bun} ${join(HERE, "peers/lambda.ts")}`, ["lambda"]], table: "lambda_transactions" },
+      {
+        name: "shell: aws, jq, psql",
+        command: (url) => [
+          `psql -q "${url}" -c "CREATE TABLE raw_docs (doc jsonb)" && ` +
+          `${time("aws")} /usr/bin/aws s3 cp s3://bench/${source} - --endpoint-url ${s3.endpoint} --no-progress | ` +
+          `${time("jq")} jq -c '.[]' | ` +
+          `${time("psql")} psql -q "${url}" -c "\\copy raw_docs (doc) from stdin with (format csv, quote e'\\x01', delimiter e'\\x02')"`,
+          ["aws", "jq", "psql"]
+        ],
+        table: "raw_docs"
+      },
+      { name: "python: ijson, psycopg2", command: () => [`${time("python")} /usr/bin/python3 ${join(HERE, "peers/loader.py")}`, ["python"]], table: "python_transactions" },
+      {
+        name: "copy floor: psql \\copy of ready rows",
+        command: (url) => [`${time("floor")} psql -q "${url}" -c "\\copy loaders.transactions (${columns}) from '${rowsFile}' with (format binary)"`, ["floor"]],
+        table: "loaders.transactions"
+      }
     ]
     // Bun keeps what it transpiled in a cache; a first, unmeasured run fills it, as it is on a
     // machine that has run the loaders before, so no Bun peer pays it in the figures.
     if (megabytes === sizes[0]) {
-      for (const [peer, command] of peers.filter(([name]) => name === "loaders" || name === "parse-only" || name === "lambda")) {
+      for (const peer of peers.filter(({ name }) => name === "loaders" || name === "parse-only" || name === "lambda")) {
         const url = yield* Effect.promise(freshDatabase)
-        yield* Effect.promise(() =>
-          run(peer, command(url)[0], { ...common, DATABASE_URL: url, BENCH_PREFIX: `incoming/bench/warm-up/` }, [])
-        )
+        yield* Effect.promise(() => run(peer.name, peer.command(url)[0], { ...common, DATABASE_URL: url, BENCH_PREFIX: `incoming/bench/warm-up/` }, []))
       }
     }
-    for (const [peer, command] of peers) {
-      const url = yield* Effect.promise(freshDatabase)
-      if (peer.startsWith("copy floor")) yield* createTables(url)
-      const [line, rss] = command(url)
-      console.log(`  ${peer}…`)
+    let loadersUrl = ""
+    for (const peer of peers) {
+      const url = peer.delivery?.again ? loadersUrl : yield* Effect.promise(freshDatabase)
+      if (peer.delivery && !peer.delivery.again) loadersUrl = url
+      if (peer.name.startsWith("copy floor")) yield* createTables(url)
+      const [line, rss] = peer.command(url)
+      console.log(`  ${peer.name}…`)
       const result = yield* Effect.promise(() =>
-        run(peer, line, { ...common, DATABASE_URL: url, BENCH_PREFIX: `incoming/bench/loaders-${megabytes}/` }, rss.map((n) => join(work, `${n}.rss`)))
+        run(peer.name, line, { ...common, DATABASE_URL: url, BENCH_PREFIX: peer.delivery?.prefix ?? "" }, rss.map((n) => join(work, `${n}.rss`)))
       )
-      // A peer that loaded a different number of records than the file holds did not do the job.
-      measured.push(
-        result.status === "ok" && result.records !== file.records
-          ? { ...result, status: "failed", detail: `${result.records} records, not ${file.records}` }
-          : result
-      )
+      const rows = peer.table === undefined ? null : yield* countRows(url, peer.table)
+      const { printed, ...measuredRun } = result
+      const landed = printed.rows?.transactions
+      const measured: Measured = { ...measuredRun, rows, ...(landed ? { landed } : {}) }
+      // What the peer left in the database, not what it says it read, is the job done; the
+      // loaders must also have reported their delivery a success (a rolled-back one leaves none).
+      const wrong = measured.status !== "ok"
+        ? undefined
+        : peer.delivery && printed.status !== "succeeded"
+        ? `delivery ${printed.status ?? "without a report"}`
+        : rows !== null && rows !== file.records
+        ? `${rows} rows in the database, not ${file.records}`
+        : rows === null && measured.records !== file.records
+        ? `${measured.records} records, not ${file.records}`
+        : undefined
+      measuredAll.push(wrong === undefined ? measured : { ...measured, status: "failed", detail: wrong })
     }
-    results[`${megabytes}MB`] = measured
-    const loaders = measured[0]!
-    console.log(`\n| ${megabytes} MB | status | seconds | records/s | MB/s | peak RSS | loaders ÷ peer, speed |
-| --- | --- | --- | --- | --- | --- | --- |
-${measured.map((m) => `| ${m.peer} | ${m.status}${m.detail ? ` (${m.detail.slice(0, 80)})` : ""} | ${m.seconds.toFixed(1)} | ${Math.round(m.records / m.seconds).toLocaleString("en")} | ${(mb / m.seconds).toFixed(1)} | ${(m.peakRss / 1e6).toFixed(0)} MB | ${m === loaders ? "—" : (m.seconds / loaders.seconds).toFixed(2)} |`).join("\n")}`)
+    results[`${megabytes}MB`] = measuredAll
+    const loaders = measuredAll[0]!
+    const landedCell = (m: Measured) => (m.landed ? `${m.landed.inserted} / ${m.landed.updated} / ${m.landed.unchanged}` : "—")
+    console.log(`\n| ${megabytes} MB | status | seconds | records/s | MB/s | peak RSS | rows in the database | inserted / updated / unchanged | loaders ÷ peer, speed |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+${
+      measuredAll.map((m) =>
+        `| ${m.peer} | ${m.status}${m.detail ? ` (${m.detail.slice(0, 80)})` : ""} | ${m.seconds.toFixed(1)} | ${Math.round(file.records / m.seconds).toLocaleString("en")} | ${
+          (mb / m.seconds).toFixed(1)
+        } | ${(m.peakRss / 1e6).toFixed(0)} MB | ${m.rows ?? "— (parses only)"} | ${landedCell(m)} | ${m === loaders ? "—" : (m.seconds / loaders.seconds).toFixed(2)} |`
+      ).join("\n")
+    }`)
   }
   const path = join(OUT, `compare-${new Date().toISOString().replace(/[:.]/g, "-")}.json`)
   writeFileSync(path, JSON.stringify({ machine: "2 cores, 24 GB", sizes, results }, null, 2))

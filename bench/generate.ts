@@ -57,6 +57,18 @@ export const recordsFile = async (
 export const transactionsFile = (megabytes: number): Promise<GeneratedFile> =>
   recordsFile(`transactions-${megabytes}MB.json`, { megabytes }, (i) => transaction(i, 1000))
 
+/**
+ * The same transactions as `transactionsFile(megabytes)`, one in ten corrected (`(corrigé)` added
+ * to its label): a partner's re-delivery of the file with 10% of its rows changed.
+ */
+export const changedTransactionsFile = async (megabytes: number): Promise<GeneratedFile> => {
+  const original = await transactionsFile(megabytes)
+  return recordsFile(`transactions-${megabytes}MB-changed10.json`, { records: original.records }, (i) => {
+    const record = transaction(i, 1000)
+    return i % 10 === 5 ? { ...record, label: `${record.label} (corrigé)` } : record
+  })
+}
+
 if (import.meta.main) {
   const megabytes = Number(process.argv[2] ?? 100)
   const { path, records } = await transactionsFile(megabytes)

@@ -10,8 +10,11 @@
  * that discards) — each on a fresh database, and compares the best of each, since one run's noise
  * on this machine is larger than the difference measured.
  *
- * `--rerun` loads the file, then the same records again as another delivery on the same database:
- * the second run finds its keys taken and goes the upsert way (what a corrected re-delivery costs).
+ * `--rerun identical|changed10` loads the file, then a re-delivery of the same records on the same
+ * database, as a partner's corrected deposit: `identical` the same file again, `changed10` the same
+ * records with one in ten changed. The re-delivery is merged: the report's rows say how many were
+ * inserted, updated and left unchanged, and the table's statistics before and after it (rows
+ * updated, dead rows, size) show what PostgreSQL rewrote.
  *
  * `--lake` runs the delivery three times, each on a fresh database: into PostgreSQL alone, then into
  * PostgreSQL and the S3 lake as Parquet, then as gzipped NDJSON (`LOADERS_SINKS=postgres+s3`), and
@@ -21,7 +24,10 @@
  *
  * `--profile <dir>` writes the delivery process's CPU profile there (Bun's `--cpu-prof-md`).
  *
- *   npm run bench:pipeline -- [--mb 1000] [--batch 1000] [--telemetry | --rerun | --lake] [--gc] [--profile bench/out/profile]
+ * The database's CPU time is its own cluster's (its postmaster and the processes it started, those
+ * that ended included), whatever else runs on the machine.
+ *
+ *   npm run bench:pipeline -- [--mb 1000] [--batch 1000] [--telemetry | --rerun identical|changed10 | --lake] [--gc] [--profile bench/out/profile]
  */
 import { Effect, Stream } from "effect"
 import { spawn } from "node:child_process"
@@ -36,7 +42,7 @@ import { type EmbeddedS3, startEmbeddedS3 } from "../src/effects/EmbeddedS3.ts"
 import { ObjectStore } from "../src/effects/ObjectStore.ts"
 import { freshDatabase } from "../test/support/postgres.ts"
 import { stopAll } from "../test/support/services.ts"
-import { transactionsFile } from "./generate.ts"
+import { changedTransactionsFile, transactionsFile } from "./generate.ts"
 
 const { values } = parseArgs({
   options: {
@@ -44,13 +50,18 @@ const { values } = parseArgs({
     batch: { type: "string", default: "1000" },
     telemetry: { type: "boolean", default: false },
     profile: { type: "string" },
-    rerun: { type: "boolean", default: false },
+    rerun: { type: "string" },
     lake: { type: "boolean", default: false },
     gc: { type: "boolean", default: false }
   }
 })
 const megabytes = Number(values.mb)
 const batchSize = Number(values.batch)
+const rerun = values.rerun
+if (rerun !== undefined && rerun !== "identical" && rerun !== "changed10") {
+  console.error(`--rerun takes identical or changed10, not ${rerun}`)
+  process.exit(2)
+}
 
 const fileBytes = (path: string) =>
   Stream.fromAsyncIterable(createReadStream(path, { highWaterMark: 1 << 20 }) as AsyncIterable<Uint8Array>, (e) => e).pipe(
@@ -60,6 +71,7 @@ const fileBytes = (path: string) =>
 interface Result {
   readonly status: string
   readonly totals: { readonly read: number }
+  readonly rows: Readonly<Record<string, { readonly inserted: number; readonly updated: number; readonly unchanged: number }>>
   readonly seconds: number
   readonly cpuSeconds: number
   readonly peakRss: number
@@ -113,22 +125,38 @@ const runDelivery = (s3: EmbeddedS3, prefix: string, url: string, telemetry: str
       })
   )
 
+/** The fields of `/proc/<pid>/stat` after the command name (field 3 of stat is at 0). */
+const procStat = (pid: number | string): Array<string> | undefined => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  } catch {
+    // The process ended while we looked.
+    return undefined
+  }
+}
+
+/** The process id of the PostgreSQL server at `url`: the parent of a backend serving it. */
+const postmasterOf = (url: string) =>
+  Effect.promise(async () => {
+    const sql = postgres(url, { max: 1, onnotice: () => {} })
+    const [row] = await sql<Array<{ pid: number }>>`SELECT pg_backend_pid() AS pid`
+    await sql.end()
+    return Number(procStat(row!.pid)?.[1])
+  })
+
 /**
- * CPU seconds used so far by the PostgreSQL server (every `postgres` process, with the children it
- * has reaped, so backends that ended count too). Linux only; clock ticks of 1/100 s.
+ * CPU seconds used so far by the PostgreSQL server whose postmaster is `postmaster`: its own and
+ * every child's, with the children each has reaped (so backends that ended count too); other
+ * servers on the machine are left out. Linux only; clock ticks of 1/100 s.
  */
-const databaseCpuSeconds = (): number => {
+const databaseCpuSeconds = (postmaster: number): number => {
   let ticks = 0
   for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
-    try {
-      const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-      if (!stat.includes("(postgres)")) continue
-      const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-      // utime, stime, cutime, cstime: fields 14–17 of stat, 12–15 after the command name.
-      ticks += [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0)
-    } catch {
-      // The process ended while we looked.
-    }
+    const fields = procStat(pid)
+    if (fields === undefined || (Number(pid) !== postmaster && Number(fields[1]) !== postmaster)) continue
+    // utime, stime, cutime, cstime: fields 14–17 of stat, 11–14 here.
+    ticks += [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0)
   }
   return ticks / 100
 }
@@ -151,6 +179,41 @@ const lakeRowsOf = (delivery: string) =>
     )
   ).pipe(Effect.orDie)
 
+interface TableStats {
+  readonly inserted: number
+  readonly updated: number
+  readonly hotUpdated: number
+  readonly dead: number
+  readonly bytes: number
+}
+
+/**
+ * What PostgreSQL counted for the transactions table (rows inserted, updated, HOT-updated, dead)
+ * and its size with indexes. A backend sends its counts when it ends: read after the delivery's
+ * process exited, and again until two reads agree.
+ */
+const tableStats = (url: string) =>
+  Effect.promise(async () => {
+    const sql = postgres(url, { max: 1, onnotice: () => {} })
+    const read = async () => {
+      await sql`SELECT pg_stat_clear_snapshot()`
+      const [row] = await sql<Array<TableStats>>`
+        SELECT n_tup_ins::float8 AS inserted, n_tup_upd::float8 AS updated, n_tup_hot_upd::float8 AS "hotUpdated",
+          n_dead_tup::float8 AS dead, pg_total_relation_size(relid)::float8 AS bytes
+        FROM pg_stat_user_tables WHERE schemaname = 'loaders' AND relname = 'transactions'`
+      return row!
+    }
+    let last = await read()
+    for (let attempt = 0; attempt < 20; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 250))
+      const now = await read()
+      if (JSON.stringify(now) === JSON.stringify(last)) break
+      last = now
+    }
+    await sql.end()
+    return last
+  })
+
 const main = Effect.gen(function*() {
   console.log(`Generating (or reusing) a ${megabytes} MB transactions file…`)
   const file = yield* Effect.promise(() => transactionsFile(megabytes))
@@ -161,17 +224,19 @@ const main = Effect.gen(function*() {
   const store = ObjectStore.layerWith({ bucket: "bench", endpoint: s3.endpoint, credentials: s3.credentials })
   const runs = values.telemetry
     ? (["off", "on", "off", "on"] as const)
-    : values.rerun
-    ? (["new keys", "same keys again"] as const)
+    : rerun !== undefined
+    ? (["first load", `re-delivery, ${rerun}`] as const)
     : values.lake
     ? (["PostgreSQL only", "PostgreSQL + lake (Parquet)", "PostgreSQL + lake (NDJSON gzip)"] as const)
     : (["off"] as const)
+  const redelivered = rerun === "changed10" ? yield* Effect.promise(() => changedTransactionsFile(megabytes)) : undefined
   console.log(`Uploading ${(bytes / 1e6).toFixed(0)} MB to s3rver…`)
   yield* ObjectStore.use((s) =>
     Effect.gen(function*() {
       yield* s.upload(`incoming/bench/run0/transactions.json`, fileBytes(file.path))
       for (let i = 1; i < runs.length; i++) {
-        yield* s.copy(`incoming/bench/run0/transactions.json`, `incoming/bench/run${i}/transactions.json`)
+        if (redelivered) yield* s.upload(`incoming/bench/run${i}/transactions.json`, fileBytes(redelivered.path))
+        else yield* s.copy(`incoming/bench/run0/transactions.json`, `incoming/bench/run${i}/transactions.json`)
       }
     })
   ).pipe(Effect.provide(store))
@@ -180,32 +245,56 @@ const main = Effect.gen(function*() {
   const rows: Array<string> = []
   const lakeLines: Array<string> = []
   const seconds: Record<string, number> = {}
+  const stats: Array<string> = []
   let url = ""
+  let postmaster = 0
   for (const [i, run] of runs.entries()) {
     console.log(`Running the delivery in a process of its own (${values.telemetry ? `telemetry ${run}` : run})…`)
-    if (run !== "same keys again") url = yield* Effect.promise(freshDatabase)
-    const databaseBefore = databaseCpuSeconds()
-    const lake: Record<string, string> = run.includes("lake") ? { LOADERS_SINKS: "postgres+s3", LOADERS_LAKE_FORMAT: run.includes("Parquet") ? "parquet" : "ndjson" } : {}
+    const again = run.startsWith("re-delivery")
+    if (!again) {
+      url = yield* Effect.promise(freshDatabase)
+      postmaster = yield* postmasterOf(url)
+    }
+    const statsBefore = again ? yield* tableStats(url) : undefined
+    const databaseBefore = databaseCpuSeconds(postmaster)
+    const lake: Record<string, string> = run.includes("lake")
+      ? { LOADERS_SINKS: "postgres+s3", LOADERS_LAKE_FORMAT: run.includes("Parquet") ? "parquet" : "ndjson" }
+      : {}
     const result = yield* runDelivery(s3, `incoming/bench/run${i}/`, url, run === "on" ? receiver?.url : undefined, lake)
-    const databaseCpu = databaseCpuSeconds() - databaseBefore
+    const databaseCpu = databaseCpuSeconds(postmaster) - databaseBefore
     seconds[run] = Math.min(seconds[run] ?? Number.POSITIVE_INFINITY, result.seconds)
-    const label = values.telemetry ? `, telemetry ${run}` : values.rerun || values.lake ? `, ${run}` : ""
+    const label = values.telemetry ? `, telemetry ${run}` : rerun !== undefined || values.lake ? `, ${run}` : ""
+    const landed = result.rows.transactions ?? { inserted: 0, updated: 0, unchanged: 0 }
     if (run.includes("lake")) {
       const lakeRows = yield* lakeRowsOf(`run${i}`).pipe(Effect.provide(store))
       lakeLines.push(`${run} / PostgreSQL only: ${(result.seconds / seconds["PostgreSQL only"]!).toFixed(2)} × the time, ${lakeRows.toLocaleString("en")} rows in the lake`)
     }
     rows.push(
-      `| ${(bytes / 1e6).toFixed(0)} MB transactions, strict, batches of ${batchSize}${label} | ${result.totals.read} | ${result.status} | ${yield* countRows(url)} | ${result.seconds.toFixed(1)} | ${
+      `| ${(bytes / 1e6).toFixed(0)} MB transactions, strict, batches of ${batchSize}${label} | ${result.totals.read} | ${result.status} | ${yield* countRows(url)} | ${landed.inserted} / ${landed.updated} / ${landed.unchanged} | ${result.seconds.toFixed(1)} | ${
         Math.round(result.totals.read / result.seconds).toLocaleString("en")
-      } | ${(bytes / 1e6 / result.seconds).toFixed(1)} | ${result.cpuSeconds.toFixed(1)} | ${databaseCpu.toFixed(1)} | ${(result.peakRss / 1e6).toFixed(0)} MB |`
+      } | ${(bytes / 1e6 / result.seconds).toFixed(1)} | ${result.cpuSeconds.toFixed(1)} | ${databaseCpu.toFixed(1)} | ${(result.cpuSeconds + databaseCpu).toFixed(1)} | ${(result.peakRss / 1e6).toFixed(0)} MB |`
     )
+    if (statsBefore !== undefined) {
+      const after = yield* tableStats(url)
+      const line = (when: string, s: TableStats) =>
+        `| ${when} | ${s.inserted} | ${s.updated} | ${s.hotUpdated} | ${s.dead} | ${(s.bytes / 1e6).toFixed(0)} MB |`
+      stats.push(line("before the re-delivery", statsBefore), line("after it", after))
+    }
   }
   console.log(`
-| delivery | records | status | rows in PostgreSQL | seconds | records/s | MB/s | loaders CPU s | database CPU s | peak RSS |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| delivery | records | status | rows in PostgreSQL | inserted / updated / unchanged | seconds | records/s | MB/s | loaders CPU s | database CPU s | CPU s in all | peak RSS |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${rows.join("\n")}
 `)
   for (const line of lakeLines) console.log(line)
+  if (stats.length > 0) {
+    console.log(`loaders.transactions, from pg_stat_user_tables:
+
+| when | n_tup_ins | n_tup_upd | n_tup_hot_upd | n_dead_tup | size with indexes |
+| --- | --- | --- | --- | --- | --- |
+${stats.join("\n")}
+`)
+  }
   if (seconds.on !== undefined && seconds.off !== undefined) {
     console.log(
       `Telemetry on / off, best of two each: ${seconds.on.toFixed(2)} s / ${seconds.off.toFixed(2)} s = ${(seconds.on / seconds.off).toFixed(3)}`

@@ -1,7 +1,7 @@
 /**
  * Runs one delivery through `processDelivery` in a process of its own, so the benchmark measures
- * the pipeline's memory and nothing else, and prints a JSON line: report totals, seconds, CPU seconds, peak RSS
- * (VmHWM). Configured by environment: BENCH_S3_ENDPOINT, BENCH_BUCKET, BENCH_PREFIX, DATABASE_URL,
+ * the pipeline's memory and nothing else, and prints a JSON line: the report's status, totals and
+ * rows (inserted, updated, unchanged per dataset), seconds, CPU seconds, peak RSS (VmHWM). Configured by environment: BENCH_S3_ENDPOINT, BENCH_BUCKET, BENCH_PREFIX, DATABASE_URL,
  * LOADERS_BATCH_SIZE.
  */
 import { Duration, Effect, Layer, Redacted } from "effect"
@@ -59,4 +59,5 @@ const seconds = (performance.now() - started) / 1000
 const cpu = process.cpuUsage(cpuAtStart)
 if (outcome._tag !== "Processed") throw new Error(`delivery was ${outcome._tag}`)
 const cpuSeconds = (cpu.user + cpu.system) / 1e6
-console.log(JSON.stringify({ status: outcome.report.status, totals: outcome.report.totals, seconds, cpuSeconds, peakRss: peakRss() }))
+const { status, totals, rows } = outcome.report
+console.log(JSON.stringify({ status, totals, rows, seconds, cpuSeconds, peakRss: peakRss() }))

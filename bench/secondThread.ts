@@ -1,5 +1,5 @@
 /**
- * What a second JavaScript thread would buy. The pure core (split → decode → COPY text) of the
+ * What a second JavaScript thread would buy. The pure core (split → decode → COPY tuples) of the
  * generated transactions file runs on the main thread, then in a Worker, each in a process of its
  * own, its rows COPYed into the loaders' keyed table on a fresh database; no S3, no Effect, no
  * report, so only the thread split differs. Prints seconds, CPU seconds and peak RSS of each.
@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url"
 import { parseArgs } from "node:util"
 import postgres from "postgres"
 import { transactions } from "../schemas/transactions.ts"
+import { BINARY_HEADER, BINARY_TRAILER } from "../src/effects/Database.ts"
 import { copyColumns } from "../src/effects/postgres/tables.ts"
 import { freshDatabase } from "../test/support/postgres.ts"
 import { stopAll } from "../test/support/services.ts"
@@ -31,15 +32,16 @@ const measure = async (where: "main" | "worker") => {
   const sql = postgres(url, { onnotice: () => {} })
   const session = await sql.reserve()
   await session.unsafe("BEGIN")
-  const copy = await session.unsafe(`COPY loaders.transactions (${copyColumns(transactions).join(", ")}) FROM STDIN`).writable()
+  const copy = await session.unsafe(`COPY loaders.transactions (${copyColumns(transactions).join(", ")}) FROM STDIN (FORMAT binary)`).writable()
+  copy.write(BINARY_HEADER)
   // Rows are written in order, one batch at a time, as the sink does; `waiting` bounds what queues.
   let written = Promise.resolve()
   let waiting = 0
   let rows = 0
-  const write = (text: string, count: number) => {
+  const write = (tuples: Uint8Array, count: number) => {
     rows += count
     waiting++
-    written = written.then(() => new Promise<void>((resolve, reject) => copy.write(text, (error) => {
+    written = written.then(() => new Promise<void>((resolve, reject) => copy.write(tuples, (error) => {
       waiting--
       if (error) reject(error)
       else resolve()
@@ -64,8 +66,8 @@ const measure = async (where: "main" | "worker") => {
     let taken: (() => void) | undefined
     const done = new Promise<void>((resolve) => {
       worker.onmessage = (event: MessageEvent) => {
-        const message = event.data as { readonly type: string; readonly rows: string; readonly count: number }
-        if (message.type === "rows") write(message.rows, message.count)
+        const message = event.data as { readonly type: string; readonly tuples: Uint8Array; readonly count: number }
+        if (message.type === "rows") write(message.tuples, message.count)
         else if (message.type === "taken") {
           inWorker--
           taken?.()
@@ -84,7 +86,7 @@ const measure = async (where: "main" | "worker") => {
     worker.terminate()
   }
   await written
-  await new Promise<void>((resolve, reject) => copy.end((error?: unknown) => (error ? reject(error) : resolve())))
+  await new Promise<void>((resolve, reject) => copy.end(BINARY_TRAILER, (error?: unknown) => (error ? reject(error) : resolve())))
   await session.unsafe("COMMIT")
   const used = process.cpuUsage(cpu)
   console.log(JSON.stringify({

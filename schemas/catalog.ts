@@ -244,7 +244,7 @@ export const readmeSection = (datasets: ReadonlyArray<Dataset>): string => {
       } | ${code(fieldList(d.fields))} | ${rules(d)} |`
     ),
     "",
-    `Tables live in schema \`loaders\`, each row with its lineage (\`_delivery\` run id, \`_file\`, \`_record\`, \`_loaded_at\`) and \`${EXTRA_COLUMN}\` (the unknown fields a partner's contract keeps), upserted on its natural key:`,
+    `Tables live in schema \`loaders\`, each row with its lineage (\`_delivery\` run id, \`_file\`, \`_record\`, \`_loaded_at\`: the run that last changed the row) and \`${EXTRA_COLUMN}\` (the unknown fields a partner's contract keeps), merged on its natural key:`,
     "",
     "| table | natural key | columns (`?`: may be null) |",
     "| --- | --- | --- |",

@@ -25,11 +25,23 @@ export interface Filled {
   readonly values: ReadonlyArray<Cell>
 }
 
+/** How the rows a destination took landed, when it compares them with what it holds. */
+export interface RowChanges {
+  /** Rows of keys it did not hold. */
+  readonly inserted: number
+  /** Rows of keys it held with other values: rewritten. */
+  readonly updated: number
+  /** Rows it held already, the same: not written at all. */
+  readonly unchanged: number
+}
+
 export interface WriteResult {
   /** Rows the destination took. */
   readonly loaded: number
   /** Records it did not take because this run already wrote their key (from an earlier batch). */
   readonly repeats: ReadonlyArray<Repeat>
+  /** How the `loaded` rows landed (they add up to it); absent from a writer that does not know. */
+  readonly changes?: RowChanges
   /**
    * Columns the destination filled from what it holds (PostgreSQL's enrichments), handed to the
    * destinations after it so every copy of a row has the same values.

@@ -43,6 +43,16 @@ export interface Counts {
   readonly invalid: number
 }
 
+/** How a dataset's loaded rows landed in the database (see `RowChanges`). */
+export interface RowCounts {
+  /** Rows of keys the table did not hold. */
+  readonly inserted: number
+  /** Rows of keys it held with other values: rewritten, with this run's lineage. */
+  readonly updated: number
+  /** Rows it held already, the same: left as they were (their lineage names the run that wrote them). */
+  readonly unchanged: number
+}
+
 export interface RuleGroup {
   readonly rule: string
   readonly count: number
@@ -68,6 +78,11 @@ export interface DeliveryReport {
   readonly durationMs: number
   readonly totals: Counts
   readonly datasets: Readonly<Record<string, Counts>>
+  /**
+   * Per dataset, how its loaded rows landed: `inserted + updated + unchanged = loaded`. All 0 when
+   * nothing was loaded; empty on a dry run, which compares nothing.
+   */
+  readonly rows: Readonly<Record<string, RowCounts>>
   readonly files: ReadonlyArray<FileReport>
   /** Rejections grouped by rule, most frequent first, with the first examples of each. */
   readonly errors: ReadonlyArray<RuleGroup>
@@ -85,6 +100,9 @@ interface FileTally {
   read: number
   invalid: number
   loaded: number
+  inserted: number
+  updated: number
+  unchanged: number
   problem?: FileProblem
 }
 
@@ -99,7 +117,7 @@ export class ReportBuilder {
   file(name: string, dataset: string | null): FileTally {
     let tally = this.files.get(name)
     if (!tally) {
-      tally = { dataset, bytes: 0, read: 0, invalid: 0, loaded: 0 }
+      tally = { dataset, bytes: 0, read: 0, invalid: 0, loaded: 0, inserted: 0, updated: 0, unchanged: 0 }
       this.files.set(name, tally)
     }
     return tally
@@ -165,6 +183,7 @@ export class ReportBuilder {
   }): DeliveryReport {
     const files: Array<FileReport> = []
     const datasets: Record<string, { read: number; loaded: number; rejected: number; invalid: number }> = {}
+    const rows: Record<string, { inserted: number; updated: number; unchanged: number }> = {}
     const totals = { read: 0, loaded: 0, rejected: 0, invalid: 0 }
     for (const [file, tally] of this.files) {
       // Nothing is loaded unless the delivery commits: every record read is then rejected.
@@ -184,6 +203,14 @@ export class ReportBuilder {
         target.rejected += counts.rejected
         target.invalid += counts.invalid
       }
+      if (tally.dataset && !meta.dryRun) {
+        const landed = (rows[tally.dataset] ??= { inserted: 0, updated: 0, unchanged: 0 })
+        if (meta.committed) {
+          landed.inserted += tally.inserted
+          landed.updated += tally.updated
+          landed.unchanged += tally.unchanged
+        }
+      }
     }
     const errors = [...this.rules].map(([rule, group]) => ({ rule, ...group })).sort((a, b) => b.count - a.count)
     return {
@@ -199,6 +226,7 @@ export class ReportBuilder {
       durationMs: meta.finishedAt.getTime() - meta.startedAt.getTime(),
       totals,
       datasets,
+      rows,
       files,
       errors,
       archive: meta.archive,

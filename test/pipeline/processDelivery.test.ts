@@ -111,6 +111,44 @@ for (const [name, database] of Object.entries(databases)) {
       expect(await keysUnder(client, bucket, "staging/")).toEqual([])
     })
 
+    test("a corrected re-delivery is read once and merged: only changed and new rows written, and the report counts them per dataset", async () => {
+      const { client, bucket, layer } = await pipelineFixture(database())
+      const first = delivery(bucket, "acme", "2026-11")
+      const corrected = delivery(bucket, "acme", "2026-11-corrected")
+      await deposit(client, bucket, first.prefix, {
+        "properties.json": jsonArray(range(10).map(property)),
+        "transactions.json": jsonArray(range(40).map((i) => transaction(i)))
+      })
+      // The same properties; four transactions corrected, five added.
+      const fixed = (i: number) => (i % 10 === 3 ? { ...transaction(i), label: `${transaction(i).label} (corrigé)` } : transaction(i))
+      await deposit(client, bucket, corrected.prefix, {
+        "properties.json": jsonArray(range(10).map(property)),
+        "transactions.json": jsonArray(range(45).map(fixed))
+      })
+      const { before, after, read, rows, labels } = await runTest(
+        Effect.gen(function*() {
+          const before = yield* run(first)
+          const progress = { bytes: 0, records: 0 }
+          const after = yield* run(corrected).pipe(Effect.provideService(Progress, progress))
+          const db = yield* Database
+          const labels = yield* db.query<{ _delivery: string; n: number }>(
+            `SELECT _delivery, count(*)::int AS n FROM loaders.transactions GROUP BY _delivery ORDER BY n DESC`
+          )
+          return { before, after, read: progress.records, rows: yield* countRows("transactions"), labels }
+        }),
+        layer
+      )
+      expect(before.rows).toEqual({ properties: { inserted: 10, updated: 0, unchanged: 0 }, transactions: { inserted: 40, updated: 0, unchanged: 0 } })
+      expect(after.status).toBe("succeeded")
+      expect(after.rows).toEqual({ properties: { inserted: 0, updated: 0, unchanged: 10 }, transactions: { inserted: 5, updated: 4, unchanged: 36 } })
+      expect(after.totals).toEqual({ read: 55, loaded: 55, rejected: 0, invalid: 0 })
+      // Each record read once: no second reading.
+      expect(read).toBe(55)
+      expect(rows).toBe(45)
+      // Rows keep the lineage of the run that last changed them.
+      expect(labels).toEqual([{ _delivery: before.runId!, n: 36 }, { _delivery: after.runId!, n: 9 }])
+    })
+
     test("lenient: the valid records are loaded, the rest reported, duplicates included", async () => {
       const { client, bucket, layer } = await pipelineFixture(database())
       const key = delivery(bucket, "acme", "lenient")

@@ -62,10 +62,23 @@ const delivery = (megabytes: number) => {
 }
 
 /** A report as the partner reads it, less what names its run: when, which run, where archived. */
+/**
+ * A report without what differs from run to run. `rows` is left out too: the same files loaded a
+ * second time into the same tables come out unchanged rather than inserted (checked apart).
+ */
 const comparable = (text: string) => {
-  const { delivery: _d, runId: _r, startedAt: _s, finishedAt: _f, durationMs: _m, archive: _a, notifications: _n, ...rest } =
+  const { delivery: _d, runId: _r, startedAt: _s, finishedAt: _f, durationMs: _m, archive: _a, notifications: _n, rows: _rows, ...rest } =
     JSON.parse(text) as Record<string, unknown>
   return rest
+}
+
+/** How a report's rows landed, summed over its datasets. */
+const landed = (text: string) => {
+  const { rows } = JSON.parse(text) as { rows: Record<string, { inserted: number; updated: number; unchanged: number }> }
+  return Object.values(rows).reduce(
+    (sum, r) => ({ inserted: sum.inserted + r.inserted, updated: sum.updated + r.updated, unchanged: sum.unchanged + r.unchanged }),
+    { inserted: 0, updated: 0, unchanged: 0 }
+  )
 }
 
 let world: Awaited<ReturnType<typeof setUp>>
@@ -175,8 +188,13 @@ describe("npm run sftp, driven by OpenSSH's sftp client", () => {
         return keys.find((key) => key.endsWith("/_report.json"))
       })
     const [viaS3, viaSftp] = [await reportOf("direct"), await reportOf("by-sftp")]
-    const sftpReport = comparable(await readObject(world.client, world.bucket, viaSftp))
-    expect(sftpReport).toEqual(comparable(await readObject(world.client, world.bucket, viaS3)))
+    const [sftpText, directText] = [await readObject(world.client, world.bucket, viaSftp), await readObject(world.client, world.bucket, viaS3)]
+    const sftpReport = comparable(sftpText)
+    expect(sftpReport).toEqual(comparable(directText))
+    // Loaded first straight from S3, the same rows came in again by SFTP: none was written twice.
+    const { loaded } = (JSON.parse(directText) as { totals: { loaded: number } }).totals
+    expect(landed(directText)).toEqual({ inserted: loaded, updated: 0, unchanged: 0 })
+    expect(landed(sftpText)).toEqual({ inserted: 0, updated: 0, unchanged: loaded })
     expect(sftpReport).toMatchObject({ status: "succeeded", policy: "lenient" })
     const errors = (key: string) => readObject(world.client, world.bucket, key.replace("_report.json", "_errors.ndjson"))
     const rejections = await errors(viaSftp)

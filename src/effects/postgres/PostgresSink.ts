@@ -1,19 +1,23 @@
 import { Effect, Layer, Ref } from "effect"
 import type { Dataset, Enrichment } from "../../../schemas/Dataset.ts"
-import { type CopyStream, Database, type DatabaseError, joinSession, migrate, SCHEMA } from "../Database.ts"
+import { type CopyStream, Database, DatabaseError, joinSession, migrate, SCHEMA, type SqlSession } from "../Database.ts"
 import { type Filled, ReadAgain, type Repeat, Sink, type SinkRun, type SinkWriter, type StagedRecord, type WriteResult } from "../Sink.ts"
+import { CopyBuffer } from "./CopyBuffer.ts"
 import { copyRows } from "./copyRows.ts"
 import { type Candidate, enrich, type Lookup, makeLookup } from "./enrichment.ts"
-import { createStageSql, earlierSql, type EarlierRow, stage, upsertSql } from "./merge.ts"
+import { createStageSql, heldSql, type MergedRow, mergeSql, type Repeated, stage } from "./merge.ts"
 import { copyColumns, ddl, target } from "./tables.ts"
 
 /**
- * The PostgreSQL (or PGlite) destination: one table per dataset in schema `loaders`, upserted on
- * the natural key, each row carrying its lineage (`_delivery` run, `_file`, `_record`,
- * `_loaded_at`). A run is one transaction; its first pass COPYs rows straight into their tables
- * (the fastest way PostgreSQL takes rows, right for new keys — the usual delivery) and asks to
- * `ReadAgain` at the first key already there; the second pass COPYs each batch into a staging
- * table and merges it on the natural key, replacing rows of earlier deliveries.
+ * The PostgreSQL (or PGlite) destination: one table per dataset in schema `loaders`, keyed on the
+ * natural key, each row carrying its lineage (`_delivery` run, `_file`, `_record`, `_loaded_at`).
+ * A run is one transaction, and reads the delivery once. A dataset's first batch decides how its
+ * rows go in: when the table holds none of its keys (the usual new delivery), its rows are
+ * streamed through one binary `COPY` straight into the table, the fastest way PostgreSQL takes
+ * rows; otherwise (a corrected or full re-delivery) every batch is COPYed into a staging table and
+ * merged, writing only the rows that changed. A key met later on the straight way (already loaded,
+ * or repeated from an earlier batch) spoils the transaction: the sink asks to `ReadAgain`, and the
+ * second reading merges every batch.
  */
 export const PostgresSink = {
   /** The sink for `datasets`, creating or extending their tables at start. */
@@ -28,7 +32,7 @@ export const PostgresSink = {
 
 const UNIQUE_VIOLATION = "23505"
 
-/** A key violation on the first pass spoils the transaction: read the delivery again. */
+/** A key violation on the straight way spoils the transaction: read the delivery again. */
 const readAgainOnConflict = (dataset: Dataset) => <A>(effect: Effect.Effect<A, DatabaseError>) =>
   effect.pipe(
     Effect.catchIf(
@@ -40,12 +44,21 @@ const readAgainOnConflict = (dataset: Dataset) => <A>(effect: Effect.Effect<A, D
     )
   )
 
+/** `mergeSql` answers one row; this stands for it if a driver answered none. */
+const NOTHING_MERGED: MergedRow = { merged: 0, inserted: 0, updated: 0, repeats: "[]" }
+
+/** How a dataset's batches go in, decided on its first batch of the run. */
+type Way = "copy" | "merge"
+
 const begin = (db: Database["Service"], run: SinkRun) =>
   Effect.gen(function*() {
     const session = yield* db.reserve
     const committed = yield* Ref.make(false)
+    const ways = new Map<Dataset, Way>()
     const staged = new Set<Dataset>()
-    // On the first pass one COPY stays open across batches (and files) of a dataset.
+    // Every batch is encoded into the same bytes, sent before the next is encoded.
+    const tuples = new CopyBuffer()
+    // One COPY stays open across batches (and files) of a dataset that goes in straight.
     let open: { readonly dataset: Dataset; readonly stream: CopyStream } | undefined
     yield* Effect.acquireRelease(
       // Enrichment queries name tables without their schema.
@@ -66,43 +79,57 @@ const begin = (db: Database["Service"], run: SinkRun) =>
       return stream.end.pipe(readAgainOnConflict(dataset))
     })
 
+    /** `session` for one statement, the open COPY completed first. */
+    const statement = <A>(call: (session: SqlSession) => Effect.Effect<A, DatabaseError>) =>
+      Effect.andThen(closeCopy, call(session))
+
     // Opened and recorded together, so the rollback on close always knows to abort it.
     const openCopy = (dataset: Dataset) =>
-      Effect.andThen(
-        closeCopy,
+      statement((session) =>
         session.copyStream(target(dataset), copyColumns(dataset)).pipe(
           Effect.tap((stream) => Effect.sync(() => (open = { dataset, stream }))),
           Effect.uninterruptible
         )
       )
 
-    const copy = (dataset: Dataset, rows: string) =>
+    const copy = (dataset: Dataset, batch: ReadonlyArray<StagedRecord>) =>
       Effect.gen(function*() {
         const stream = open?.dataset === dataset ? open.stream : yield* openCopy(dataset)
-        yield* stream.write(rows).pipe(readAgainOnConflict(dataset))
+        yield* stream.write(tuples.written).pipe(readAgainOnConflict(dataset))
+        return { loaded: batch.length, repeats: [], changes: { inserted: batch.length, updated: 0, unchanged: 0 } }
       })
 
-    const prepare = (dataset: Dataset) =>
-      staged.has(dataset)
-        ? Effect.void
-        : session.exec(createStageSql(dataset)).pipe(Effect.tap(() => Effect.sync(() => staged.add(dataset))))
+    /** Whether the table holds none of the batch's keys: its dataset can then go in straight. */
+    const allNew = (dataset: Dataset, batch: ReadonlyArray<StagedRecord>) => {
+      const positions = dataset.naturalKey.map((name) => [name, dataset.columns.findIndex((c) => c.name === name)] as const)
+      const keys = batch.map(({ row }) => Object.fromEntries(positions.map(([name, at]) => [name, row[at]])))
+      return statement((session) => session.query<{ held: number }>(heldSql(dataset), [JSON.stringify(keys)])).pipe(
+        Effect.map(([found]) => found?.held === 0)
+      )
+    }
 
-    const merge = (dataset: Dataset, rows: string, batch: ReadonlyArray<StagedRecord>) =>
+    const merge = (dataset: Dataset, batch: ReadonlyArray<StagedRecord>) =>
       Effect.gen(function*() {
-        yield* prepare(dataset)
-        yield* session.copyIn(stage(dataset), copyColumns(dataset), rows)
-        const loaded = yield* session.execute(upsertSql(dataset), [])
-        // Rows the upsert skipped repeat a key this run loaded in an earlier batch: find which.
-        const earlier = loaded === batch.length ? [] : yield* session.query<EarlierRow>(earlierSql(dataset), [run.runId])
+        if (!staged.has(dataset)) {
+          yield* statement((session) => session.exec(createStageSql(dataset)))
+          staged.add(dataset)
+        }
+        yield* statement((session) => session.copyIn(stage(dataset), copyColumns(dataset), tuples.written))
+        // Planned at each batch: `seen` grows from nothing to every key of the delivery.
+        const [{ merged: loaded, inserted, updated, repeats: found } = NOTHING_MERGED] = yield* session.query<MergedRow>(
+          mergeSql(dataset),
+          [],
+          { replan: true }
+        )
         yield* session.exec(`TRUNCATE ${stage(dataset)}`)
-        if (earlier.length === 0) return { loaded, repeats: [] }
-        const positions = new Map(batch.map((r, position) => [`${r.file}\u0000${r.index}`, position]))
-        const repeats = earlier.map((d): Repeat => ({
-          position: positions.get(`${d._file}\u0000${Number(d._record)}`) ?? 0,
+        const repeated = JSON.parse(found) as ReadonlyArray<Repeated>
+        const positions = repeated.length === 0 ? undefined : new Map(batch.map((r, position) => [`${r.file}\u0000${r.index}`, position]))
+        const repeats = repeated.map((d): Repeat => ({
+          position: positions?.get(`${d._file}\u0000${Number(d._record)}`) ?? 0,
           firstFile: d.first_file,
           firstIndex: Number(d.first_record)
         }))
-        return { loaded, repeats }
+        return { loaded, repeats, changes: { inserted, updated, unchanged: loaded - inserted - updated } }
       })
 
     const lookups = new Map<Enrichment, Lookup<DatabaseError | ReadAgain>>()
@@ -118,15 +145,29 @@ const begin = (db: Database["Service"], run: SinkRun) =>
     const loaded = new Map<Dataset, number>()
     const landings = () => [...loaded].map(([dataset, rows]) => ({ sink: "postgres", dataset: dataset.name, rows, paths: [target(dataset)] }))
 
+    /** The batch's rows into `tuples`; a cell its column cannot take is refused like the server would. */
+    const encode = (dataset: Dataset, batch: ReadonlyArray<StagedRecord>, filled: ReadonlyArray<Filled>) =>
+      Effect.try({
+        try: () => {
+          tuples.reset()
+          copyRows(dataset, batch, run.runId, filled, tuples)
+        },
+        catch: (cause) => new DatabaseError({ operation: `COPY ${target(dataset)} encode`, reason: "Refused", cause })
+      })
+
     const write = (dataset: Dataset, batch: ReadonlyArray<StagedRecord>) =>
       Effect.gen(function*() {
-        if (batch.length === 0) return { loaded: 0, repeats: [] }
+        if (batch.length === 0) return { loaded: 0, repeats: [] } satisfies WriteResult
         const filled: Array<Filled> = []
         for (const enrichment of dataset.enrich ?? []) filled.push(yield* enrich(dataset, enrichment, lookupFor(enrichment), batch))
-        const rows = copyRows(dataset, batch, run.runId, filled)
-        let result: WriteResult = run.pass === 2
-          ? yield* merge(dataset, rows, batch)
-          : yield* Effect.as(copy(dataset, rows), { loaded: batch.length, repeats: [] })
+        yield* encode(dataset, batch, filled)
+        let way = ways.get(dataset)
+        if (way === undefined) {
+          // Only the first reading may go straight: the second is there because that failed.
+          way = run.pass === 1 && (yield* allNew(dataset, batch)) ? "copy" : "merge"
+          ways.set(dataset, way)
+        }
+        let result: WriteResult = yield* (way === "copy" ? copy(dataset, batch) : merge(dataset, batch))
         if (filled.length > 0) result = { ...result, filled }
         loaded.set(dataset, (loaded.get(dataset) ?? 0) + result.loaded)
         return result

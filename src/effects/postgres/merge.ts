@@ -1,41 +1,115 @@
 import type { Dataset } from "../../../schemas/Dataset.ts"
-import { copyColumns, ident, target } from "./tables.ts"
+import { copyColumns, ident, LINEAGE, target } from "./tables.ts"
 
 /** The run's temporary table a batch is COPYed into before it is merged into `target`. */
 export const stage = (dataset: Dataset): string => ident(`_stage_${dataset.table}`)
 
-/** Creates `stage(dataset)`, dropped when the transaction ends. */
-export const createStageSql = (dataset: Dataset): string =>
-  `CREATE TEMP TABLE ${stage(dataset)} ON COMMIT DROP AS
-     SELECT ${copyColumns(dataset).map(ident).join(", ")}
-     FROM ${target(dataset)} WITH NO DATA`
+/** The run's temporary table of the keys it has merged so far, each with the record it came from. */
+export const seen = (dataset: Dataset): string => ident(`_seen_${dataset.table}`)
+
+const keysOf = (dataset: Dataset) => dataset.naturalKey.map(ident)
 
 /**
- * Upserts the staged batch. `WHERE … IS DISTINCT FROM` keeps the first row of this run when a key
- * repeats across batches, and lets a later delivery replace an earlier one.
+ * `seen`'s key columns, text compared byte by byte (`COLLATE "C"`): its lookups and inserts are
+ * most of its cost, and took 40% less than under the database's collation (1.7 against 2.9 µs a
+ * key). Only this run's keys are ordered there, so the collation changes nothing else.
  */
-export const upsertSql = (dataset: Dataset): string => {
-  const names = copyColumns(dataset).map(ident)
-  const keys = dataset.naturalKey.map(ident)
-  const updates = [...names.filter((n) => !keys.includes(n)).map((n) => `${n} = excluded.${n}`), `"_loaded_at" = now()`]
-  return `INSERT INTO ${target(dataset)} AS t (${names.join(", ")})
-    SELECT ${names.join(", ")} FROM ${stage(dataset)}
-    ON CONFLICT (${keys.join(", ")}) DO UPDATE SET ${updates.join(", ")}
-    WHERE t."_delivery" IS DISTINCT FROM excluded."_delivery"`
+const seenKeys = (dataset: Dataset) =>
+  dataset.naturalKey.map((name) => {
+    const collated = dataset.columns.find((c) => c.name === name)?.type === "text"
+    return { name: ident(name), collated }
+  })
+
+/**
+ * Creates `stage(dataset)` and `seen(dataset)`, dropped when the transaction ends. `seen` holds the
+ * keys the run merged, each with its record: the target cannot tell them, since a row merged
+ * unchanged keeps the lineage of the run that wrote it.
+ */
+export const createStageSql = (dataset: Dataset): string => {
+  const keys = keysOf(dataset)
+  return `CREATE TEMP TABLE ${stage(dataset)} ON COMMIT DROP AS
+      SELECT ${copyColumns(dataset).map(ident).join(", ")} FROM ${target(dataset)} WITH NO DATA;
+    CREATE TEMP TABLE ${seen(dataset)} ON COMMIT DROP AS
+      SELECT ${seenKeys(dataset).map(({ name, collated }) => (collated ? `${name} COLLATE "C" AS ${name}` : name)).join(", ")}, "_file", "_record"
+      FROM ${target(dataset)} WITH NO DATA;
+    ALTER TABLE ${seen(dataset)} ADD PRIMARY KEY (${keys.join(", ")})`
 }
 
-/** Staged rows whose key this run (`$1`) loaded from another record (the upsert skipped them). */
-export const earlierSql = (dataset: Dataset): string => {
-  const on = dataset.naturalKey.map(ident).map((k) => `t.${k} = s.${k}`).join(" AND ")
-  return `SELECT s."_file", s."_record", t."_file" AS first_file, t."_record" AS first_record
-    FROM ${stage(dataset)} s JOIN ${target(dataset)} t ON ${on}
-    WHERE t."_delivery" = $1 AND (t."_file", t."_record") IS DISTINCT FROM (s."_file", s."_record")`
+/**
+ * How many keys of `$1` (a JSON array of rows, the key columns' cells by name) the target holds.
+ * The JSON is typed by the target's own row type, so the key columns' index serves the join.
+ */
+export const heldSql = (dataset: Dataset): string => {
+  const keys = keysOf(dataset)
+  return `SELECT count(*)::int AS held
+    FROM jsonb_populate_recordset(NULL::${target(dataset)}, $1::text::jsonb) k
+    JOIN ${target(dataset)} t ON ${keys.map((key) => `t.${key} = k.${key}`).join(" AND ")}`
 }
 
-/** A row of `earlierSql`. */
-export interface EarlierRow {
+/**
+ * Merges the staged batch into the target in one statement, writing only what changed. Each
+ * staged row is looked up once in `seen` and once in the target: a key merged earlier in the run
+ * is a repeat (`repeats`, with its first record), left out; a new key is inserted; a row that
+ * differs from the table's (`IS DISTINCT FROM` over the dataset's columns) is updated with this
+ * run's lineage; the same row is not written at all, so a re-delivery of identical data leaves
+ * no dead rows and no WAL behind it.
+ */
+export const mergeSql = (dataset: Dataset): string => {
+  const keys = keysOf(dataset)
+  const values = dataset.columns.map((c) => ident(c.name))
+  const lineage = LINEAGE.map((c) => ident(c.name))
+  const columns = [...values, ...lineage]
+  const sameKey = (a: string, b: string) => keys.map((k) => `${a}.${k} = ${b}.${k}`).join(" AND ")
+  const differs = (a: string, b: string) =>
+    `(${values.map((v) => `${a}.${v}`).join(", ")}) IS DISTINCT FROM (${values.map((v) => `${b}.${v}`).join(", ")})`
+  const assigned = [...values.filter((v) => !keys.includes(v)), ...lineage]
+  const assign = (from: string) => `(${assigned.join(", ")}, "_loaded_at") = (${assigned.map((c) => `${from}.${c}`).join(", ")}, now())`
+  const seenKey = seenKeys(dataset).map(({ name, collated }) => `f.${name} = s.${name}${collated ? ` COLLATE "C"` : ""}`).join(" AND ")
+  // Looked up row by row (LATERAL … LIMIT 1 is never planned as a join over a whole table, which
+  // the planner picked for a few hundred thousand keys in `seen` and cost 20–40 ms a batch).
+  return `WITH batch AS MATERIALIZED (
+      SELECT s.*, f."_file" AS first_file, f."_record" AS first_record,
+        t.held IS NULL AS added, ${differs("t", "s")} AS differs
+      FROM ${stage(dataset)} s
+      LEFT JOIN LATERAL (SELECT "_file", "_record" FROM ${seen(dataset)} f WHERE ${seenKey} LIMIT 1) f ON true
+      LEFT JOIN LATERAL (SELECT true AS held, ${values.join(", ")} FROM ${target(dataset)} t WHERE ${sameKey("t", "s")} LIMIT 1) t ON true
+    ), fresh AS (
+      INSERT INTO ${seen(dataset)} (${keys.join(", ")}, "_file", "_record")
+      SELECT ${keys.join(", ")}, "_file", "_record" FROM batch WHERE first_file IS NULL
+      RETURNING 1
+    ), updated AS (
+      UPDATE ${target(dataset)} t SET ${assign("s")}
+      FROM batch s
+      WHERE s.first_file IS NULL AND NOT s.added AND s.differs AND ${sameKey("t", "s")}
+      RETURNING 1
+    ), inserted AS (
+      INSERT INTO ${target(dataset)} AS t (${columns.join(", ")})
+      SELECT ${columns.join(", ")} FROM batch WHERE first_file IS NULL AND added
+      -- A key another transaction committed since this statement began: merged the same way.
+      ON CONFLICT (${keys.join(", ")}) DO UPDATE SET ${assign("excluded")} WHERE ${differs("t", "excluded")}
+      RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM fresh)::int AS merged,
+      (SELECT count(*) FROM inserted)::int AS inserted,
+      (SELECT count(*) FROM updated)::int AS updated,
+      (SELECT coalesce(json_agg(json_build_object('_file', "_file", '_record', "_record", 'first_file', first_file, 'first_record', first_record)), '[]')
+        FROM batch WHERE first_file IS NOT NULL)::text AS repeats`
+}
+
+/** The one row of `mergeSql`. */
+export interface MergedRow {
+  /** Staged rows that were not repeats: inserted, updated or left unchanged. */
+  readonly merged: number
+  readonly inserted: number
+  readonly updated: number
+  /** JSON array of `Repeated`. */
+  readonly repeats: string
+}
+
+/** A staged record whose key this run merged earlier, from `first_file`'s record `first_record`. */
+export interface Repeated {
   readonly _file: string
-  readonly _record: string | number
+  readonly _record: number
   readonly first_file: string
-  readonly first_record: string | number
+  readonly first_record: number
 }

@@ -1,8 +1,8 @@
 import type { Column, Dataset } from "../../../schemas/Dataset.ts"
 import { SCHEMA } from "../Database.ts"
 
-/** Where each row came from: the run that loaded it, its file and its record in that file. */
-const LINEAGE: ReadonlyArray<Column> = [
+/** Where each row came from: the run that last changed it, its file and its record in that file. */
+export const LINEAGE: ReadonlyArray<Column> = [
   { name: "_delivery", type: "text", nullable: false },
   { name: "_file", type: "text", nullable: false },
   { name: "_record", type: "bigint", nullable: false }

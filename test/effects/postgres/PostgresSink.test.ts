@@ -4,7 +4,7 @@ import { handMade } from "../../support/datasets.ts"
 import { Database } from "../../../src/effects/Database.ts"
 import { ObjectStoreError } from "../../../src/effects/ObjectStore.ts"
 import { PostgresSink } from "../../../src/effects/postgres/PostgresSink.ts"
-import { Sink, type SinkWriter, type StagedRecord } from "../../../src/effects/Sink.ts"
+import { Sink, type SinkWriter, type StagedRecord, type WriteResult } from "../../../src/effects/Sink.ts"
 import { effectTest } from "../../support/effect.ts"
 import { aDelivery, databases } from "../../support/pipeline.ts"
 
@@ -29,6 +29,18 @@ const record = (index: number, id: string, label: string | null, cents: number):
   offset: index * 10,
   row: [id, label, cents]
 })
+
+const inserted = (n: number) => ({ inserted: n, updated: 0, unchanged: 0 })
+
+/** Writes `batches` as run `runId` and commits: what each write answered. */
+const deliver = (runId: string, pass: 1 | 2, batches: ReadonlyArray<ReadonlyArray<StagedRecord>>) =>
+  Effect.scoped(Effect.gen(function*() {
+    const writer = yield* (yield* Sink).begin({ delivery: aDelivery, runId, pass })
+    const results: Array<WriteResult> = []
+    for (const batch of batches) results.push(yield* writer.write(things, batch))
+    yield* writer.commit(Effect.void)
+    return results
+  }))
 
 const rows = Effect.gen(function*() {
   const db = yield* Database
@@ -63,7 +75,7 @@ describe(`PostgresSink on ${name}`, () => {
       yield* Effect.scoped(Effect.gen(function*() {
         const writer = yield* sink.begin({ delivery: aDelivery, runId: "run-1", pass })
         const result = yield* writer.write(things, [record(0, "a", "tab\there", 100), record(1, "b", null, -5)])
-        expect(result).toEqual({ loaded: 2, repeats: [] })
+        expect(result).toEqual({ loaded: 2, repeats: [], changes: inserted(2) })
         yield* writer.commit(Effect.void)
       }))
       yield* Effect.scoped(Effect.gen(function*() {
@@ -105,7 +117,7 @@ describe(`PostgresSink on ${name}`, () => {
       let fenced = 0
       const failed = yield* Effect.scoped(Effect.gen(function*() {
         const writer = yield* both.begin({ delivery: aDelivery, runId: "run-1", pass: 1 })
-        expect(yield* writer.write(things, [record(0, "a", null, 1)])).toEqual({ loaded: 1, repeats: [] })
+        expect(yield* writer.write(things, [record(0, "a", null, 1)])).toEqual({ loaded: 1, repeats: [], changes: inserted(1) })
         return yield* writer.commit(Effect.sync(() => {
           fenced++
         })).pipe(Effect.flip)
@@ -135,21 +147,11 @@ describe(`PostgresSink on ${name}`, () => {
       expect(yield* rows.pipe(Effect.timeout("5 seconds"))).toEqual([])
     }), layer())
 
-  effectTest("pass 1: a key already in the table, from an earlier delivery or an earlier batch, asks to read the delivery again", () =>
+  effectTest("pass 1: a key met after a first batch of new keys, already loaded or repeated from an earlier batch, asks to read the delivery again", () =>
     Effect.gen(function*() {
-      const sink = yield* Sink
-      const conflict = (runId: string, batches: ReadonlyArray<ReadonlyArray<StagedRecord>>) =>
-        Effect.scoped(Effect.gen(function*() {
-          const writer = yield* sink.begin({ delivery: aDelivery, runId, pass: 1 })
-          for (const batch of batches) yield* writer.write(things, batch)
-          yield* writer.commit(Effect.void)
-        })).pipe(Effect.flip)
-      yield* Effect.scoped(Effect.gen(function*() {
-        const writer = yield* sink.begin({ delivery: aDelivery, runId: "run-1", pass: 1 })
-        expect(yield* writer.write(things, [record(0, "a", "first", 1)])).toEqual({ loaded: 1, repeats: [] })
-        yield* writer.commit(Effect.void)
-      }))
-      const earlierDelivery = yield* conflict("run-2", [[record(0, "b", null, 1), record(1, "a", "again", 2)]])
+      const conflict = (runId: string, batches: ReadonlyArray<ReadonlyArray<StagedRecord>>) => deliver(runId, 1, batches).pipe(Effect.flip)
+      expect(yield* deliver("run-1", 1, [[record(0, "a", "first", 1)]])).toEqual([{ loaded: 1, repeats: [], changes: inserted(1) }])
+      const earlierDelivery = yield* conflict("run-2", [[record(0, "b", null, 1)], [record(1, "a", "again", 2)]])
       expect(earlierDelivery._tag).toBe("ReadAgain")
       expect(earlierDelivery.message).toContain("things")
       const earlierBatch = yield* conflict("run-3", [[record(0, "c", null, 1)], [record(1, "c", null, 2)]])
@@ -158,23 +160,81 @@ describe(`PostgresSink on ${name}`, () => {
       expect(yield* rows).toEqual([{ id: "a", label: "first", amount_cents: "1", _delivery: "run-1" }])
     }), layer())
 
-  effectTest("pass 2: a re-run replaces rows without duplicating them; a key repeated from an earlier batch is reported", () =>
+  effectTest("a re-delivery is merged in one reading: new keys inserted, changed rows updated, the same rows not written at all", () =>
     Effect.gen(function*() {
-      const sink = yield* Sink
+      const db = yield* Database
+      yield* deliver("run-1", 1, [[record(0, "a", "same", 1), record(1, "b", "old", 2)], [record(2, "c", null, 3)]])
+      // Each row's version: a row written again gets a new one, whoever wrote it.
+      const versions = db.query<{ id: string; xmin: string }>(`SELECT id, xmin::text AS xmin FROM loaders.things ORDER BY id`)
+      const before = yield* versions
+      // Its first batch holds keys the table has: every batch is merged, none read again.
+      const results = yield* deliver("run-2", 1, [
+        [record(0, "a", "same", 1), record(1, "b", "new", 2)],
+        [record(2, "c", null, 3), record(3, "d", "added", 4)]
+      ])
+      expect(results).toEqual([
+        { loaded: 2, repeats: [], changes: { inserted: 0, updated: 1, unchanged: 1 } },
+        { loaded: 2, repeats: [], changes: { inserted: 1, updated: 0, unchanged: 1 } }
+      ])
+      expect(yield* rows).toEqual([
+        { id: "a", label: "same", amount_cents: "1", _delivery: "run-1" },
+        { id: "b", label: "new", amount_cents: "2", _delivery: "run-2" },
+        { id: "c", label: null, amount_cents: "3", _delivery: "run-1" },
+        { id: "d", label: "added", amount_cents: "4", _delivery: "run-2" }
+      ])
+      const after = yield* versions
+      const versionOf = (found: ReadonlyArray<{ id: string; xmin: string }>, id: string) => found.find((row) => row.id === id)?.xmin
+      expect(versionOf(after, "a")).toBe(versionOf(before, "a")!)
+      expect(versionOf(after, "c")).toBe(versionOf(before, "c")!)
+      expect(versionOf(after, "b")).not.toBe(versionOf(before, "b")!)
+      // The same delivery once more changes nothing at all.
+      const again = yield* deliver("run-3", 1, [[record(0, "a", "same", 1), record(1, "b", "new", 2), record(2, "c", null, 3), record(3, "d", "added", 4)]])
+      expect(again).toEqual([{ loaded: 4, repeats: [], changes: { inserted: 0, updated: 0, unchanged: 4 } }])
+      expect(yield* versions).toEqual(after)
+    }), layer())
+
+  effectTest("merging: a key repeated from an earlier batch is reported and left out, even when its first record changed nothing", () =>
+    Effect.gen(function*() {
+      yield* deliver("run-1", 1, [[record(0, "a", "kept", 1), record(1, "b", "kept", 2)]])
+      const results = yield* deliver("run-2", 1, [
+        [record(0, "a", "kept", 1), record(1, "b", "changed", 2)],
+        [record(2, "a", "repeat", 9), record(3, "b", "repeat", 9), record(4, "c", null, 3)]
+      ])
+      const first = (index: number) => ({ firstFile: "incoming/p/d/things.json", firstIndex: index })
+      expect(results).toEqual([
+        { loaded: 2, repeats: [], changes: { inserted: 0, updated: 1, unchanged: 1 } },
+        { loaded: 1, repeats: [{ position: 0, ...first(0) }, { position: 1, ...first(1) }], changes: inserted(1) }
+      ])
+      expect(yield* rows).toEqual([
+        { id: "a", label: "kept", amount_cents: "1", _delivery: "run-1" },
+        { id: "b", label: "changed", amount_cents: "2", _delivery: "run-2" },
+        { id: "c", label: null, amount_cents: "3", _delivery: "run-2" }
+      ])
+    }), layer())
+
+  effectTest("pass 2: every batch is merged, a key repeated from an earlier batch reported; a re-run replaces rows without duplicating them", () =>
+    Effect.gen(function*() {
       for (const runId of ["run-1", "run-2"]) {
-        yield* Effect.scoped(Effect.gen(function*() {
-          const writer = yield* sink.begin({ delivery: aDelivery, runId, pass: 2 })
-          const first = yield* writer.write(things, [record(0, "a", runId, 1)])
-          expect(first).toEqual({ loaded: 1, repeats: [] })
-          const second = yield* writer.write(things, [record(2, "b", runId, 3), record(3, "a", "dup again", 4)])
-          expect(second).toEqual({ loaded: 1, repeats: [{ position: 1, firstFile: "incoming/p/d/things.json", firstIndex: 0 }] })
-          yield* writer.commit(Effect.void)
-        }))
+        const landed = runId === "run-1" ? inserted(1) : { inserted: 0, updated: 1, unchanged: 0 }
+        const results = yield* deliver(runId, 2, [[record(0, "a", runId, 1)], [record(2, "b", runId, 3), record(3, "a", "dup again", 4)]])
+        expect(results).toEqual([
+          { loaded: 1, repeats: [], changes: landed },
+          { loaded: 1, repeats: [{ position: 1, firstFile: "incoming/p/d/things.json", firstIndex: 0 }], changes: landed }
+        ])
       }
       expect(yield* rows).toEqual([
         { id: "a", label: "run-2", amount_cents: "1", _delivery: "run-2" },
         { id: "b", label: "run-2", amount_cents: "3", _delivery: "run-2" }
       ])
+    }), layer())
+
+  effectTest("a cell its column cannot take fails the write as the database would refuse it, naming the table", () =>
+    Effect.gen(function*() {
+      const failed = yield* deliver("run-1", 1, [[{ ...record(0, "a", null, 1), row: ["a", null, "not cents"] }]]).pipe(Effect.flip)
+      expect(failed._tag).toBe("DatabaseError")
+      expect(failed.message).toContain(`COPY loaders."things" encode`)
+      expect(failed.message).toContain(`a bigint column cannot take "not cents"`)
+      expect(yield* rows).toEqual([])
     }), layer())
 })
 }
