@@ -25,6 +25,7 @@
  */
 import { Effect, Stream } from "effect"
 import { spawn, spawnSync } from "node:child_process"
+import { createHash } from "node:crypto"
 import { createReadStream, createWriteStream, existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -37,7 +38,7 @@ import { ObjectStore } from "../src/effects/ObjectStore.ts"
 import { BINARY_HEADER, BINARY_TRAILER } from "../src/effects/Database.ts"
 import { CopyBuffer } from "../src/effects/postgres/CopyBuffer.ts"
 import { copyRows } from "../src/effects/postgres/copyRows.ts"
-import { copyColumns } from "../src/effects/postgres/tables.ts"
+import { copyColumns, LINEAGE } from "../src/effects/postgres/tables.ts"
 import { records } from "../src/stream/records.ts"
 import { freshDatabase } from "../test/support/postgres.ts"
 import { stopAll } from "../test/support/services.ts"
@@ -137,7 +138,9 @@ const fileBytes = (path: string) =>
  */
 const copyRowsFile = (path: string) =>
   Effect.gen(function*() {
-    const rows = `${path}.copy.bin`
+    // Named after the columns too: rows encoded for another shape of the table are not reused.
+    const shape = createHash("sha256").update(JSON.stringify([...transactions.columns, ...LINEAGE])).digest("hex").slice(0, 12)
+    const rows = `${path}.${shape}.copy.bin`
     if (existsSync(rows)) return rows
     const out = createWriteStream(`${rows}.partial`)
     const write = (bytes: Uint8Array) => new Promise<void>((resolve) => (out.write(bytes) ? resolve() : out.once("drain", () => resolve())))
