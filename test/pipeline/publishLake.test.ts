@@ -115,7 +115,7 @@ const killDuringPublication = async (k: number, again: boolean) => {
 }
 
 describe("publishing the lake, killed with SIGKILL", () => {
-  test("at 12 points of a first delivery's and a re-delivery's publication: after recovery, exactly one published copy per delivery, equal to its rows", async () => {
+  test("at 10 points of a first delivery's and a re-delivery's publication: after recovery, exactly one published copy per delivery, equal to its rows", async () => {
     const random = generator(0x1a4e)
     const pick = (count: number, n: number) => {
       const chosen = new Set<number>()
@@ -123,8 +123,8 @@ describe("publishing the lake, killed with SIGKILL", () => {
       return [...chosen].sort((a, b) => a - b)
     }
     const points = [
-      ...pick(PUBLICATION_REQUESTS.first, 6).map((k) => ({ k, again: false })),
-      ...pick(PUBLICATION_REQUESTS.again, 6).map((k) => ({ k, again: true }))
+      ...pick(PUBLICATION_REQUESTS.first, 5).map((k) => ({ k, again: false })),
+      ...pick(PUBLICATION_REQUESTS.again, 5).map((k) => ({ k, again: true }))
     ]
     const results: Array<{ k: number; again: boolean; parts: number }> = []
     // Three at a time: each point has its own bucket, database and processes.
