@@ -1,21 +1,9 @@
 import { Effect, Schema, Stream } from "effect"
+import { LakeManifest, LakePublication } from "../../schemas/LakeManifest.ts"
 import { type DeliveryKey, runFolder, stagingFolder } from "../domain/DeliveryFolder.ts"
 import { lakeStaging, PUBLICATION, stagedPart } from "../domain/LakeLayout.ts"
 import { ObjectStore, type ObjectStoreError } from "../effects/ObjectStore.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
-
-const LakePart = Schema.Struct({ key: Schema.String, rows: Schema.Number, bytes: Schema.Number, sha256: Schema.String })
-const Manifest = Schema.Struct({
-  dataset: Schema.String,
-  partner: Schema.String,
-  delivery: Schema.String,
-  runId: Schema.String,
-  format: Schema.Literals(["parquet", "ndjson"]),
-  date: Schema.String,
-  rows: Schema.Number,
-  parts: Schema.Array(LakePart)
-})
-const Publication = Schema.Struct({ manifests: Schema.Array(Schema.Struct({ key: Schema.String, manifest: Manifest })) })
 
 const notFound = (error: ObjectStoreError) => error.reason === "NotFound"
 
@@ -39,10 +27,10 @@ export const publishLake = Effect.fnUntraced(function*(key: DeliveryKey, runId: 
   const store = yield* ObjectStore
   const config = yield* PipelineConfig
   const staging = lakeStaging(key, config.stagingPrefix, runId)
-  const publication = yield* readJson(Publication, staging + PUBLICATION)
+  const publication = yield* readJson(LakePublication, staging + PUBLICATION)
   if (publication === undefined) return []
   for (const { key: at, manifest } of publication.manifests) {
-    const previous = yield* readJson(Manifest, at)
+    const previous = yield* readJson(LakeManifest, at)
     if (previous !== undefined && previous.runId !== runId) {
       yield* Effect.forEach(previous.parts, (part) => store.delete(part.key), { discard: true })
     }

@@ -4,7 +4,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs"
 import { tmpdir } from "node:os"
 import { dirname, join } from "node:path"
 import { type ColumnKind, columnKind, type Dataset } from "../../schemas/Dataset.ts"
-import type { LakeFormat } from "../../src/domain/LakeLayout.ts"
+import type { LakeFormat } from "../../schemas/LakeManifest.ts"
 import { lakeColumns } from "../../src/effects/lake/PartEncoder.ts"
 import { keysUnder } from "./pipeline.ts"
 

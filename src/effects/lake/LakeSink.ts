@@ -2,22 +2,11 @@ import { Clock, Config, Effect } from "effect"
 import { createHash } from "node:crypto"
 import type { Dataset } from "../../../schemas/Dataset.ts"
 import type { DeliveryKey } from "../../domain/DeliveryFolder.ts"
-import {
-  LAKE_FORMATS,
-  type LakeFormat,
-  type LakeManifest,
-  type LakePart,
-  type LakePublication,
-  lakeStaging,
-  manifestKey,
-  partKey,
-  PUBLICATION,
-  stagedPart
-} from "../../domain/LakeLayout.ts"
+import { LAKE_FORMATS, type LakeFormat, type LakeManifest, type LakePart, type LakePublication } from "../../../schemas/LakeManifest.ts"
+import { lakeStaging, manifestKey, partKey, PUBLICATION, stagedPart } from "../../domain/LakeLayout.ts"
 import { type MultipartUpload, ObjectStore } from "../ObjectStore.ts"
 import { type Filled, type Landing, Sink, type SinkRun, type SinkWriter, type StagedRecord, type WriteResult } from "../Sink.ts"
-import type { PartEncoder, PartEncoderFactory } from "./PartEncoder.ts"
-import { workerEncoders } from "./workerEncoders.ts"
+import { type WorkerPart, workerEncoders } from "./workerEncoders.ts"
 import { concatBytes } from "../../stream/concatBytes.ts"
 
 /** How the lake is written (`LOADERS_LAKE_*`). */
@@ -72,7 +61,7 @@ export const LakeSink = {
 /** A part being written: its encoder, its upload and the bytes not sent yet. */
 interface OpenPart {
   readonly key: string
-  readonly encoder: PartEncoder
+  readonly encoder: WorkerPart
   readonly upload: MultipartUpload
   readonly hash: ReturnType<typeof createHash>
   pending: Array<Uint8Array>
@@ -89,7 +78,7 @@ interface DatasetParts {
   open: OpenPart | undefined
 }
 
-const begin = (store: ObjectStore["Service"], settings: LakeSettings, encoder: PartEncoderFactory, run: SinkRun) =>
+const begin = (store: ObjectStore["Service"], settings: LakeSettings, encoder: ReturnType<typeof workerEncoders>["factory"], run: SinkRun) =>
   Effect.gen(function*() {
     const key: DeliveryKey = run.delivery
     const staging = lakeStaging(key, settings.stagingPrefix, run.runId)

@@ -40,9 +40,6 @@ export const ndjsonPart = (own: ReadonlyArray<Column>, lineage: PartLineage): Pa
       return text.length >= MEMBER_CHARS ? compress() : []
     },
     finish: compress,
-    held: () => text.length,
-    discard: () => {
-      text = ""
-    }
+    held: () => text.length
   }
 }

@@ -92,7 +92,6 @@ export const parquetPart = (rowGroupRows: number) => (own: ReadonlyArray<Column>
       return take()
     },
     // A row group's bytes are unknown until it is encoded; parts roll at row group boundaries.
-    held: () => 0,
-    discard: () => undefined
+    held: () => 0
   }
 }

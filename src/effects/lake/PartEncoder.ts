@@ -33,8 +33,6 @@ export interface PartEncoder {
   readonly finish: () => Promise<ReadonlyArray<Uint8Array>>
   /** Bytes taken but not answered yet (text not compressed yet, at its own size): for rolling parts. */
   readonly held: () => number
-  /** Throws the part away (a run that does not commit), freeing what its encoder holds. */
-  readonly discard: () => void
 }
 
 /**

@@ -4,7 +4,7 @@
  * bytes, transferred rather than copied.
  */
 import type { Cell, Column } from "../../../schemas/Dataset.ts"
-import type { LakeFormat } from "../../domain/LakeLayout.ts"
+import type { LakeFormat } from "../../../schemas/LakeManifest.ts"
 import { collectGarbageSoon } from "../gcHint.ts"
 import type { Filled } from "../Sink.ts"
 import { ndjsonPart } from "./NdjsonPart.ts"
@@ -24,6 +24,8 @@ export type EncoderRequest =
   }
   | { readonly op: "add"; readonly part: number; readonly batch: string }
   | { readonly op: "finish"; readonly part: number }
+  /** A part thrown away (its run did not commit). */
+  | { readonly op: "drop"; readonly part: number }
 
 /** The answer to each request: the bytes it produced and what the part holds back, or why it failed. */
 export type EncoderAnswer =
@@ -58,6 +60,10 @@ const handle = async (request: EncoderRequest): Promise<EncoderAnswer> => {
   if (request.op === "open") {
     const make = request.format === "parquet" ? parquetPart(request.rowGroupRows) : ndjsonPart
     parts.set(request.part, make(request.columns, request.lineage, request.keys))
+    return { ok: true, chunks: [], held: 0 }
+  }
+  if (request.op === "drop") {
+    parts.delete(request.part)
     return { ok: true, chunks: [], held: 0 }
   }
   const encoder = parts.get(request.part)

@@ -1,7 +1,12 @@
 import type { Column } from "../../../schemas/Dataset.ts"
-import type { LakeFormat } from "../../domain/LakeLayout.ts"
+import type { LakeFormat } from "../../../schemas/LakeManifest.ts"
 import type { EncodedBatch, EncoderAnswer, EncoderRequest } from "./encoderWorker.ts"
-import type { PartEncoder, PartEncoderFactory, PartLineage } from "./PartEncoder.ts"
+import type { PartEncoder, PartLineage } from "./PartEncoder.ts"
+
+/** A part encoded on the worker, which can also be thrown away (its run did not commit). */
+export interface WorkerPart extends PartEncoder {
+  readonly discard: () => void
+}
 
 /** Batches a part may have in the worker before `add` waits for the oldest. */
 const IN_FLIGHT = 2
@@ -37,7 +42,7 @@ export const workerEncoders = (format: LakeFormat, rowGroupRows: number) => {
   }
 
   let nextPart = 0
-  const factory: PartEncoderFactory = (columns: ReadonlyArray<Column>, lineage: PartLineage, keys: ReadonlyArray<string>): PartEncoder => {
+  const factory = (columns: ReadonlyArray<Column>, lineage: PartLineage, keys: ReadonlyArray<string>): WorkerPart => {
     const part = nextPart++
     // Each request with the size of the JSON it carried, to estimate what it will add to the part.
     const pending: Array<{ readonly answer: Promise<EncoderAnswer & { ok: true }>; readonly json: number }> = [
@@ -75,7 +80,7 @@ export const workerEncoders = (format: LakeFormat, rowGroupRows: number) => {
       // What the worker holds, and what the batches still on their way will add at the ratio of
       // bytes to JSON seen so far (1 until bytes came back), so parts roll near their size.
       held: () => held + Math.round(pendingJson * (seen.bytes > 0 ? seen.bytes / seen.json : 1)),
-      discard: () => void ask({ op: "finish", part })
+      discard: () => void ask({ op: "drop", part })
     }
   }
   return { factory, close: () => worker.terminate() }
