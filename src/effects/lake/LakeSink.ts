@@ -6,7 +6,9 @@ import { LAKE_FORMATS, type LakeFormat, type LakeManifest, type LakePart, type L
 import { lakeStaging, manifestKey, partKey, PUBLICATION, stagedPart } from "../../domain/LakeLayout.ts"
 import { type MultipartUpload, ObjectStore } from "../ObjectStore.ts"
 import { type Filled, type Landing, Sink, type SinkRun, type SinkWriter, type StagedRecord, type WriteResult } from "../Sink.ts"
-import { type WorkerPart, workerEncoders } from "./workerEncoders.ts"
+import { type DiscardablePart, inThread, type PartEncoders } from "./PartEncoder.ts"
+import { parquetPart } from "./ParquetPart.ts"
+import { workerEncoders } from "./workerEncoders.ts"
 import { concatBytes } from "../../stream/concatBytes.ts"
 
 /** How the lake is written (`LOADERS_LAKE_*`). */
@@ -38,12 +40,13 @@ export const LakeSink = {
   make: (settings: LakeSettings) =>
     Effect.gen(function*() {
       const store = yield* ObjectStore
-      // Encoding runs on a thread of its own, beside the one that parses and validates.
+      // Parquet's cells go straight into column buffers here and are compressed by the thread
+      // pool; NDJSON's text is made on a thread of its own, beside the one that parses and validates.
       const encoders = yield* Effect.acquireRelease(
-        Effect.sync(() => workerEncoders(settings.format, settings.rowGroupRows)),
+        Effect.sync(() => settings.format === "parquet" ? inThread(parquetPart(settings.rowGroupRows)) : workerEncoders()),
         (encoders) => Effect.sync(encoders.close)
       )
-      return Sink.of({ begin: (run) => begin(store, settings, encoders.factory, run) })
+      return Sink.of({ begin: (run) => begin(store, settings, encoders, run) })
     }),
 
   /** The lake settings from the environment (see README and `.env.example`), but the staging prefix. */
@@ -61,7 +64,7 @@ export const LakeSink = {
 /** A part being written: its encoder, its upload and the bytes not sent yet. */
 interface OpenPart {
   readonly key: string
-  readonly encoder: WorkerPart
+  readonly encoder: DiscardablePart
   readonly upload: MultipartUpload
   readonly hash: ReturnType<typeof createHash>
   pending: Array<Uint8Array>
@@ -78,7 +81,7 @@ interface DatasetParts {
   open: OpenPart | undefined
 }
 
-const begin = (store: ObjectStore["Service"], settings: LakeSettings, encoder: ReturnType<typeof workerEncoders>["factory"], run: SinkRun) =>
+const begin = (store: ObjectStore["Service"], settings: LakeSettings, encoders: PartEncoders, run: SinkRun) =>
   Effect.gen(function*() {
     const key: DeliveryKey = run.delivery
     const staging = lakeStaging(key, settings.stagingPrefix, run.runId)
@@ -115,7 +118,7 @@ const begin = (store: ObjectStore["Service"], settings: LakeSettings, encoder: R
         const upload = yield* store.startMultipart(stagedPart(staging, final))
         const part: OpenPart = {
           key: final,
-          encoder: encoder(parts.dataset.columns, lineage, parts.dataset.naturalKey),
+          encoder: encoders.part(parts.dataset.columns, lineage, parts.dataset.naturalKey),
           upload,
           hash: createHash("sha256"),
           pending: [],

@@ -41,6 +41,23 @@ export interface PartEncoder {
  */
 export type PartEncoderFactory = (columns: ReadonlyArray<Column>, lineage: PartLineage, keys: ReadonlyArray<string>) => PartEncoder
 
+/** A part being encoded that can be thrown away (its run did not commit). */
+export interface DiscardablePart extends PartEncoder {
+  readonly discard: () => void
+}
+
+/** Where a format's parts are encoded, and how that place is closed. */
+export interface PartEncoders {
+  readonly part: (columns: ReadonlyArray<Column>, lineage: PartLineage, keys: ReadonlyArray<string>) => DiscardablePart
+  readonly close: () => void
+}
+
+/** Parts encoded on the calling thread: thrown away with their memory. */
+export const inThread = (factory: PartEncoderFactory): PartEncoders => ({
+  part: (columns, lineage, keys) => ({ ...factory(columns, lineage, keys), discard: () => undefined }),
+  close: () => undefined
+})
+
 /**
  * The cell reader of a batch: a dataset column's value (an enrichment's when it filled the column)
  * or a lineage value, by position in `lakeColumns`.

@@ -1,15 +1,13 @@
 /**
- * The lake's encoders on a thread of their own (`workerEncoders.ts` is the other side): each
+ * The lake's NDJSON encoders on a thread of their own (`workerEncoders.ts` is the other side): each
  * request carries one batch of one part as JSON, and is answered, in order, with the part's next
  * bytes, transferred rather than copied.
  */
 import type { Cell, Column } from "../../../schemas/Dataset.ts"
-import type { LakeFormat } from "../../../schemas/LakeManifest.ts"
 import { collectGarbageSoon } from "../gcHint.ts"
 import type { Filled } from "../Sink.ts"
 import { ndjsonPart } from "./NdjsonPart.ts"
 import type { PartEncoder, PartLineage } from "./PartEncoder.ts"
-import { parquetPart } from "./ParquetPart.ts"
 
 /** What the sink's thread asks. `batch` is an `EncodedBatch` as JSON. */
 export type EncoderRequest =
@@ -17,10 +15,7 @@ export type EncoderRequest =
     readonly op: "open"
     readonly part: number
     readonly columns: ReadonlyArray<Column>
-    readonly keys: ReadonlyArray<string>
     readonly lineage: PartLineage
-    readonly format: LakeFormat
-    readonly rowGroupRows: number
   }
   | { readonly op: "add"; readonly part: number; readonly batch: string }
   | { readonly op: "finish"; readonly part: number }
@@ -58,8 +53,7 @@ const COLLECT_AFTER = 16 << 20
 
 const handle = async (request: EncoderRequest): Promise<EncoderAnswer> => {
   if (request.op === "open") {
-    const make = request.format === "parquet" ? parquetPart(request.rowGroupRows) : ndjsonPart
-    parts.set(request.part, make(request.columns, request.lineage, request.keys))
+    parts.set(request.part, ndjsonPart(request.columns, request.lineage))
     return { ok: true, chunks: [], held: 0 }
   }
   if (request.op === "drop") {

@@ -1,23 +1,17 @@
 import type { Column } from "../../../schemas/Dataset.ts"
-import type { LakeFormat } from "../../../schemas/LakeManifest.ts"
 import type { EncodedBatch, EncoderAnswer, EncoderRequest } from "./encoderWorker.ts"
-import type { PartEncoder, PartLineage } from "./PartEncoder.ts"
-
-/** A part encoded on the worker, which can also be thrown away (its run did not commit). */
-export interface WorkerPart extends PartEncoder {
-  readonly discard: () => void
-}
+import type { DiscardablePart, PartEncoders, PartLineage } from "./PartEncoder.ts"
 
 /** Batches a part may have in the worker before `add` waits for the oldest. */
 const IN_FLIGHT = 2
 
 /**
- * Encoders that run on one worker thread (`encoderWorker.ts`), so Parquet's encoding and NDJSON's
- * text leave the thread that parses and validates: `add` only serializes the batch and posts it,
+ * NDJSON encoders that run on one worker thread (`encoderWorker.ts`), so the text of every row
+ * leaves the thread that parses and validates: `add` only serializes the batch and posts it,
  * and answers the bytes of the batches the worker has finished, waiting only when `IN_FLIGHT`
  * are still there (backpressure). Bytes come back in the order their batches went.
  */
-export const workerEncoders = (format: LakeFormat, rowGroupRows: number) => {
+export const workerEncoders = (): PartEncoders => {
   const worker = new Worker(new URL("./encoderWorker.ts", import.meta.url), { type: "module" })
   // Answers come in request order: each request's promise waits at the front of this list.
   const waiting: Array<{ resolve: (answer: EncoderAnswer & { ok: true }) => void; reject: (error: Error) => void }> = []
@@ -42,11 +36,11 @@ export const workerEncoders = (format: LakeFormat, rowGroupRows: number) => {
   }
 
   let nextPart = 0
-  const factory = (columns: ReadonlyArray<Column>, lineage: PartLineage, keys: ReadonlyArray<string>): WorkerPart => {
-    const part = nextPart++
+  const part = (columns: ReadonlyArray<Column>, lineage: PartLineage): DiscardablePart => {
+    const id = nextPart++
     // Each request with the size of the JSON it carried, to estimate what it will add to the part.
     const pending: Array<{ readonly answer: Promise<EncoderAnswer & { ok: true }>; readonly json: number }> = [
-      { answer: ask({ op: "open", part, columns, keys, lineage, format, rowGroupRows }), json: 0 }
+      { answer: ask({ op: "open", part: id, columns, lineage }), json: 0 }
     ]
     let held = 0
     let pendingJson = 0
@@ -69,19 +63,19 @@ export const workerEncoders = (format: LakeFormat, rowGroupRows: number) => {
       add: (batch, filled) => {
         const encoded: EncodedBatch = [batch.map((r) => r.row), filled, batch.map((r) => r.file), batch.map((r) => r.index)]
         const json = JSON.stringify(encoded)
-        pending.push({ answer: ask({ op: "add", part, batch: json }), json: json.length })
+        pending.push({ answer: ask({ op: "add", part: id, batch: json }), json: json.length })
         pendingJson += json.length
         return collect(false)
       },
       finish: () => {
-        pending.push({ answer: ask({ op: "finish", part }), json: 0 })
+        pending.push({ answer: ask({ op: "finish", part: id }), json: 0 })
         return collect(true)
       },
       // What the worker holds, and what the batches still on their way will add at the ratio of
       // bytes to JSON seen so far (1 until bytes came back), so parts roll near their size.
       held: () => held + Math.round(pendingJson * (seen.bytes > 0 ? seen.bytes / seen.json : 1)),
-      discard: () => void ask({ op: "drop", part })
+      discard: () => void ask({ op: "drop", part: id })
     }
   }
-  return { factory, close: () => worker.terminate() }
+  return { part, close: () => void worker.terminate() }
 }

@@ -1,93 +1,20 @@
 import { type Cell, type ColumnKind, columnKind, type ColumnType } from "../../../schemas/Dataset.ts"
-
-const utf8 = new TextEncoder()
+import { daysFromCivil, isoDateDays } from "../../domain/IsoDate.ts"
+import { WriteBuffer } from "../WriteBuffer.ts"
 
 /** The type of `text[]`'s elements, as the array's header names it. */
 const TEXT_OID = 25
 
-/**
- * Bytes of PostgreSQL's binary `COPY` tuples, written in place into one buffer that is reused from
- * batch to batch (it grows to the largest batch and stays there): no string per row, no copy from
- * a string to bytes. `bytes` up to `length` is what was written since the last `reset`.
- */
-export class CopyBuffer {
-  bytes: Uint8Array<ArrayBuffer> = new Uint8Array(1 << 16)
-  length = 0
-  private view = new DataView(this.bytes.buffer)
-
-  /** The bytes written since the last `reset`: a view, valid until the next write. */
-  get written(): Uint8Array<ArrayBuffer> {
-    return this.bytes.subarray(0, this.length)
-  }
-
-  reset(): void {
-    this.length = 0
-  }
-
-  private room(bytes: number): void {
-    if (this.length + bytes <= this.bytes.length) return
-    const grown = new Uint8Array(Math.max(this.bytes.length * 2, this.length + bytes))
-    grown.set(this.written)
-    this.bytes = grown
-    this.view = new DataView(grown.buffer)
-  }
-
-  int16(value: number): void {
-    this.room(2)
-    this.view.setInt16(this.length, value)
-    this.length += 2
-  }
-
-  int32(value: number): void {
-    this.room(4)
-    this.view.setInt32(this.length, value)
-    this.length += 4
-  }
-
-  /** A safe integer as a signed 64-bit big-endian integer. */
-  int64(value: number): void {
-    this.room(8)
-    const high = Math.floor(value / 2 ** 32)
-    this.view.setInt32(this.length, high)
-    this.view.setUint32(this.length + 4, value - high * 2 ** 32)
-    this.length += 8
-  }
-
-  byte(value: number): void {
-    this.room(1)
-    this.bytes[this.length++] = value
-  }
-
-  /**
-   * A field of `prefix` bytes (a type's version byte, or none) then `text` in UTF-8, after its
-   * length. ASCII, nearly every cell, is copied by a plain loop: the native encoder costs more per
-   * call than these short strings take.
-   */
-  utf8Field(text: string, prefix = -1): void {
-    this.room(5 + text.length * 3)
-    const bytes = this.bytes
-    const start = this.length + 4
-    let at = start
-    if (prefix >= 0) bytes[at++] = prefix
-    const first = at
-    for (let i = 0; i < text.length; i++) {
-      const code = text.charCodeAt(i)
-      if (code >= 0x80) {
-        at = first + utf8.encodeInto(text, bytes.subarray(first)).written
-        break
-      }
-      bytes[at++] = code
-    }
-    this.view.setInt32(this.length, at - start)
-    this.length = at
+/** Bytes of PostgreSQL's binary `COPY` tuples (big-endian), with the fields only it has. */
+export class CopyBuffer extends WriteBuffer {
+  constructor() {
+    super(false)
   }
 
   /** A float8 field. */
   float64Field(value: number): void {
     this.int32(8)
-    this.room(8)
-    this.view.setFloat64(this.length, value)
-    this.length += 8
+    this.float64(value)
   }
 
   /** A `text[]` field: PostgreSQL's binary array, one dimension from 1, no nulls, each element after its length. */
@@ -127,42 +54,13 @@ const integer = (type: ColumnType, cell: Cell, min: number, max: number): number
   return Number.isInteger(value) && value >= min && value <= max ? value : wrongCell(type, cell)
 }
 
-const ZERO = 48
-
-/** Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `days_from_civil`). */
-const daysFromCivil = (year: number, month: number, day: number): number => {
-  const y = month <= 2 ? year - 1 : year
-  const era = Math.floor(y / 400)
-  const yearOfEra = y - era * 400
-  const dayOfYear = Math.floor((153 * (month + (month > 2 ? -3 : 9)) + 2) / 5) + day - 1
-  return era * 146097 + yearOfEra * 365 + Math.floor(yearOfEra / 4) - Math.floor(yearOfEra / 100) + dayOfYear - 719468
-}
-
 /** PostgreSQL counts dates from 2000-01-01. */
 const POSTGRES_EPOCH_DAYS = daysFromCivil(2000, 1, 1)
 
-/** The number written in `text` from `from` to `to`, or -1 if a character there is not a digit. */
-const digits = (text: string, from: number, to: number): number => {
-  let value = 0
-  for (let i = from; i < to; i++) {
-    const digit = text.charCodeAt(i) - ZERO
-    if (digit < 0 || digit > 9) return -1
-    value = value * 10 + digit
-  }
-  return value
-}
-
-const daysInMonth = (year: number, month: number): number =>
-  month === 2 ? (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28) : month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31
-
-/** `YYYY-MM-DD` as PostgreSQL's date: days since 2000-01-01, read from the characters. */
+/** `YYYY-MM-DD` as PostgreSQL's date: days since 2000-01-01. */
 const dateDays = (cell: Cell): number => {
-  if (typeof cell !== "string" || cell.length !== 10 || cell[4] !== "-" || cell[7] !== "-") return wrongCell("date", cell)
-  const year = digits(cell, 0, 4)
-  const month = digits(cell, 5, 7)
-  const day = digits(cell, 8, 10)
-  if (year < 0 || month < 1 || month > 12 || day < 1 || day > daysInMonth(year, month)) return wrongCell("date", cell)
-  return daysFromCivil(year, month, day) - POSTGRES_EPOCH_DAYS
+  const days = typeof cell === "string" ? isoDateDays(cell) : undefined
+  return days === undefined ? wrongCell("date", cell) : days - POSTGRES_EPOCH_DAYS
 }
 
 const NUMERIC_POSITIVE = 0x0000
