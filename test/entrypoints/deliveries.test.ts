@@ -135,7 +135,8 @@ describe("npm run deliveries", () => {
         const keys = await keysUnder(client, bucket, "success/acme/d1/")
         return keys.some((key) => key.endsWith("/_report.json")) ? true : undefined
       })
-      await until(20_000, () => "acme/d1's job is not done", async () =>
+      // Each look runs the CLI, a few seconds apiece on a loaded machine.
+      await until(60_000, () => `acme/d1's job is not done: ${JSON.stringify(rows("--partner", "acme"))}; worker:\n${worker.output()}`, async () =>
         rows("--partner", "acme").some((row) => row.delivery === "d1" && row.job?.state === "done" && row.ledger?.state === "succeeded")
           ? true
           : undefined)
