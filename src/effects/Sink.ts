@@ -56,6 +56,11 @@ export interface Landing {
   readonly rows: number
   /** Object keys (the lake's parts and manifest); empty for a table. */
   readonly paths: ReadonlyArray<string>
+  /**
+   * How the rows landed, from a destination that compares them with what it holds: the report's
+   * count for the dataset (a destination may know it only at commit, after the last batch).
+   */
+  readonly changes?: RowChanges
 }
 
 /**

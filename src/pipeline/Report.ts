@@ -1,5 +1,6 @@
 import type { Bilingual, RecordIssue } from "../../schemas/Dataset.ts"
 import { describePolicy, type ErrorPolicy } from "../domain/ErrorPolicy.ts"
+import type { Landing } from "../effects/Sink.ts"
 import type { RecordPosition } from "../stream/RawRecord.ts"
 
 /** One problem with one record, pinpointed for the partner (a line of `_errors.ndjson`). */
@@ -100,9 +101,6 @@ interface FileTally {
   read: number
   invalid: number
   loaded: number
-  inserted: number
-  updated: number
-  unchanged: number
   problem?: FileProblem
 }
 
@@ -117,7 +115,7 @@ export class ReportBuilder {
   file(name: string, dataset: string | null): FileTally {
     let tally = this.files.get(name)
     if (!tally) {
-      tally = { dataset, bytes: 0, read: 0, invalid: 0, loaded: 0, inserted: 0, updated: 0, unchanged: 0 }
+      tally = { dataset, bytes: 0, read: 0, invalid: 0, loaded: 0 }
       this.files.set(name, tally)
     }
     return tally
@@ -203,14 +201,8 @@ export class ReportBuilder {
         target.rejected += counts.rejected
         target.invalid += counts.invalid
       }
-      if (tally.dataset && !meta.dryRun) {
-        const landed = (rows[tally.dataset] ??= { inserted: 0, updated: 0, unchanged: 0 })
-        if (meta.committed) {
-          landed.inserted += tally.inserted
-          landed.updated += tally.updated
-          landed.unchanged += tally.unchanged
-        }
-      }
+      // Filled in from the destination when the run commits (`landedRows`).
+      if (tally.dataset && !meta.dryRun) rows[tally.dataset] ??= { inserted: 0, updated: 0, unchanged: 0 }
     }
     const errors = [...this.rules].map(([rule, group]) => ({ rule, ...group })).sort((a, b) => b.count - a.count)
     return {
@@ -233,4 +225,14 @@ export class ReportBuilder {
       notifications: []
     }
   }
+}
+
+/**
+ * The report of a run that commits, with each dataset's rows as its destination landed them (a
+ * destination may know them only at commit: a re-delivery staged whole is merged then).
+ */
+export const landedRows = (report: DeliveryReport, landings: ReadonlyArray<Pick<Landing, "dataset" | "changes">>): DeliveryReport => {
+  const rows = { ...report.rows }
+  for (const { dataset, changes } of landings) if (changes && dataset in rows) rows[dataset] = changes
+  return { ...report, rows }
 }

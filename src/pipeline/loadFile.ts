@@ -83,11 +83,6 @@ export const loadFile = (file: PlannedFile, target: FileTarget) =>
         )
         yield* Metric.update(Metric.withAttributes(metrics.batchLatency, attributes), (yield* Clock.currentTimeMillis) - started)
         tally.loaded += written.loaded
-        if (written.changes) {
-          tally.inserted += written.changes.inserted
-          tally.updated += written.changes.updated
-          tally.unchanged += written.changes.unchanged
-        }
         rejectRepeats(unique, written.repeats)
       })
 

@@ -10,6 +10,7 @@ import { trackKeyRanges } from "./keyRanges.ts"
 import { loadedEvents } from "./loadedEvents.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
 import { readDelivery } from "./readDelivery.ts"
+import { landedRows } from "./Report.ts"
 
 /**
  * Loads the folder as run `runId`: reads it into the sink and, when the error policy accepts it,
@@ -32,7 +33,7 @@ export const loadRun = (folder: DeliveryFolder, runId: string) =>
         const writer = yield* sink.begin({ delivery: folder.key, runId, pass })
         const tracked = trackKeyRanges(writer)
         const reading = yield* readDelivery(folder, tracked.writer)
-        const report = reading.report(runId)
+        let report = reading.report(runId)
         if (reading.errors.lines > 0) {
           const staged = stagedErrors(folder.key, config.stagingPrefix, runId)
           yield* store.upload(staged, readFile(reading.errors.path), { contentType: "application/x-ndjson" })
@@ -40,9 +41,11 @@ export const loadRun = (folder: DeliveryFolder, runId: string) =>
         if (reading.accepted) {
           // The events are part of the commit: subscribers hear of exactly the loads that happened.
           yield* writer.commit(Effect.gen(function*() {
+            const landings = writer.landings?.() ?? []
+            report = landedRows(report, landings)
             yield* ledger.settle(folder.key, runId, "succeeded", report)
             const now = new Date(yield* Clock.currentTimeMillis)
-            yield* outbox.add(loadedEvents(report, writer.landings?.() ?? [], tracked.ranges(), now))
+            yield* outbox.add(loadedEvents(report, landings, tracked.ranges(), now))
           }))
         }
         return report

@@ -1,11 +1,11 @@
 import { Effect, Layer, Ref } from "effect"
 import type { Dataset, Enrichment } from "../../../schemas/Dataset.ts"
 import { type CopyStream, Database, DatabaseError, joinSession, migrate, SCHEMA, type SqlSession } from "../Database.ts"
-import { type Filled, ReadAgain, type Repeat, Sink, type SinkRun, type SinkWriter, type StagedRecord, type WriteResult } from "../Sink.ts"
+import { type Filled, ReadAgain, type Repeat, type RowChanges, Sink, type SinkRun, type SinkWriter, type StagedRecord, type WriteResult } from "../Sink.ts"
 import { CopyBuffer } from "./CopyBuffer.ts"
 import { copyRows } from "./copyRows.ts"
 import { type Candidate, enrich, type Lookup, makeLookup } from "./enrichment.ts"
-import { createStageSql, heldSql, type MergedRow, mergeSql, type Repeated, stage } from "./merge.ts"
+import { createKeyedStageSql, createStageSql, heldSql, type MergedRow, mergeSql, mergeStagedSql, type Repeated, stage } from "./merge.ts"
 import { copyColumns, ddl, target } from "./tables.ts"
 
 /**
@@ -14,10 +14,11 @@ import { copyColumns, ddl, target } from "./tables.ts"
  * A run is one transaction, and reads the delivery once. A dataset's first batch decides how its
  * rows go in: when the table holds none of its keys (the usual new delivery), its rows are
  * streamed through one binary `COPY` straight into the table, the fastest way PostgreSQL takes
- * rows; otherwise (a corrected or full re-delivery) every batch is COPYed into a staging table and
- * merged, writing only the rows that changed. A key met later on the straight way (already loaded,
- * or repeated from an earlier batch) spoils the transaction: the sink asks to `ReadAgain`, and the
- * second reading merges every batch.
+ * rows; otherwise (a corrected or full re-delivery) they stream the same way into a staging table
+ * keyed like the table, merged once at commit, writing only the rows that changed. A key that
+ * breaks either key (already loaded on the straight way, or repeated from an earlier batch)
+ * spoils the transaction: the sink asks to `ReadAgain`, and the second reading merges batch by
+ * batch, which tells each repeat where it was first met.
  */
 export const PostgresSink = {
   /** The sink for `datasets`, creating or extending their tables at start. */
@@ -32,14 +33,15 @@ export const PostgresSink = {
 
 const UNIQUE_VIOLATION = "23505"
 
-/** A key violation on the straight way spoils the transaction: read the delivery again. */
-const readAgainOnConflict = (dataset: Dataset) => <A>(effect: Effect.Effect<A, DatabaseError>) =>
+/** A key violation on a streamed way spoils the transaction: read the delivery again. */
+const readAgainOnConflict = (dataset: Dataset, way: Way) => <A>(effect: Effect.Effect<A, DatabaseError>) =>
   effect.pipe(
     Effect.catchIf(
       (error) => error.code === UNIQUE_VIOLATION,
       (error) => {
         const detail = error.cause instanceof Error ? error.cause.message : String(error.cause)
-        return Effect.fail(new ReadAgain({ sink: "postgres", reason: `a ${dataset.name} key is already loaded (${detail})` }))
+        const what = way === "copy" ? "is already loaded, or repeated in the delivery" : "is repeated in the delivery"
+        return Effect.fail(new ReadAgain({ sink: "postgres", reason: `a ${dataset.name} key ${what} (${detail})` }))
       }
     )
   )
@@ -47,8 +49,12 @@ const readAgainOnConflict = (dataset: Dataset) => <A>(effect: Effect.Effect<A, D
 /** `mergeSql` answers one row; this stands for it if a driver answered none. */
 const NOTHING_MERGED: MergedRow = { merged: 0, inserted: 0, updated: 0, repeats: "[]" }
 
-/** How a dataset's batches go in, decided on its first batch of the run. */
-type Way = "copy" | "merge"
+/**
+ * How a dataset's batches go in, decided on its first batch of the run: streamed into the table
+ * (`copy`) or into the keyed staging table merged at commit (`stage`) on the first reading;
+ * merged batch by batch (`merge`) on the second.
+ */
+type Way = "copy" | "stage" | "merge"
 
 const begin = (db: Database["Service"], run: SinkRun) =>
   Effect.gen(function*() {
@@ -58,8 +64,8 @@ const begin = (db: Database["Service"], run: SinkRun) =>
     const staged = new Set<Dataset>()
     // Every batch is encoded into the same bytes, sent before the next is encoded.
     const tuples = new CopyBuffer()
-    // One COPY stays open across batches (and files) of a dataset that goes in straight.
-    let open: { readonly dataset: Dataset; readonly stream: CopyStream } | undefined
+    // One COPY stays open across batches (and files) of a dataset that streams in.
+    let open: { readonly dataset: Dataset; readonly way: Way; readonly stream: CopyStream } | undefined
     yield* Effect.acquireRelease(
       // Enrichment queries name tables without their schema.
       session.exec(`BEGIN; SET LOCAL search_path TO ${SCHEMA}, public`),
@@ -74,9 +80,9 @@ const begin = (db: Database["Service"], run: SinkRun) =>
     /** Completes the open COPY, if any: the session is free for other statements again. */
     const closeCopy = Effect.suspend(() => {
       if (open === undefined) return Effect.void
-      const { dataset, stream } = open
+      const { dataset, way, stream } = open
       open = undefined
-      return stream.end.pipe(readAgainOnConflict(dataset))
+      return stream.end.pipe(readAgainOnConflict(dataset, way))
     })
 
     /** `session` for one statement, the open COPY completed first. */
@@ -84,19 +90,23 @@ const begin = (db: Database["Service"], run: SinkRun) =>
       Effect.andThen(closeCopy, call(session))
 
     // Opened and recorded together, so the rollback on close always knows to abort it.
-    const openCopy = (dataset: Dataset) =>
+    const openCopy = (dataset: Dataset, way: "copy" | "stage") =>
       statement((session) =>
-        session.copyStream(target(dataset), copyColumns(dataset)).pipe(
-          Effect.tap((stream) => Effect.sync(() => (open = { dataset, stream }))),
+        session.copyStream(way === "copy" ? target(dataset) : stage(dataset), copyColumns(dataset)).pipe(
+          Effect.tap((stream) => Effect.sync(() => (open = { dataset, way, stream }))),
           Effect.uninterruptible
         )
       )
 
-    const copy = (dataset: Dataset, batch: ReadonlyArray<StagedRecord>) =>
+    /** The batch's rows into the open COPY of the table (`copy`) or of its keyed staging table (`stage`). */
+    const stream = (dataset: Dataset, way: "copy" | "stage") =>
       Effect.gen(function*() {
-        const stream = open?.dataset === dataset ? open.stream : yield* openCopy(dataset)
-        yield* stream.write(tuples.written).pipe(readAgainOnConflict(dataset))
-        return { loaded: batch.length, repeats: [], changes: { inserted: batch.length, updated: 0, unchanged: 0 } }
+        if (way === "stage" && !staged.has(dataset)) {
+          yield* statement((session) => session.exec(createKeyedStageSql(dataset)))
+          staged.add(dataset)
+        }
+        const copy = open?.dataset === dataset ? open.stream : yield* openCopy(dataset, way)
+        yield* copy.write(tuples.written).pipe(readAgainOnConflict(dataset, way))
       })
 
     /** Whether the table holds none of the batch's keys: its dataset can then go in straight. */
@@ -143,7 +153,24 @@ const begin = (db: Database["Service"], run: SinkRun) =>
     }
 
     const loaded = new Map<Dataset, number>()
-    const landings = () => [...loaded].map(([dataset, rows]) => ({ sink: "postgres", dataset: dataset.name, rows, paths: [target(dataset)] }))
+    /** How each dataset's rows landed: added up batch by batch, or from the staged merge at commit. */
+    const landed = new Map<Dataset, RowChanges>()
+    const land = (dataset: Dataset, changes: RowChanges) => {
+      const before = landed.get(dataset) ?? { inserted: 0, updated: 0, unchanged: 0 }
+      landed.set(dataset, {
+        inserted: before.inserted + changes.inserted,
+        updated: before.updated + changes.updated,
+        unchanged: before.unchanged + changes.unchanged
+      })
+    }
+    const landings = () =>
+      [...loaded].map(([dataset, rows]) => ({
+        sink: "postgres",
+        dataset: dataset.name,
+        rows,
+        paths: [target(dataset)],
+        ...(landed.has(dataset) ? { changes: landed.get(dataset)! } : {})
+      }))
 
     /** The batch's rows into `tuples`; a cell its column cannot take is refused like the server would. */
     const encode = (dataset: Dataset, batch: ReadonlyArray<StagedRecord>, filled: ReadonlyArray<Filled>) =>
@@ -163,19 +190,40 @@ const begin = (db: Database["Service"], run: SinkRun) =>
         yield* encode(dataset, batch, filled)
         let way = ways.get(dataset)
         if (way === undefined) {
-          // Only the first reading may go straight: the second is there because that failed.
-          way = run.pass === 1 && (yield* allNew(dataset, batch)) ? "copy" : "merge"
+          // Only the first reading may stream: the second is there because that failed.
+          way = run.pass === 2 ? "merge" : (yield* allNew(dataset, batch)) ? "copy" : "stage"
           ways.set(dataset, way)
         }
-        let result: WriteResult = yield* (way === "copy" ? copy(dataset, batch) : merge(dataset, batch))
+        let result: WriteResult
+        if (way === "merge") result = yield* merge(dataset, batch)
+        else {
+          yield* stream(dataset, way)
+          // What a staged row changes is known once the run is merged, at commit.
+          result = way === "copy" ? { loaded: batch.length, repeats: [], changes: { inserted: batch.length, updated: 0, unchanged: 0 } } : { loaded: batch.length, repeats: [] }
+        }
+        if (result.changes) land(dataset, result.changes)
         if (filled.length > 0) result = { ...result, filled }
         loaded.set(dataset, (loaded.get(dataset) ?? 0) + result.loaded)
         return result
       })
 
+    /**
+     * Merges a staged dataset at commit. Both tables' statistics are taken first: the staging
+     * table has none, and the target's may date from before the last load; with them the planner
+     * joins the two along their keys' indexes (1 GB identical re-delivery: 7 s) instead of hashing
+     * tables it takes for half their size (22 s). No JIT: compiling the statement cost more than it saved.
+     */
+    const mergeStaged = (dataset: Dataset) =>
+      Effect.gen(function*() {
+        yield* session.exec(`ANALYZE ${stage(dataset)}; ANALYZE ${target(dataset)}; SET LOCAL jit = off`)
+        const [{ inserted, updated } = NOTHING_MERGED] = yield* session.query<Pick<MergedRow, "inserted" | "updated">>(mergeStagedSql(dataset))
+        land(dataset, { inserted, updated, unchanged: (loaded.get(dataset) ?? 0) - inserted - updated })
+      })
+
     const commit = <E, R>(fence: Effect.Effect<void, E, R>) =>
       Effect.gen(function*() {
         yield* closeCopy
+        for (const [dataset, way] of ways) if (way === "stage") yield* mergeStaged(dataset)
         yield* joinSession(session)(fence)
         yield* session.exec("COMMIT")
         yield* Ref.set(committed, true)

@@ -36,6 +36,57 @@ export const createStageSql = (dataset: Dataset): string => {
 }
 
 /**
+ * Creates `stage(dataset)` keyed like the target, dropped when the transaction ends: a whole
+ * delivery streams into it through one COPY, and a key it repeats breaks the key there.
+ */
+export const createKeyedStageSql = (dataset: Dataset): string =>
+  `CREATE TEMP TABLE ${stage(dataset)} ON COMMIT DROP AS
+      SELECT ${copyColumns(dataset).map(ident).join(", ")} FROM ${target(dataset)} WITH NO DATA;
+    ALTER TABLE ${stage(dataset)} ADD PRIMARY KEY (${keysOf(dataset).join(", ")})`
+
+/** `a`'s and `b`'s natural keys are equal. */
+const sameKey = (dataset: Dataset, a: string, b: string) => keysOf(dataset).map((k) => `${a}.${k} = ${b}.${k}`).join(" AND ")
+
+/** The row's own values differ (`IS DISTINCT FROM`: nulls compare) between `a` and `b`. */
+const differs = (dataset: Dataset, a: string, b: string) => {
+  const values = dataset.columns.map((c) => ident(c.name))
+  return `(${values.map((v) => `${a}.${v}`).join(", ")}) IS DISTINCT FROM (${values.map((v) => `${b}.${v}`).join(", ")})`
+}
+
+/** The columns a merge writes over a held row, from `from`: all but the key, with this run's lineage. */
+const assign = (dataset: Dataset, from: string) => {
+  const keys = keysOf(dataset)
+  const assigned = [...dataset.columns.map((c) => ident(c.name)).filter((v) => !keys.includes(v)), ...LINEAGE.map((c) => ident(c.name))]
+  return `(${assigned.join(", ")}, "_loaded_at") = (${assigned.map((c) => `${from}.${c}`).join(", ")}, now())`
+}
+
+/**
+ * Merges a whole staged delivery (`createKeyedStageSql`) into the target in one statement, at
+ * commit: rows that differ from the table's are updated with this run's lineage, keys the table
+ * lacks are inserted, the same rows are not written at all. One pass over both tables, planned
+ * as joins, instead of two lookups per row.
+ */
+export const mergeStagedSql = (dataset: Dataset): string => {
+  const keys = keysOf(dataset)
+  const columns = copyColumns(dataset).map(ident)
+  return `WITH updated AS (
+      UPDATE ${target(dataset)} t SET ${assign(dataset, "s")}
+      FROM ${stage(dataset)} s
+      WHERE ${sameKey(dataset, "t", "s")} AND ${differs(dataset, "t", "s")}
+      RETURNING 1
+    ), inserted AS (
+      INSERT INTO ${target(dataset)} AS t (${columns.join(", ")})
+      SELECT ${columns.map((c) => `s.${c}`).join(", ")} FROM ${stage(dataset)} s
+      WHERE NOT EXISTS (SELECT FROM ${target(dataset)} t WHERE ${sameKey(dataset, "t", "s")})
+      -- A key another transaction committed since this statement began: merged the same way.
+      ON CONFLICT (${keys.join(", ")}) DO UPDATE SET ${assign(dataset, "excluded")} WHERE ${differs(dataset, "t", "excluded")}
+      RETURNING 1
+    )
+    SELECT (SELECT count(*) FROM inserted)::int AS inserted,
+      (SELECT count(*) FROM updated)::int AS updated`
+}
+
+/**
  * How many keys of `$1` (a JSON array of rows, the key columns' cells by name) the target holds.
  * The JSON is typed by the target's own row type, so the key columns' index serves the join.
  */
@@ -59,34 +110,29 @@ export const mergeSql = (dataset: Dataset): string => {
   const values = dataset.columns.map((c) => ident(c.name))
   const lineage = LINEAGE.map((c) => ident(c.name))
   const columns = [...values, ...lineage]
-  const sameKey = (a: string, b: string) => keys.map((k) => `${a}.${k} = ${b}.${k}`).join(" AND ")
-  const differs = (a: string, b: string) =>
-    `(${values.map((v) => `${a}.${v}`).join(", ")}) IS DISTINCT FROM (${values.map((v) => `${b}.${v}`).join(", ")})`
-  const assigned = [...values.filter((v) => !keys.includes(v)), ...lineage]
-  const assign = (from: string) => `(${assigned.join(", ")}, "_loaded_at") = (${assigned.map((c) => `${from}.${c}`).join(", ")}, now())`
   const seenKey = seenKeys(dataset).map(({ name, collated }) => `f.${name} = s.${name}${collated ? ` COLLATE "C"` : ""}`).join(" AND ")
   // Looked up row by row (LATERAL … LIMIT 1 is never planned as a join over a whole table, which
   // the planner picked for a few hundred thousand keys in `seen` and cost 20–40 ms a batch).
   return `WITH batch AS MATERIALIZED (
       SELECT s.*, f."_file" AS first_file, f."_record" AS first_record,
-        t.held IS NULL AS added, ${differs("t", "s")} AS differs
+        t.held IS NULL AS added, ${differs(dataset, "t", "s")} AS differs
       FROM ${stage(dataset)} s
       LEFT JOIN LATERAL (SELECT "_file", "_record" FROM ${seen(dataset)} f WHERE ${seenKey} LIMIT 1) f ON true
-      LEFT JOIN LATERAL (SELECT true AS held, ${values.join(", ")} FROM ${target(dataset)} t WHERE ${sameKey("t", "s")} LIMIT 1) t ON true
+      LEFT JOIN LATERAL (SELECT true AS held, ${values.join(", ")} FROM ${target(dataset)} t WHERE ${sameKey(dataset, "t", "s")} LIMIT 1) t ON true
     ), fresh AS (
       INSERT INTO ${seen(dataset)} (${keys.join(", ")}, "_file", "_record")
       SELECT ${keys.join(", ")}, "_file", "_record" FROM batch WHERE first_file IS NULL
       RETURNING 1
     ), updated AS (
-      UPDATE ${target(dataset)} t SET ${assign("s")}
+      UPDATE ${target(dataset)} t SET ${assign(dataset, "s")}
       FROM batch s
-      WHERE s.first_file IS NULL AND NOT s.added AND s.differs AND ${sameKey("t", "s")}
+      WHERE s.first_file IS NULL AND NOT s.added AND s.differs AND ${sameKey(dataset, "t", "s")}
       RETURNING 1
     ), inserted AS (
       INSERT INTO ${target(dataset)} AS t (${columns.join(", ")})
       SELECT ${columns.join(", ")} FROM batch WHERE first_file IS NULL AND added
       -- A key another transaction committed since this statement began: merged the same way.
-      ON CONFLICT (${keys.join(", ")}) DO UPDATE SET ${assign("excluded")} WHERE ${differs("t", "excluded")}
+      ON CONFLICT (${keys.join(", ")}) DO UPDATE SET ${assign(dataset, "excluded")} WHERE ${differs(dataset, "t", "excluded")}
       RETURNING 1
     )
     SELECT (SELECT count(*) FROM fresh)::int AS merged,

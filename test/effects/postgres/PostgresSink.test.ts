@@ -32,15 +32,19 @@ const record = (index: number, id: string, label: string | null, cents: number):
 
 const inserted = (n: number) => ({ inserted: n, updated: 0, unchanged: 0 })
 
-/** Writes `batches` as run `runId` and commits: what each write answered. */
-const deliver = (runId: string, pass: 1 | 2, batches: ReadonlyArray<ReadonlyArray<StagedRecord>>) =>
+/** Writes `batches` as run `runId` and commits: what each write answered, and how the rows landed. */
+const deliverLanded = (runId: string, pass: 1 | 2, batches: ReadonlyArray<ReadonlyArray<StagedRecord>>) =>
   Effect.scoped(Effect.gen(function*() {
     const writer = yield* (yield* Sink).begin({ delivery: aDelivery, runId, pass })
     const results: Array<WriteResult> = []
     for (const batch of batches) results.push(yield* writer.write(things, batch))
     yield* writer.commit(Effect.void)
-    return results
+    return { results, landed: writer.landings?.().find((landing) => landing.dataset === "things")?.changes }
   }))
+
+/** Writes `batches` as run `runId` and commits: what each write answered. */
+const deliver = (runId: string, pass: 1 | 2, batches: ReadonlyArray<ReadonlyArray<StagedRecord>>) =>
+  Effect.map(deliverLanded(runId, pass, batches), ({ results }) => results)
 
 const rows = Effect.gen(function*() {
   const db = yield* Database
@@ -156,26 +160,29 @@ describe(`PostgresSink on ${name}`, () => {
       expect(earlierDelivery.message).toContain("things")
       const earlierBatch = yield* conflict("run-3", [[record(0, "c", null, 1)], [record(1, "c", null, 2)]])
       expect(earlierBatch._tag).toBe("ReadAgain")
+      // A re-delivery streams into its staging table, keyed: a repeated key breaks it there.
+      const repeatedInRedelivery = yield* conflict("run-4", [[record(0, "a", "again", 1)], [record(1, "a", "twice", 2)]])
+      expect(repeatedInRedelivery._tag).toBe("ReadAgain")
+      expect(repeatedInRedelivery.message).toContain("things key is repeated in the delivery")
       // Both conflicting transactions rolled back whole.
       expect(yield* rows).toEqual([{ id: "a", label: "first", amount_cents: "1", _delivery: "run-1" }])
     }), layer())
 
-  effectTest("a re-delivery is merged in one reading: new keys inserted, changed rows updated, the same rows not written at all", () =>
+  effectTest("a re-delivery is staged in one reading and merged at commit: new keys inserted, changed rows updated, the same rows not written at all", () =>
     Effect.gen(function*() {
       const db = yield* Database
       yield* deliver("run-1", 1, [[record(0, "a", "same", 1), record(1, "b", "old", 2)], [record(2, "c", null, 3)]])
       // Each row's version: a row written again gets a new one, whoever wrote it.
       const versions = db.query<{ id: string; xmin: string }>(`SELECT id, xmin::text AS xmin FROM loaders.things ORDER BY id`)
       const before = yield* versions
-      // Its first batch holds keys the table has: every batch is merged, none read again.
-      const results = yield* deliver("run-2", 1, [
+      // Its first batch holds keys the table has: every batch is staged, none read again, and what
+      // they changed is known at commit.
+      const { results, landed } = yield* deliverLanded("run-2", 1, [
         [record(0, "a", "same", 1), record(1, "b", "new", 2)],
         [record(2, "c", null, 3), record(3, "d", "added", 4)]
       ])
-      expect(results).toEqual([
-        { loaded: 2, repeats: [], changes: { inserted: 0, updated: 1, unchanged: 1 } },
-        { loaded: 2, repeats: [], changes: { inserted: 1, updated: 0, unchanged: 1 } }
-      ])
+      expect(results).toEqual([{ loaded: 2, repeats: [] }, { loaded: 2, repeats: [] }])
+      expect(landed).toEqual({ inserted: 1, updated: 1, unchanged: 2 })
       expect(yield* rows).toEqual([
         { id: "a", label: "same", amount_cents: "1", _delivery: "run-1" },
         { id: "b", label: "new", amount_cents: "2", _delivery: "run-2" },
@@ -188,15 +195,15 @@ describe(`PostgresSink on ${name}`, () => {
       expect(versionOf(after, "c")).toBe(versionOf(before, "c")!)
       expect(versionOf(after, "b")).not.toBe(versionOf(before, "b")!)
       // The same delivery once more changes nothing at all.
-      const again = yield* deliver("run-3", 1, [[record(0, "a", "same", 1), record(1, "b", "new", 2), record(2, "c", null, 3), record(3, "d", "added", 4)]])
-      expect(again).toEqual([{ loaded: 4, repeats: [], changes: { inserted: 0, updated: 0, unchanged: 4 } }])
+      const again = yield* deliverLanded("run-3", 1, [[record(0, "a", "same", 1), record(1, "b", "new", 2), record(2, "c", null, 3), record(3, "d", "added", 4)]])
+      expect(again).toEqual({ results: [{ loaded: 4, repeats: [] }], landed: { inserted: 0, updated: 0, unchanged: 4 } })
       expect(yield* versions).toEqual(after)
     }), layer())
 
-  effectTest("merging: a key repeated from an earlier batch is reported and left out, even when its first record changed nothing", () =>
+  effectTest("pass 2 merging: a key repeated from an earlier batch is reported and left out, even when its first record changed nothing", () =>
     Effect.gen(function*() {
       yield* deliver("run-1", 1, [[record(0, "a", "kept", 1), record(1, "b", "kept", 2)]])
-      const results = yield* deliver("run-2", 1, [
+      const results = yield* deliver("run-2", 2, [
         [record(0, "a", "kept", 1), record(1, "b", "changed", 2)],
         [record(2, "a", "repeat", 9), record(3, "b", "repeat", 9), record(4, "c", null, 3)]
       ])
