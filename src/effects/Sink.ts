@@ -40,8 +40,6 @@ export interface WriteResult {
   readonly loaded: number
   /** Records it did not take because this run already wrote their key (from an earlier batch). */
   readonly repeats: ReadonlyArray<Repeat>
-  /** How the `loaded` rows landed (they add up to it); absent from a writer that does not know. */
-  readonly changes?: RowChanges
   /**
    * Columns the destination filled from what it holds (PostgreSQL's enrichments), handed to the
    * destinations after it so every copy of a row has the same values.

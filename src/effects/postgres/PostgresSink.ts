@@ -139,7 +139,8 @@ const begin = (db: Database["Service"], run: SinkRun) =>
           firstFile: d.first_file,
           firstIndex: Number(d.first_record)
         }))
-        return { loaded, repeats, changes: { inserted, updated, unchanged: loaded - inserted - updated } }
+        land(dataset, { inserted, updated, unchanged: loaded - inserted - updated })
+        return { loaded, repeats }
       })
 
     const lookups = new Map<Enrichment, Lookup<DatabaseError | ReadAgain>>()
@@ -198,10 +199,10 @@ const begin = (db: Database["Service"], run: SinkRun) =>
         if (way === "merge") result = yield* merge(dataset, batch)
         else {
           yield* stream(dataset, way)
-          // What a staged row changes is known once the run is merged, at commit.
-          result = way === "copy" ? { loaded: batch.length, repeats: [], changes: { inserted: batch.length, updated: 0, unchanged: 0 } } : { loaded: batch.length, repeats: [] }
+          // A staged row's change is known once the run is merged, at commit.
+          if (way === "copy") land(dataset, { inserted: batch.length, updated: 0, unchanged: 0 })
+          result = { loaded: batch.length, repeats: [] }
         }
-        if (result.changes) land(dataset, result.changes)
         if (filled.length > 0) result = { ...result, filled }
         loaded.set(dataset, (loaded.get(dataset) ?? 0) + result.loaded)
         return result

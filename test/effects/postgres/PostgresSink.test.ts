@@ -79,7 +79,7 @@ describe(`PostgresSink on ${name}`, () => {
       yield* Effect.scoped(Effect.gen(function*() {
         const writer = yield* sink.begin({ delivery: aDelivery, runId: "run-1", pass })
         const result = yield* writer.write(things, [record(0, "a", "tab\there", 100), record(1, "b", null, -5)])
-        expect(result).toEqual({ loaded: 2, repeats: [], changes: inserted(2) })
+        expect(result).toEqual({ loaded: 2, repeats: [] })
         yield* writer.commit(Effect.void)
       }))
       yield* Effect.scoped(Effect.gen(function*() {
@@ -121,7 +121,7 @@ describe(`PostgresSink on ${name}`, () => {
       let fenced = 0
       const failed = yield* Effect.scoped(Effect.gen(function*() {
         const writer = yield* both.begin({ delivery: aDelivery, runId: "run-1", pass: 1 })
-        expect(yield* writer.write(things, [record(0, "a", null, 1)])).toEqual({ loaded: 1, repeats: [], changes: inserted(1) })
+        expect(yield* writer.write(things, [record(0, "a", null, 1)])).toEqual({ loaded: 1, repeats: [] })
         return yield* writer.commit(Effect.sync(() => {
           fenced++
         })).pipe(Effect.flip)
@@ -154,7 +154,7 @@ describe(`PostgresSink on ${name}`, () => {
   effectTest("pass 1: a key met after a first batch of new keys, already loaded or repeated from an earlier batch, asks to read the delivery again", () =>
     Effect.gen(function*() {
       const conflict = (runId: string, batches: ReadonlyArray<ReadonlyArray<StagedRecord>>) => deliver(runId, 1, batches).pipe(Effect.flip)
-      expect(yield* deliver("run-1", 1, [[record(0, "a", "first", 1)]])).toEqual([{ loaded: 1, repeats: [], changes: inserted(1) }])
+      expect(yield* deliverLanded("run-1", 1, [[record(0, "a", "first", 1)]])).toEqual({ results: [{ loaded: 1, repeats: [] }], landed: inserted(1) })
       const earlierDelivery = yield* conflict("run-2", [[record(0, "b", null, 1)], [record(1, "a", "again", 2)]])
       expect(earlierDelivery._tag).toBe("ReadAgain")
       expect(earlierDelivery.message).toContain("things")
@@ -203,15 +203,16 @@ describe(`PostgresSink on ${name}`, () => {
   effectTest("pass 2 merging: a key repeated from an earlier batch is reported and left out, even when its first record changed nothing", () =>
     Effect.gen(function*() {
       yield* deliver("run-1", 1, [[record(0, "a", "kept", 1), record(1, "b", "kept", 2)]])
-      const results = yield* deliver("run-2", 2, [
+      const { results, landed } = yield* deliverLanded("run-2", 2, [
         [record(0, "a", "kept", 1), record(1, "b", "changed", 2)],
         [record(2, "a", "repeat", 9), record(3, "b", "repeat", 9), record(4, "c", null, 3)]
       ])
       const first = (index: number) => ({ firstFile: "incoming/p/d/things.json", firstIndex: index })
       expect(results).toEqual([
-        { loaded: 2, repeats: [], changes: { inserted: 0, updated: 1, unchanged: 1 } },
-        { loaded: 1, repeats: [{ position: 0, ...first(0) }, { position: 1, ...first(1) }], changes: inserted(1) }
+        { loaded: 2, repeats: [] },
+        { loaded: 1, repeats: [{ position: 0, ...first(0) }, { position: 1, ...first(1) }] }
       ])
+      expect(landed).toEqual({ inserted: 1, updated: 1, unchanged: 1 })
       expect(yield* rows).toEqual([
         { id: "a", label: "kept", amount_cents: "1", _delivery: "run-1" },
         { id: "b", label: "changed", amount_cents: "2", _delivery: "run-2" },
@@ -222,12 +223,14 @@ describe(`PostgresSink on ${name}`, () => {
   effectTest("pass 2: every batch is merged, a key repeated from an earlier batch reported; a re-run replaces rows without duplicating them", () =>
     Effect.gen(function*() {
       for (const runId of ["run-1", "run-2"]) {
-        const landed = runId === "run-1" ? inserted(1) : { inserted: 0, updated: 1, unchanged: 0 }
-        const results = yield* deliver(runId, 2, [[record(0, "a", runId, 1)], [record(2, "b", runId, 3), record(3, "a", "dup again", 4)]])
-        expect(results).toEqual([
-          { loaded: 1, repeats: [], changes: landed },
-          { loaded: 1, repeats: [{ position: 1, firstFile: "incoming/p/d/things.json", firstIndex: 0 }], changes: landed }
-        ])
+        const delivered = yield* deliverLanded(runId, 2, [[record(0, "a", runId, 1)], [record(2, "b", runId, 3), record(3, "a", "dup again", 4)]])
+        expect(delivered).toEqual({
+          results: [
+            { loaded: 1, repeats: [] },
+            { loaded: 1, repeats: [{ position: 1, firstFile: "incoming/p/d/things.json", firstIndex: 0 }] }
+          ],
+          landed: runId === "run-1" ? inserted(2) : { inserted: 0, updated: 2, unchanged: 0 }
+        })
       }
       expect(yield* rows).toEqual([
         { id: "a", label: "run-2", amount_cents: "1", _delivery: "run-2" },
