@@ -19,6 +19,11 @@ const ZSTD_OPTIONS = { params: { [constants.ZSTD_c_compressionLevel]: 1 } }
 
 const text = (cell: Cell): string => (typeof cell === "string" ? cell : JSON.stringify(cell))
 
+/** Cells arrive validated: a date that is none is a dataset's declaration gone wrong, not data to write. */
+const wrongDate = (cell: Cell): never => {
+  throw new TypeError(`a date column cannot take ${JSON.stringify(cell)}`)
+}
+
 /**
  * How each column type is stored: dates as days, numerics as doubles; exact decimals and
  * timestamps as their text (nothing lost), JSON and lists of text as JSON text.
@@ -119,7 +124,7 @@ class ColumnValues {
         if (this.bounded) this.bound(Number(cell), true)
         return
       case DATE: {
-        const days = isoDateDays(text(cell)) ?? Number.NaN
+        const days = isoDateDays(text(cell)) ?? wrongDate(cell)
         out.int32(days)
         if (this.bounded) this.bound(days, true)
         return
