@@ -54,6 +54,11 @@ export class Outbox extends Context.Service<Outbox, {
   readonly release: (claimed: Claimed, owner: string) => Effect.Effect<void, DatabaseError>
   /** What each of `subscribers` has still to receive. */
   readonly backlog: (subscribers: ReadonlyArray<string>) => Effect.Effect<ReadonlyArray<Backlog>, DatabaseError>
+  /**
+   * Deletes the events older than `olderThan` that every one of `subscribers` has passed (a
+   * subscriber no longer listed holds nothing back); answers how many went.
+   */
+  readonly prune: (subscribers: ReadonlyArray<string>, olderThan: Duration.Duration) => Effect.Effect<number, DatabaseError>
 }>()("loaders/Outbox") {
   /** The outbox in the pipeline's database; a sender holds a partner's events for at most `lease` between two answers. */
   static readonly layer = (options: { readonly lease: Duration.Input }) =>
@@ -78,6 +83,7 @@ const MIGRATION = `
     created_at timestamptz NOT NULL DEFAULT now()
   );
   CREATE INDEX IF NOT EXISTS outbox_partner_seq ON ${SCHEMA}.outbox (partner, seq);
+  CREATE INDEX IF NOT EXISTS outbox_created_at ON ${SCHEMA}.outbox (created_at);
   CREATE TABLE IF NOT EXISTS ${SCHEMA}.outbox_partners (partner text PRIMARY KEY);
   CREATE TABLE IF NOT EXISTS ${SCHEMA}.outbox_cursors (
     subscriber text NOT NULL,
@@ -182,5 +188,22 @@ const makeOutbox = (db: Database["Service"], lease: string): Outbox["Service"] =
     return rows.map((r): Backlog => ({ subscriber: r.subscriber, pending: Number(r.pending), oldestSeconds: r.oldest ?? 0 }))
   })
 
-  return Outbox.of({ add, claim, delivered, failed, release, backlog })
+  const prune = Effect.fn("Outbox.prune")(function*(subscribers: ReadonlyArray<string>, olderThan: Duration.Duration) {
+    const [row] = yield* db.query<{ pruned: number }>(
+      `WITH pruned AS (
+         DELETE FROM ${SCHEMA}.outbox e
+         WHERE e.created_at < now() - $2::interval
+           AND NOT EXISTS (
+             SELECT FROM jsonb_array_elements_text($1::text::jsonb) AS s(subscriber)
+             WHERE e.seq > COALESCE(
+               (SELECT delivered_seq FROM ${SCHEMA}.outbox_cursors c WHERE c.subscriber = s.subscriber AND c.partner = e.partner), 0))
+         RETURNING 1
+       )
+       SELECT count(*)::int AS pruned FROM pruned`,
+      [JSON.stringify(subscribers), `${Duration.toMillis(olderThan)} milliseconds`]
+    )
+    return row?.pruned ?? 0
+  })
+
+  return Outbox.of({ add, claim, delivered, failed, release, backlog, prune })
 }

@@ -4,7 +4,7 @@ import { Cause, Clock, Console, Duration, Effect, Exit, Fiber, Layer, Schedule }
 import { Database } from "../effects/Database.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
 import { Subscribers } from "../effects/Subscribers.ts"
-import { sendDueEvents, sendSettings } from "../outbox/sendEvents.ts"
+import { pruneDeliveredEvents, sendDueEvents, sendSettings } from "../outbox/sendEvents.ts"
 import * as PgBossJobQueue from "../effects/pgboss/PgBossJobQueue.ts"
 import { offerDelivery } from "../pipeline/deliveryJob.ts"
 import { type Discovered, discover } from "../pipeline/discover.ts"
@@ -167,11 +167,14 @@ const run = (options: Options) =>
 /**
  * One pass of the events' sender after a backfill, so subscribers hear of its loads without a
  * worker running; what a subscriber does not take stays in the outbox for `serve` or `worker`.
+ * Events past their retention that every subscriber received are deleted, as `serve` does hourly.
  */
 const sendEventsOnce = Effect.gen(function*() {
   const { all } = yield* Subscribers
-  if (all.length === 0) return
-  const sent = yield* sendDueEvents(yield* sendSettings)
+  const settings = yield* sendSettings
+  if (all.length === 0) return yield* pruneDeliveredEvents(settings)
+  const sent = yield* sendDueEvents(settings)
+  yield* pruneDeliveredEvents(settings)
   const { kind } = yield* Database
   yield* Console.log(
     `Events: ${sent} sent to the subscribers (${all.map((s) => s.name).join(", ")}); any not taken wait in the outbox for ` +

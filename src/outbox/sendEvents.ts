@@ -14,13 +14,16 @@ export interface SendSettings {
   readonly retryMax: Duration.Duration
   /** Pause between two passes over the subscribers. */
   readonly interval: Duration.Duration
+  /** How long an event every subscriber has received stays in the outbox. */
+  readonly retention: Duration.Duration
 }
 
 export const sendSettings: Config.Config<SendSettings> = Config.all({
   timeout: Config.Duration("LOADERS_EVENTS_TIMEOUT").pipe(Config.withDefault(Duration.seconds(10))),
   retryBase: Config.Duration("LOADERS_EVENTS_RETRY_BASE").pipe(Config.withDefault(Duration.seconds(1))),
   retryMax: Config.Duration("LOADERS_EVENTS_RETRY_MAX").pipe(Config.withDefault(Duration.minutes(1))),
-  interval: Config.Duration("LOADERS_EVENTS_INTERVAL").pipe(Config.withDefault(Duration.seconds(1)))
+  interval: Config.Duration("LOADERS_EVENTS_INTERVAL").pipe(Config.withDefault(Duration.seconds(1))),
+  retention: Config.Duration("LOADERS_EVENTS_RETENTION").pipe(Config.withDefault(Duration.days(30)))
 })
 
 /** Events read per claim of a partner's stream. */
@@ -86,4 +89,19 @@ export const sendDueEvents = Effect.fn("sendDueEvents")(function*(settings: Send
     }
   }
   return sent
+})
+
+/**
+ * Deletes the events older than the retention that every subscriber of the file has received: the
+ * outbox keeps what someone still waits for, and, for as long as the retention, what a subscriber
+ * added later would start from. Answers how many went.
+ */
+export const pruneDeliveredEvents = Effect.fn("pruneDeliveredEvents")(function*(settings: SendSettings) {
+  const outbox = yield* Outbox
+  const { all } = yield* Subscribers
+  const pruned = yield* outbox.prune(all.map((subscriber) => subscriber.name), settings.retention)
+  if (pruned > 0) {
+    yield* Effect.logInfo(`events: ${pruned} delivered more than ${Duration.format(settings.retention)} ago deleted from the outbox (LOADERS_EVENTS_RETENTION)`)
+  }
+  return pruned
 })

@@ -66,4 +66,44 @@ describe("Outbox on PostgreSQL", () => {
       }),
     layer()
   )
+
+  effectTest("retention: an event goes once it is older than the retention and every listed subscriber has received it", () =>
+    Effect.gen(function*() {
+      const outbox = yield* Outbox
+      const db = yield* Database
+      yield* inTransaction(outbox.add([event("old-1"), event("old-2"), event("fresh"), event("old-immo", "immo")]))
+      // Three events were added 40 days ago, as the test tells the database.
+      yield* db.execute(`UPDATE loaders.outbox SET created_at = now() - interval '40 days' WHERE id LIKE 'old-%'`)
+      const seqOf = Object.fromEntries(
+        (yield* db.query<{ id: string; seq: string }>(`SELECT id, seq::text AS seq FROM loaders.outbox`)).map((r) => [r.id, r.seq])
+      )
+      /** `subscriber` receives `partner`'s events up to `upTo` (the other partner's claims are let go). */
+      const receive = (subscriber: string, partner: string, upTo: string) =>
+        Effect.gen(function*() {
+          // A claim takes any partner with events due: a few tries find this one.
+          for (let tries = 0; tries < 8; tries++) {
+            const claimed = yield* outbox.claim(subscriber, "sender", 10)
+            if (claimed === undefined) return
+            const through = claimed.partner === partner ? claimed.events.filter((e) => Number(e.seq) <= Number(seqOf[upTo])) : []
+            if (through.length > 0) yield* outbox.delivered(claimed, "sender", through.at(-1)!.seq)
+            yield* outbox.release(claimed, "sender")
+            if (claimed.partner === partner) return
+          }
+        })
+      const left = db.query<{ id: string }>(`SELECT id FROM loaders.outbox ORDER BY seq`).pipe(Effect.map((rows) => rows.map((r) => r.id)))
+      // "accounting" has received acme's events up to old-2; "crm" only old-1.
+      yield* receive("accounting", "acme", "old-2")
+      yield* receive("crm", "acme", "old-1")
+      expect(yield* outbox.prune(["accounting", "crm"], Duration.days(30))).toBe(1)
+      expect(yield* left).toEqual(["old-2", "fresh", "old-immo"])
+      // Without "crm" in the file, it holds nothing back; immo's old event nobody received stays.
+      expect(yield* outbox.prune(["accounting"], Duration.days(30))).toBe(1)
+      expect(yield* left).toEqual(["fresh", "old-immo"])
+      // Received, but not old enough: kept.
+      yield* receive("accounting", "acme", "fresh")
+      expect(yield* outbox.prune(["accounting"], Duration.days(30))).toBe(0)
+      // With no subscriber at all, every event past the retention goes.
+      expect(yield* outbox.prune([], Duration.days(30))).toBe(1)
+      expect(yield* left).toEqual(["fresh"])
+    }), layer())
 })

@@ -24,7 +24,8 @@ const settings: SendSettings = {
   timeout: Duration.seconds(5),
   retryBase: Duration.millis(200),
   retryMax: OUTAGE_S > 60 ? Duration.minutes(1) : Duration.seconds(1),
-  interval: Duration.millis(100)
+  interval: Duration.millis(100),
+  retention: Duration.days(30)
 }
 
 const verify = (signature: string | undefined, body: string): boolean => {
