@@ -161,20 +161,23 @@ const run = (options: Options) =>
       yield* Console.error("Some deliveries could not be processed (see above); they stay in place and run again next time.")
       process.exitCode = 1
     }
-    if (!options.dryRun) yield* sendEventsOnce
+    // Old events are pruned after a run without faults only: a database that just failed the run
+    // would fail that too, and turn the run's exit 1 into a start failure's 2.
+    if (!options.dryRun) yield* sendEventsOnce(faults === 0)
   })
 
 /**
  * One pass of the events' sender after a backfill, so subscribers hear of its loads without a
  * worker running; what a subscriber does not take stays in the outbox for `serve` or `worker`.
- * Events past their retention that every subscriber received are deleted, as `serve` does hourly.
+ * With `prune`, events past their retention that every subscriber received are deleted, as
+ * `serve` does hourly.
  */
-const sendEventsOnce = Effect.gen(function*() {
+const sendEventsOnce = Effect.fnUntraced(function*(prune: boolean) {
   const { all } = yield* Subscribers
   const settings = yield* sendSettings
-  if (all.length === 0) return yield* pruneDeliveredEvents(settings)
+  if (prune) yield* pruneDeliveredEvents(settings)
+  if (all.length === 0) return
   const sent = yield* sendDueEvents(settings)
-  yield* pruneDeliveredEvents(settings)
   const { kind } = yield* Database
   yield* Console.log(
     `Events: ${sent} sent to the subscribers (${all.map((s) => s.name).join(", ")}); any not taken wait in the outbox for ` +
