@@ -218,6 +218,8 @@ const tableStats = (url: string) =>
     return last
   })
 
+const LAKE_RUNS = ["PostgreSQL only", "PostgreSQL + lake (Parquet)", "PostgreSQL + lake (NDJSON gzip)"] as const
+
 const main = Effect.gen(function*() {
   console.log(`Generating (or reusing) a ${megabytes} MB transactions file…`)
   const file = yield* Effect.promise(() => transactionsFile(megabytes))
@@ -232,7 +234,7 @@ const main = Effect.gen(function*() {
     ? (["first load", `re-delivery, ${rerun}`] as const)
     : values.lake
     // Twice each, interleaved: a run here is ±30% from a disk still writing the last one's gigabytes.
-    ? (["PostgreSQL only", "PostgreSQL + lake (Parquet)", "PostgreSQL + lake (NDJSON gzip)", "PostgreSQL only", "PostgreSQL + lake (Parquet)", "PostgreSQL + lake (NDJSON gzip)"] as const)
+    ? [...LAKE_RUNS, ...LAKE_RUNS]
     : (["off"] as const)
   const redelivered = rerun === "changed10" ? yield* Effect.promise(() => changedTransactionsFile(megabytes)) : undefined
   console.log(`Uploading ${(bytes / 1e6).toFixed(0)} MB to s3rver…`)

@@ -67,7 +67,7 @@ export class Outbox extends Context.Service<Outbox, {
       Effect.gen(function*() {
         const db = yield* Database
         yield* migrate(db, [MIGRATION])
-        return makeOutbox(db, `${Duration.toMillis(Duration.fromInputUnsafe(options.lease))} milliseconds`)
+        return makeOutbox(db, interval(Duration.fromInputUnsafe(options.lease)))
       })
     )
 }
@@ -97,6 +97,13 @@ const MIGRATION = `
     PRIMARY KEY (subscriber, partner)
   );
 `
+
+/** A duration as a PostgreSQL interval parameter. */
+const interval = (duration: Duration.Duration): string => `${Duration.toMillis(duration)} milliseconds`
+
+/** SQL: event `e` is still due to subscriber `s` (past its cursor for `e`'s partner; no cursor is 0). */
+const DUE = `e.seq > COALESCE(
+  (SELECT delivered_seq FROM ${SCHEMA}.outbox_cursors c WHERE c.subscriber = s.subscriber AND c.partner = e.partner), 0)`
 
 const makeOutbox = (db: Database["Service"], lease: string): Outbox["Service"] => {
   const add = Effect.fn("Outbox.add")(function*(events: ReadonlyArray<OutboxEvent>) {
@@ -163,7 +170,7 @@ const makeOutbox = (db: Database["Service"], lease: string): Outbox["Service"] =
       `UPDATE ${SCHEMA}.outbox_cursors SET attempts = attempts + 1, last_error = $4, next_at = now() + $5::interval,
          lease_until = '-infinity', owner = NULL
        WHERE ${mine}`,
-      [claimed.subscriber, claimed.partner, owner, reason.slice(0, 500), `${Duration.toMillis(retryIn)} milliseconds`]
+      [claimed.subscriber, claimed.partner, owner, reason.slice(0, 500), interval(retryIn)]
     )
   })
 
@@ -180,8 +187,7 @@ const makeOutbox = (db: Database["Service"], lease: string): Outbox["Service"] =
       `SELECT s.subscriber, count(e.seq)::text AS pending,
               COALESCE(EXTRACT(EPOCH FROM now() - min(e.created_at)), 0)::float8 AS oldest
        FROM jsonb_array_elements_text($1::text::jsonb) AS s(subscriber)
-       LEFT JOIN ${SCHEMA}.outbox e ON e.seq > COALESCE(
-         (SELECT delivered_seq FROM ${SCHEMA}.outbox_cursors c WHERE c.subscriber = s.subscriber AND c.partner = e.partner), 0)
+       LEFT JOIN ${SCHEMA}.outbox e ON ${DUE}
        GROUP BY s.subscriber ORDER BY s.subscriber`,
       [JSON.stringify(subscribers)]
     )
@@ -194,13 +200,11 @@ const makeOutbox = (db: Database["Service"], lease: string): Outbox["Service"] =
          DELETE FROM ${SCHEMA}.outbox e
          WHERE e.created_at < now() - $2::interval
            AND NOT EXISTS (
-             SELECT FROM jsonb_array_elements_text($1::text::jsonb) AS s(subscriber)
-             WHERE e.seq > COALESCE(
-               (SELECT delivered_seq FROM ${SCHEMA}.outbox_cursors c WHERE c.subscriber = s.subscriber AND c.partner = e.partner), 0))
+             SELECT FROM jsonb_array_elements_text($1::text::jsonb) AS s(subscriber) WHERE ${DUE})
          RETURNING 1
        )
        SELECT count(*)::int AS pruned FROM pruned`,
-      [JSON.stringify(subscribers), `${Duration.toMillis(olderThan)} milliseconds`]
+      [JSON.stringify(subscribers), interval(olderThan)]
     )
     return row?.pruned ?? 0
   })
