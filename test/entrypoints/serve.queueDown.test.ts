@@ -73,8 +73,12 @@ describe("serve with the job queue's PostgreSQL stopped", () => {
       await until(15_000, () => `no metrics recovery line:\n${serve.output()}`, async () =>
         serve.output().includes(METRICS_UP) ? true : undefined)
       expect(occurrences(serve.output(), METRICS_DOWN)).toBe(1)
-    } finally {
-      expect(await serve.stop()).toBe(0)
+    } catch (error) {
+      // Stopped without a check of its own, which would hide this failure behind its exit code.
+      await serve.stop()
+      throw new Error(`${error instanceof Error ? error.message : String(error)}\nserve:\n${serve.output()}`, { cause: error })
     }
+    const code = await serve.stop()
+    expect([code, code === 0 ? "" : serve.output()]).toEqual([0, ""])
   }, 120_000)
 })
