@@ -15,7 +15,12 @@
  *   table. Nothing that loads this object into that table can beat it on this machine.
  *
  * Each peer runs in processes of its own, on a fresh database (the re-deliveries on the loaders'),
- * bounded by `--timeout` seconds; peak RSS is the sum over its processes (the database's excluded).
+ * bounded by `--timeout` seconds; peak RSS is the sum over its processes (the database's excluded),
+ * and so is its CPU time (user + system, from GNU time), shown beside the database's over the same
+ * run (its cluster's processes, `databaseCpu.ts`): the copy floor's is what the rows cost the
+ * database, the parse-only peer's what reading the file costs a JavaScript thread. Our own
+ * processes (the loaders, parse-only) start with the allocator setting the launchers' npm scripts
+ * give them (`launcherEnv.ts`).
  * Every loading peer's figure comes with the rows it left in the database, counted there after it
  * ended; the loaders' delivery must have succeeded. Prints a Markdown table per size and writes
  * the results as JSON under bench/out/. Exits 1 when a peer fails, times out, or leaves a different
@@ -43,6 +48,8 @@ import { records } from "../src/stream/records.ts"
 import { freshDatabase } from "../test/support/postgres.ts"
 import { stopAll } from "../test/support/services.ts"
 import { changedTransactionsFile, transactionsFile } from "./generate.ts"
+import { databaseCpuSeconds, postmasterOf } from "./databaseCpu.ts"
+import { launcherEnv } from "./launcherEnv.ts"
 import { createTables } from "./tables.ts"
 
 const { values } = parseArgs({
@@ -70,6 +77,10 @@ interface Measured {
   readonly rows: number | null
   readonly landed?: Landed
   readonly peakRss: number
+  /** CPU seconds of the peer's processes (user + system). */
+  readonly cpuSeconds: number
+  /** CPU seconds of the database cluster while the peer ran. */
+  readonly databaseCpuSeconds: number
   readonly detail?: string
 }
 
@@ -81,9 +92,23 @@ interface Printed {
   readonly rows?: Readonly<Record<string, Landed>>
 }
 
-/** Runs `command` (a shell line), bounded in time; each process reports its max RSS through GNU time. */
-const run = (peer: string, command: string, env: Record<string, string>, rssFiles: ReadonlyArray<string>) =>
+/** What GNU time wrote (`-f "%M %U %S"`, its last line): peak RSS in kB, user and system CPU seconds. */
+const timeFigures = (file: string): { readonly rss: number; readonly cpu: number } => {
+  try {
+    const [rss = 0, user = 0, system = 0] = readFileSync(file, "utf8").trim().split("\n").at(-1)!.split(" ").map(Number)
+    return { rss: rss * 1024, cpu: user + system }
+  } catch {
+    return { rss: 0, cpu: 0 }
+  }
+}
+
+/**
+ * Runs `command` (a shell line), bounded in time; each process reports its max RSS and CPU time
+ * through GNU time (`timeFiles`), and the database's CPU time over the run is read from /proc.
+ */
+const run = (peer: string, command: string, env: Record<string, string>, timeFiles: ReadonlyArray<string>, postmaster: number) =>
   new Promise<Omit<Measured, "rows"> & { readonly printed: Printed }>((resolve) => {
+    const databaseBefore = databaseCpuSeconds(postmaster)
     const started = performance.now()
     const child = spawn("bash", ["-o", "pipefail", "-c", command], { env: { ...process.env, ...env }, stdio: ["ignore", "pipe", "pipe"], detached: true })
     let out = ""
@@ -94,17 +119,14 @@ const run = (peer: string, command: string, env: Record<string, string>, rssFile
     child.once("exit", (code, signal) => {
       clearTimeout(timer)
       const seconds = (performance.now() - started) / 1000
-      const peakRss = rssFiles.reduce((sum, file) => {
-        try {
-          return sum + Number(readFileSync(file, "utf8").trim().split("\n").at(-1)) * 1024
-        } catch {
-          return sum
-        }
-      }, 0)
+      const databaseCpu = databaseCpuSeconds(postmaster) - databaseBefore
+      const figures = timeFiles.map(timeFigures)
+      const peakRss = figures.reduce((sum, { rss }) => sum + rss, 0)
+      const cpuSeconds = figures.reduce((sum, { cpu }) => sum + cpu, 0)
       const line = out.trim().split("\n").at(-1) ?? ""
       const printed = line.startsWith("{") ? (JSON.parse(line) as Printed) : {}
       const records = printed.records ?? printed.totals?.read ?? 0
-      const measured = { peer, seconds, records, peakRss, printed }
+      const measured = { peer, seconds, records, peakRss, cpuSeconds, databaseCpuSeconds: databaseCpu, printed }
       if (signal === "SIGKILL") resolve({ ...measured, status: "timeout", detail: `killed after ${values.timeout} s` })
       else if (code !== 0) resolve({ ...measured, status: "failed", detail: err.trim().split("\n").slice(-2).join(" ") })
       else resolve({ ...measured, status: "ok" })
@@ -117,7 +139,7 @@ const ensureTools = () => {
   const missing = [
     ...(ok("/usr/bin/aws", ["--version"]) ? [] : ["awscli"]),
     ...(ok("jq", ["--version"]) ? [] : ["jq"]),
-    ...(ok("/usr/bin/time", ["-f", "%M", "true"]) ? [] : ["time"]),
+    ...(ok("/usr/bin/time", ["-f", "%M %U %S", "true"]) ? [] : ["time"]),
     ...(ok("/usr/bin/python3", ["-c", "import ijson"]) ? [] : ["python3-ijson"]),
     ...(ok("/usr/bin/python3", ["-c", "import psycopg2"]) ? [] : ["python3-psycopg2"])
   ]
@@ -184,8 +206,10 @@ const main = Effect.gen(function*() {
   const store = ObjectStore.layerWith({ bucket: "bench", endpoint: s3.endpoint, credentials: s3.credentials })
   const awsConfig = join(work, "aws-config")
   writeFileSync(awsConfig, "[default]\nregion = us-east-1\ns3 =\n  addressing_style = path\n")
-  const time = (name: string) => `/usr/bin/time -f %M -o ${join(work, `${name}.rss`)}`
+  const time = (name: string) => `/usr/bin/time -f "%M %U %S" -o ${join(work, `${name}.time`)}`
   const results: Record<string, Array<Measured>> = {}
+  // Every peer's database is one of this cluster's.
+  const postmaster = yield* postmasterOf(yield* Effect.promise(freshDatabase))
 
   for (const megabytes of sizes) {
     const file = yield* Effect.promise(() => transactionsFile(megabytes))
@@ -217,23 +241,28 @@ const main = Effect.gen(function*() {
       readonly table?: string
       /** The loaders' delivery folder; a re-delivery runs on the database of the first load. */
       readonly delivery?: { readonly prefix: string; readonly again: boolean }
+      /** What its process is started with besides the bench's settings (ours: as the launchers start them). */
+      readonly env?: Record<string, string>
     }
     const loadersRun = (name: string): Peer["command"] => () => [`${time(name)} ${bun} ${join(HERE, "runDelivery.ts")}`, [name]]
+    const ours = launcherEnv()
     const peers: ReadonlyArray<Peer> = [
-      { name: "loaders", command: loadersRun("loaders"), table: "loaders.transactions", delivery: { prefix: `incoming/bench/loaders-${megabytes}/`, again: false } },
+      { name: "loaders", command: loadersRun("loaders"), table: "loaders.transactions", delivery: { prefix: `incoming/bench/loaders-${megabytes}/`, again: false }, env: ours },
       {
         name: "loaders: re-delivery, identical",
         command: loadersRun("identical"),
         table: "loaders.transactions",
-        delivery: { prefix: `incoming/bench/identical-${megabytes}/`, again: true }
+        delivery: { prefix: `incoming/bench/identical-${megabytes}/`, again: true },
+        env: ours
       },
       {
         name: "loaders: re-delivery, 10% changed",
         command: loadersRun("changed"),
         table: "loaders.transactions",
-        delivery: { prefix: `incoming/bench/changed10-${megabytes}/`, again: true }
+        delivery: { prefix: `incoming/bench/changed10-${megabytes}/`, again: true },
+        env: ours
       },
-      { name: "parse-only", command: () => [`${time("parse")} ${bun} ${join(HERE, "peers/parseOnly.ts")}`, ["parse"]] },
+      { name: "parse-only", command: () => [`${time("parse")} ${bun} ${join(HERE, "peers/parseOnly.ts")}`, ["parse"]], env: ours },
       { name: "lambda", command: () => [`${time("lambda")} ${bun} ${join(HERE, "peers/lambda.ts")}`, ["lambda"]], table: "lambda_transactions" },
       {
         name: "shell: aws, jq, psql",
@@ -258,7 +287,7 @@ const main = Effect.gen(function*() {
     if (megabytes === sizes[0]) {
       for (const peer of peers.filter(({ name }) => name === "loaders" || name === "parse-only" || name === "lambda")) {
         const url = yield* Effect.promise(freshDatabase)
-        yield* Effect.promise(() => run(peer.name, peer.command(url)[0], { ...common, DATABASE_URL: url, BENCH_PREFIX: `incoming/bench/warm-up/` }, []))
+        yield* Effect.promise(() => run(peer.name, peer.command(url)[0], { ...common, ...peer.env, DATABASE_URL: url, BENCH_PREFIX: `incoming/bench/warm-up/` }, [], postmaster))
       }
     }
     let loadersUrl = ""
@@ -266,10 +295,10 @@ const main = Effect.gen(function*() {
       const url = peer.delivery?.again ? loadersUrl : yield* Effect.promise(freshDatabase)
       if (peer.delivery && !peer.delivery.again) loadersUrl = url
       if (peer.name.startsWith("copy floor")) yield* createTables(url)
-      const [line, rss] = peer.command(url)
+      const [line, timed] = peer.command(url)
       console.log(`  ${peer.name}…`)
       const result = yield* Effect.promise(() =>
-        run(peer.name, line, { ...common, DATABASE_URL: url, BENCH_PREFIX: peer.delivery?.prefix ?? "" }, rss.map((n) => join(work, `${n}.rss`)))
+        run(peer.name, line, { ...common, ...peer.env, DATABASE_URL: url, BENCH_PREFIX: peer.delivery?.prefix ?? "" }, timed.map((n) => join(work, `${n}.time`)), postmaster)
       )
       const rows = peer.table === undefined ? null : yield* countRows(url, peer.table)
       const { printed, ...measuredRun } = result
@@ -291,13 +320,15 @@ const main = Effect.gen(function*() {
     results[`${megabytes}MB`] = measuredAll
     const loaders = measuredAll[0]!
     const landedCell = (m: Measured) => (m.landed ? `${m.landed.inserted} / ${m.landed.updated} / ${m.landed.unchanged}` : "—")
-    console.log(`\n| ${megabytes} MB | status | seconds | records/s | MB/s | peak RSS | rows in the database | inserted / updated / unchanged | loaders ÷ peer, speed |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- |
+    console.log(`\n| ${megabytes} MB | status | seconds | records/s | MB/s | peak RSS | CPU s: peer + database = all | rows in the database | inserted / updated / unchanged | loaders ÷ peer, speed |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${
       measuredAll.map((m) =>
         `| ${m.peer} | ${m.status}${m.detail ? ` (${m.detail.slice(0, 80)})` : ""} | ${m.seconds.toFixed(1)} | ${Math.round(file.records / m.seconds).toLocaleString("en")} | ${
           (mb / m.seconds).toFixed(1)
-        } | ${(m.peakRss / 1e6).toFixed(0)} MB | ${m.rows ?? "— (parses only)"} | ${landedCell(m)} | ${m === loaders ? "—" : (m.seconds / loaders.seconds).toFixed(2)} |`
+        } | ${(m.peakRss / 1e6).toFixed(0)} MB | ${m.cpuSeconds.toFixed(1)} + ${m.databaseCpuSeconds.toFixed(1)} = ${
+          (m.cpuSeconds + m.databaseCpuSeconds).toFixed(1)
+        } | ${m.rows ?? "— (parses only)"} | ${landedCell(m)} | ${m === loaders ? "—" : (m.seconds / loaders.seconds).toFixed(2)} |`
       ).join("\n")
     }`)
   }

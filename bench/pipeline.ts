@@ -22,6 +22,11 @@
  * one. The lake's rows are counted from its manifests. Before every run the page cache is written
  * out (`sync`), so that no run pays for the disk writes of the one before.
  *
+ * `--allocator` runs the delivery six times, each on a fresh database, alternating Bun's own
+ * allocator setting (`MIMALLOC_PURGE_DELAY` unset: freed memory goes back to the system soon) and
+ * the launchers' (package.json's scripts, `launcherEnv.ts`), and compares the medians of each:
+ * CPU seconds, the system's share of them and the page faults.
+ *
  * `--gc` has the delivery process run the collector guard the launchers run (`bunMemory.ts`).
  *
  * `--profile <dir>` writes the delivery process's CPU profile there (Bun's `--cpu-prof-md`).
@@ -29,11 +34,11 @@
  * The database's CPU time is its own cluster's (its postmaster and the processes it started, those
  * that ended included), whatever else runs on the machine.
  *
- *   npm run bench:pipeline -- [--mb 1000] [--batch 1000] [--telemetry | --rerun identical|changed10 | --lake] [--gc] [--profile bench/out/profile]
+ *   npm run bench:pipeline -- [--mb 1000] [--batch 1000] [--telemetry | --rerun identical|changed10 | --lake | --allocator] [--gc] [--profile bench/out/profile]
  */
 import { Effect, Stream } from "effect"
 import { execFileSync, spawn } from "node:child_process"
-import { createReadStream, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:fs"
+import { createReadStream, mkdtempSync, rmSync, statSync } from "node:fs"
 import { createServer } from "node:http"
 import { tmpdir } from "node:os"
 import { join } from "node:path"
@@ -44,6 +49,8 @@ import { type EmbeddedS3, startEmbeddedS3 } from "../src/effects/EmbeddedS3.ts"
 import { ObjectStore } from "../src/effects/ObjectStore.ts"
 import { freshDatabase } from "../test/support/postgres.ts"
 import { stopAll } from "../test/support/services.ts"
+import { databaseCpuSeconds, postmasterOf } from "./databaseCpu.ts"
+import { launcherEnv } from "./launcherEnv.ts"
 import { changedTransactionsFile, transactionsFile } from "./generate.ts"
 
 const { values } = parseArgs({
@@ -54,6 +61,7 @@ const { values } = parseArgs({
     profile: { type: "string" },
     rerun: { type: "string" },
     lake: { type: "boolean", default: false },
+    allocator: { type: "boolean", default: false },
     gc: { type: "boolean", default: false }
   }
 })
@@ -76,6 +84,8 @@ interface Result {
   readonly rows: Readonly<Record<string, { readonly inserted: number; readonly updated: number; readonly unchanged: number }>>
   readonly seconds: number
   readonly cpuSeconds: number
+  readonly systemSeconds: number
+  readonly pageFaults: number
   readonly peakRss: number
 }
 
@@ -97,15 +107,21 @@ const discardingReceiver = Effect.acquireRelease(
   (receiver) => Effect.sync(() => receiver.close())
 )
 
-/** Runs the delivery at `prefix` in its own process (asynchronously: the receiver lives here). */
-const runDelivery = (s3: EmbeddedS3, prefix: string, url: string, telemetry: string | undefined, env: Record<string, string> = {}) =>
+/**
+ * Runs the delivery at `prefix` in its own process (asynchronously: the receiver lives here), with
+ * the launchers' allocator setting unless `launchers` is false.
+ */
+const runDelivery = (s3: EmbeddedS3, prefix: string, url: string, telemetry: string | undefined, env: Record<string, string> = {}, launchers = true) =>
   Effect.promise(
     () =>
       new Promise<Result>((resolve, reject) => {
         const profile = values.profile === undefined ? [] : ["--cpu-prof-md", `--cpu-prof-dir=${values.profile}`]
+        const { MIMALLOC_PURGE_DELAY: _, ...inherited } = process.env
         const child = spawn(process.execPath, [...profile, fileURLToPath(new URL("./runDelivery.ts", import.meta.url))], {
           env: {
-            ...process.env,
+            ...inherited,
+            // As the launchers run it (package.json's scripts).
+            ...(launchers ? launcherEnv() : {}),
             BENCH_S3_ENDPOINT: s3.endpoint,
             BENCH_BUCKET: "bench",
             BENCH_PREFIX: prefix,
@@ -126,44 +142,6 @@ const runDelivery = (s3: EmbeddedS3, prefix: string, url: string, telemetry: str
         })
       })
   )
-
-/** The fields of `/proc/<pid>/stat` after the command name (field 3 of stat is at 0). */
-const procStat = (pid: number | string): Array<string> | undefined => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  } catch {
-    // The process ended while we looked.
-    return undefined
-  }
-}
-
-/** The process id of the PostgreSQL server at `url`: the parent of a backend serving it. */
-const postmasterOf = (url: string) =>
-  Effect.promise(async () => {
-    const sql = postgres(url, { max: 1, onnotice: () => {} })
-    const [row] = await sql<Array<{ pid: number }>>`SELECT pg_backend_pid() AS pid`
-    // Read while the backend lives: once the connection ends, its process may be gone.
-    const parent = Number(procStat(row!.pid)?.[1])
-    await sql.end()
-    return parent
-  })
-
-/**
- * CPU seconds used so far by the PostgreSQL server whose postmaster is `postmaster`: its own and
- * every child's, with the children each has reaped (so backends that ended count too); other
- * servers on the machine are left out. Linux only; clock ticks of 1/100 s.
- */
-const databaseCpuSeconds = (postmaster: number): number => {
-  let ticks = 0
-  for (const pid of readdirSync("/proc").filter((name) => /^\d+$/.test(name))) {
-    const fields = procStat(pid)
-    if (fields === undefined || (Number(pid) !== postmaster && Number(fields[1]) !== postmaster)) continue
-    // utime, stime, cutime, cstime: fields 14–17 of stat, 11–14 here.
-    ticks += [11, 12, 13, 14].reduce((sum, i) => sum + Number(fields[i]), 0)
-  }
-  return ticks / 100
-}
 
 const countRows = (url: string) =>
   Effect.promise(async () => {
@@ -220,6 +198,10 @@ const tableStats = (url: string) =>
 
 const LAKE_RUNS = ["PostgreSQL only", "PostgreSQL + lake (Parquet)", "PostgreSQL + lake (NDJSON gzip)"] as const
 
+const BUN_DEFAULT = "MIMALLOC_PURGE_DELAY unset (Bun's default)"
+const LAUNCHERS = `MIMALLOC_PURGE_DELAY=${launcherEnv().MIMALLOC_PURGE_DELAY} (the launchers')`
+const ALLOCATOR_RUNS = [BUN_DEFAULT, LAUNCHERS] as const
+
 const main = Effect.gen(function*() {
   console.log(`Generating (or reusing) a ${megabytes} MB transactions file…`)
   const file = yield* Effect.promise(() => transactionsFile(megabytes))
@@ -230,6 +212,8 @@ const main = Effect.gen(function*() {
   const store = ObjectStore.layerWith({ bucket: "bench", endpoint: s3.endpoint, credentials: s3.credentials })
   const runs = values.telemetry
     ? (["off", "on", "off", "on"] as const)
+    : values.allocator
+    ? [...ALLOCATOR_RUNS, ...ALLOCATOR_RUNS, ...ALLOCATOR_RUNS]
     : rerun !== undefined
     ? (["first load", `re-delivery, ${rerun}`] as const)
     : values.lake
@@ -253,6 +237,7 @@ const main = Effect.gen(function*() {
   /** Rows each lake run published, as its manifest counts them. */
   const inLake: Record<string, Array<number>> = {}
   const seconds: Record<string, number> = {}
+  const byRun: Record<string, Array<Result>> = {}
   const stats: Array<string> = []
   let url = ""
   let postmaster = 0
@@ -268,19 +253,20 @@ const main = Effect.gen(function*() {
     // during this run, and PostgreSQL's commit would wait on them: flushed first.
     execFileSync("sync")
     const databaseBefore = databaseCpuSeconds(postmaster)
-    const lake: Record<string, string> = run.includes("lake")
+    const env: Record<string, string> = run.includes("lake")
       ? { LOADERS_SINKS: "postgres+s3", LOADERS_LAKE_FORMAT: run.includes("Parquet") ? "parquet" : "ndjson" }
       : {}
-    const result = yield* runDelivery(s3, `incoming/bench/run${i}/`, url, run === "on" ? receiver?.url : undefined, lake)
+    const result = yield* runDelivery(s3, `incoming/bench/run${i}/`, url, run === "on" ? receiver?.url : undefined, env, run !== BUN_DEFAULT)
+    ;(byRun[run] ??= []).push(result)
     const databaseCpu = databaseCpuSeconds(postmaster) - databaseBefore
     seconds[run] = Math.min(seconds[run] ?? Number.POSITIVE_INFINITY, result.seconds)
-    const label = values.telemetry ? `, telemetry ${run}` : rerun !== undefined || values.lake ? `, ${run}` : ""
+    const label = values.telemetry ? `, telemetry ${run}` : rerun !== undefined || values.lake || values.allocator ? `, ${run}` : ""
     const landed = result.rows.transactions ?? { inserted: 0, updated: 0, unchanged: 0 }
     if (run.includes("lake")) (inLake[run] ??= []).push(yield* lakeRowsOf(`run${i}`).pipe(Effect.provide(store)))
     rows.push(
       `| ${(bytes / 1e6).toFixed(0)} MB transactions, strict, batches of ${batchSize}${label} | ${result.totals.read} | ${result.status} | ${yield* countRows(url)} | ${landed.inserted} / ${landed.updated} / ${landed.unchanged} | ${result.seconds.toFixed(1)} | ${
         Math.round(result.totals.read / result.seconds).toLocaleString("en")
-      } | ${(bytes / 1e6 / result.seconds).toFixed(1)} | ${result.cpuSeconds.toFixed(1)} | ${databaseCpu.toFixed(1)} | ${(result.cpuSeconds + databaseCpu).toFixed(1)} | ${(result.peakRss / 1e6).toFixed(0)} MB |`
+      } | ${(bytes / 1e6 / result.seconds).toFixed(1)} | ${result.cpuSeconds.toFixed(1)} (${result.systemSeconds.toFixed(1)}) | ${result.pageFaults.toLocaleString("en")} | ${databaseCpu.toFixed(1)} | ${(result.cpuSeconds + databaseCpu).toFixed(1)} | ${(result.peakRss / 1e6).toFixed(0)} MB |`
     )
     if (statsBefore !== undefined) {
       const after = yield* tableStats(url)
@@ -290,8 +276,8 @@ const main = Effect.gen(function*() {
     }
   }
   console.log(`
-| delivery | records | status | rows in PostgreSQL | inserted / updated / unchanged | seconds | records/s | MB/s | loaders CPU s | database CPU s | CPU s in all | peak RSS |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| delivery | records | status | rows in PostgreSQL | inserted / updated / unchanged | seconds | records/s | MB/s | loaders CPU s (system) | loaders page faults | database CPU s | CPU s in all | peak RSS |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${rows.join("\n")}
 `)
   for (const [run, published] of Object.entries(inLake)) {
@@ -307,6 +293,25 @@ ${rows.join("\n")}
 | when | n_tup_ins | n_tup_upd | n_tup_hot_upd | n_dead_tup | size with indexes |
 | --- | --- | --- | --- | --- | --- |
 ${stats.join("\n")}
+`)
+  }
+  const [defaults, launchers] = ALLOCATOR_RUNS.map((run) => byRun[run])
+  if (defaults !== undefined && launchers !== undefined) {
+    const median = (results: ReadonlyArray<Result>, of: (result: Result) => number) => {
+      const sorted = results.map(of).sort((a, b) => a - b)
+      return sorted[Math.floor(sorted.length / 2)]!
+    }
+    const line = (name: string, of: (result: Result) => number, digits: number) =>
+      `| ${name} | ${median(defaults, of).toFixed(digits)} | ${median(launchers, of).toFixed(digits)} | ${(median(launchers, of) / median(defaults, of)).toFixed(2)} |`
+    console.log(`Medians of ${defaults.length} runs each:
+
+| loaders' process | ${BUN_DEFAULT} | ${LAUNCHERS} | ratio |
+| --- | --- | --- | --- |
+${line("CPU s", (r) => r.cpuSeconds, 1)}
+${line("system CPU s", (r) => r.systemSeconds, 1)}
+${line("page faults", (r) => r.pageFaults, 0)}
+${line("seconds", (r) => r.seconds, 1)}
+${line("peak RSS MB", (r) => r.peakRss / 1e6, 0)}
 `)
   }
   if (seconds.on !== undefined && seconds.off !== undefined) {

@@ -1,7 +1,8 @@
 /**
  * Runs one delivery through `processDelivery` in a process of its own, so the benchmark measures
  * the pipeline's memory and nothing else, and prints a JSON line: the report's status, totals and
- * rows (inserted, updated, unchanged per dataset), seconds, CPU seconds, peak RSS (VmHWM). Configured by environment: BENCH_S3_ENDPOINT, BENCH_BUCKET, BENCH_PREFIX, DATABASE_URL,
+ * rows (inserted, updated, unchanged per dataset), seconds, CPU seconds (and the system's share),
+ * page faults, peak RSS (VmHWM). Configured by environment: BENCH_S3_ENDPOINT, BENCH_BUCKET, BENCH_PREFIX, DATABASE_URL,
  * LOADERS_BATCH_SIZE.
  */
 import { Duration, Effect, Layer, Redacted } from "effect"
@@ -51,6 +52,7 @@ const layer = Layer.mergeAll(sinksLayer(datasets), Ledger.layer({ lease: Duratio
 
 const started = performance.now()
 const cpuAtStart = process.cpuUsage()
+const faultsAtStart = process.resourceUsage().minorPageFault
 // Telemetry as the entry points have it: exporting when OTEL_EXPORTER_OTLP_ENDPOINT is set.
 const outcome = await Effect.runPromise(
   Effect.scoped(processDelivery(key)).pipe(Effect.provide(Layer.provideMerge(layer, TelemetryLayer)))
@@ -59,5 +61,7 @@ const seconds = (performance.now() - started) / 1000
 const cpu = process.cpuUsage(cpuAtStart)
 if (outcome._tag !== "Processed") throw new Error(`delivery was ${outcome._tag}`)
 const cpuSeconds = (cpu.user + cpu.system) / 1e6
+const systemSeconds = cpu.system / 1e6
+const pageFaults = process.resourceUsage().minorPageFault - faultsAtStart
 const { status, totals, rows } = outcome.report
-console.log(JSON.stringify({ status, totals, rows, seconds, cpuSeconds, peakRss: peakRss() }))
+console.log(JSON.stringify({ status, totals, rows, seconds, cpuSeconds, systemSeconds, pageFaults, peakRss: peakRss() }))
