@@ -11,6 +11,7 @@
  */
 import { readFileSync } from "node:fs"
 import { parseArgs } from "node:util"
+import type { Row } from "../schemas/Dataset.ts"
 import { CURRENCIES } from "../schemas/fields/codes.ts"
 import { transactions } from "../schemas/transactions.ts"
 import { daysFromCivil } from "../src/domain/IsoDate.ts"
@@ -232,12 +233,12 @@ const BATCH = 1000
 /** Today's way for records [from, to): one `JSON.parse` of their span, the dataset's decode, its COPY encoding. */
 const todaysRows = (from: number, to: number, out: CopyBuffer) => {
   const parsed = JSON.parse(`[${decoder.decode(bytes.subarray(spans[from * 2], spans[(to - 1) * 2 + 1]))}]`) as Array<unknown>
-  const staged: Array<{ file: string; index: number; row: Array<unknown> }> = []
+  const staged: Array<{ file: string; index: number; row: Row }> = []
   for (let k = 0; k < parsed.length; k++) {
     const decoded = transactions.decode(parsed[k])
-    if (decoded.ok) staged.push({ file: FILE, index: from + k, row: decoded.row as Array<unknown> })
+    if (decoded.ok) staged.push({ file: FILE, index: from + k, row: decoded.row })
   }
-  copyRows(transactions, staged as never, RUN, [], out)
+  copyRows(transactions, staged, RUN, [], out)
 }
 
 /** Today's way for one record, the spike's fallback: its rows stay in file order. */
