@@ -14,7 +14,7 @@ import { parseArgs } from "node:util"
 import type { Row } from "../schemas/Dataset.ts"
 import { CURRENCIES } from "../schemas/fields/codes.ts"
 import { transactions } from "../schemas/transactions.ts"
-import { daysFromCivil } from "../src/domain/IsoDate.ts"
+import { daysFromCivil, daysInMonth } from "../src/domain/IsoDate.ts"
 import { CopyBuffer } from "../src/effects/postgres/CopyBuffer.ts"
 import { copyRows } from "../src/effects/postgres/copyRows.ts"
 import { transactionsFile } from "./generate.ts"
@@ -142,9 +142,7 @@ const date = (start: number, end: number): number | undefined => {
   const y = digits(start, start + 4)
   const m = digits(start + 5, start + 7)
   const d = digits(start + 8, start + 10)
-  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0)
-  const days = m === 2 ? (leap ? 29 : 28) : m === 4 || m === 6 || m === 9 || m === 11 ? 30 : 31
-  return y >= 1 && m >= 1 && m <= 12 && d >= 1 && d <= days ? daysFromCivil(y, m, d) - EPOCH_DAYS : undefined
+  return y >= 1 && m >= 1 && m <= 12 && d >= 1 && d <= daysInMonth(y, m) ? daysFromCivil(y, m, d) - EPOCH_DAYS : undefined
 }
 
 /** A French IBAN as the generated file writes it (upper case, no spaces), mod-97 checked. */

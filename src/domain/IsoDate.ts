@@ -11,7 +11,8 @@ const digits = (text: string, from: number, to: number): number => {
   return value
 }
 
-const daysInMonth = (year: number, month: number): number =>
+/** Days in `month` (1–12) of `year`, leap years included. */
+export const daysInMonth = (year: number, month: number): number =>
   month === 2 ? (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28) : month === 4 || month === 6 || month === 9 || month === 11 ? 30 : 31
 
 /** Days from 1970-01-01 to a proleptic Gregorian date (H. Hinnant's `days_from_civil`). */
