@@ -4,6 +4,7 @@ import "effect/schema/SchemaJITCompiler/enable"
 import { Schema, type SchemaIssue } from "effect"
 import type { Cell, Decoded, RecordIssue, UnknownFields } from "./Dataset.ts"
 import { jsonPath, recordIssues, unexpectedKeys } from "./issues.ts"
+import { plainGuard } from "./plainGuard.ts"
 
 /** Every issue of a record, not just the first; unknown keys are errors (strict types). */
 const STRICT = { errors: "all", onExcessProperty: "error" } as const
@@ -65,8 +66,9 @@ const rowOf = <A>(toRow: (value: A) => Array<Cell>, valid: Extract<Validated<A>,
 
 /**
  * A dataset's decoder for its current version: validates with `schema` and shapes the valid value
- * into a row with `toRow`. Plain and synchronous, for the per-record loop; a valid record takes
- * the same path as before unknown-field rules existed (one decode, one row).
+ * into a row with `toRow`. Plain and synchronous, for the per-record loop. A record the Schema
+ * would take as it is (`plainGuard.ts`) becomes its row at once; any other goes through the Schema,
+ * once when valid.
  */
 export const decoder = <S extends Schema.Decoder<unknown>>(
   schema: S,
@@ -75,7 +77,10 @@ export const decoder = <S extends Schema.Decoder<unknown>>(
 ) => {
   const decode = Schema.decodeUnknownResult(schema)
   const refused = unknownFieldsRule(decode, unknownFields)
+  const plain = plainGuard(schema) ?? (() => false)
   return (value: unknown): Decoded => {
+    // The guard holds only for a value the Schema decodes to itself: it is the record.
+    if (plain(value)) return { ok: true, row: toRow(value as S["Type"]) }
     const result = decode(value, STRICT)
     if (result._tag === "Success") return { ok: true, row: toRow(result.success) }
     const decided = refused(result.failure.issue, value)
