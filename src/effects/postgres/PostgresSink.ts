@@ -5,7 +5,19 @@ import { type Filled, ReadAgain, type Repeat, type RowChanges, Sink, type SinkRu
 import { CopyBuffer } from "./CopyBuffer.ts"
 import { copyRows } from "./copyRows.ts"
 import { type Candidate, enrich, type Lookup, makeLookup } from "./enrichment.ts"
-import { createKeyedStageSql, createStageSql, heldSql, type MergedRow, mergeSql, mergeStagedSql, type Repeated, stage } from "./merge.ts"
+import {
+  createKeyedStageSql,
+  createStageSql,
+  heldSql,
+  type MergedRow,
+  mergeSql,
+  mergeStagedSql,
+  mergeStatementServedSql,
+  mergeStatementSql,
+  type Repeated,
+  stage,
+  writtenSql
+} from "./merge.ts"
 import { copyColumns, ddl, target } from "./tables.ts"
 
 /**
@@ -208,6 +220,40 @@ const begin = (db: Database["Service"], run: SinkRun) =>
         return result
       })
 
+    /** Whether the server can merge in one `MERGE` statement; asked once per run. */
+    const mergeStatementServed = yield* Effect.cached(
+      Effect.map(session.query<{ served: boolean }>(mergeStatementServedSql), ([row]) => row?.served === true)
+    )
+
+    const mergeInTwo = (dataset: Dataset) =>
+      Effect.map(session.query<Pick<MergedRow, "inserted" | "updated">>(mergeStagedSql(dataset)), ([row = NOTHING_MERGED]) => row)
+
+    /**
+     * One `MERGE`, in a savepoint: a key another transaction committed meanwhile breaks it, and the
+     * two-statement merge, which merges such a key too, runs instead.
+     */
+    const mergeInOne = (dataset: Dataset) =>
+      Effect.gen(function*() {
+        const written = Effect.map(
+          session.query<Pick<MergedRow, "inserted" | "updated">>(writtenSql, [target(dataset)]),
+          ([row = NOTHING_MERGED]) => row
+        )
+        const before = yield* written
+        yield* session.exec("SAVEPOINT loaders_merge")
+        const merged = yield* session.execute(mergeStatementSql(dataset)).pipe(
+          Effect.catchIf((error) => error.code === UNIQUE_VIOLATION, () => Effect.succeed(undefined))
+        )
+        if (merged === undefined) {
+          yield* session.exec("ROLLBACK TO SAVEPOINT loaders_merge")
+          return yield* mergeInTwo(dataset)
+        }
+        yield* session.exec("RELEASE SAVEPOINT loaders_merge")
+        const after = yield* written
+        // MERGE's own count is the total; the statistics only split it.
+        const inserted = Math.min(merged, after.inserted - before.inserted)
+        return { inserted, updated: merged - inserted }
+      })
+
     /**
      * Merges a staged dataset at commit. Both tables' statistics are taken first: the staging
      * table has none, and the target's may date from before the last load; with them the planner
@@ -217,7 +263,7 @@ const begin = (db: Database["Service"], run: SinkRun) =>
     const mergeStaged = (dataset: Dataset) =>
       Effect.gen(function*() {
         yield* session.exec(`ANALYZE ${stage(dataset)}; ANALYZE ${target(dataset)}; SET LOCAL jit = off`)
-        const [{ inserted, updated } = NOTHING_MERGED] = yield* session.query<Pick<MergedRow, "inserted" | "updated">>(mergeStagedSql(dataset))
+        const { inserted, updated } = (yield* mergeStatementServed) ? yield* mergeInOne(dataset) : yield* mergeInTwo(dataset)
         land(dataset, { inserted, updated, unchanged: (loaded.get(dataset) ?? 0) - inserted - updated })
       })
 

@@ -87,6 +87,32 @@ export const mergeStagedSql = (dataset: Dataset): string => {
 }
 
 /**
+ * The merge of `mergeStagedSql` as one `MERGE` (PostgreSQL 15 and later): one join of the staged
+ * delivery with the table where the other statement makes two (an update joined on the key, then
+ * an insert of the keys the table lacks). `MERGE` answers only how many rows it wrote; the split
+ * into inserted and updated is read from the transaction's own statistics (`writtenSql`). A key
+ * another transaction commits while it runs fails it with a key violation, which
+ * `mergeStagedSql` merges instead.
+ */
+export const mergeStatementSql = (dataset: Dataset): string => {
+  const columns = copyColumns(dataset).map(ident)
+  return `MERGE INTO ${target(dataset)} t USING ${stage(dataset)} s ON ${sameKey(dataset, "t", "s")}
+    WHEN MATCHED AND ${differs(dataset, "t", "s")} THEN UPDATE SET ${assign(dataset, "s")}
+    WHEN NOT MATCHED THEN INSERT (${columns.join(", ")}) VALUES (${columns.map((c) => `s.${c}`).join(", ")})`
+}
+
+/**
+ * The rows inserted into and updated in the table named `$1` by this session, this transaction's
+ * included: the difference over one statement is what that statement wrote.
+ */
+export const writtenSql = `SELECT n_tup_ins::int AS inserted, n_tup_upd::int AS updated
+  FROM pg_stat_xact_user_tables WHERE relid = $1::text::regclass`
+
+/** Whether the server has `MERGE` (15 and later) and counts the rows statements write (`track_counts`). */
+export const mergeStatementServedSql = `SELECT current_setting('server_version_num')::int >= 150000
+  AND current_setting('track_counts')::bool AS served`
+
+/**
  * How many keys of `$1` (a JSON array of rows, the key columns' cells by name) the target holds.
  * The JSON is typed by the target's own row type, so the key columns' index serves the join.
  */

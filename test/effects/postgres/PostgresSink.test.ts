@@ -6,6 +6,7 @@ import { ObjectStoreError } from "../../../src/effects/ObjectStore.ts"
 import { PostgresSink } from "../../../src/effects/postgres/PostgresSink.ts"
 import { Sink, type SinkWriter, type StagedRecord, type WriteResult } from "../../../src/effects/Sink.ts"
 import { effectTest } from "../../support/effect.ts"
+import { until } from "../../support/wait.ts"
 import { aDelivery, databases } from "../../support/pipeline.ts"
 
 /** A two-column dataset: enough to exercise staging, upserts and duplicates without the real schemas. */
@@ -199,6 +200,38 @@ describe(`PostgresSink on ${name}`, () => {
       expect(again).toEqual({ results: [{ loaded: 4, repeats: [] }], landed: { inserted: 0, updated: 0, unchanged: 4 } })
       expect(yield* versions).toEqual(after)
     }), layer())
+
+  effectTest("a server that does not count the rows statements write merges a re-delivery in two statements, with the same counts", () =>
+    Effect.gen(function*() {
+      const db = yield* Database
+      // Superuser settings: new sessions (the database's default) and this one, which the pool may hand on.
+      yield* db.exec(`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET track_counts = off', current_database()); END $$; SET track_counts = off`)
+      yield* deliver("run-1", 1, [[record(0, "a", "same", 1), record(1, "b", "old", 2)]])
+      const { landed } = yield* deliverLanded("run-2", 1, [[record(0, "a", "same", 1), record(1, "b", "new", 2), record(2, "c", null, 3)]])
+      expect(landed).toEqual({ inserted: 1, updated: 1, unchanged: 1 })
+      expect((yield* rows).map((row) => [row.id, row.label, row._delivery])).toEqual([["a", "same", "run-1"], ["b", "new", "run-2"], ["c", null, "run-2"]])
+    }), layer())
+
+  if (name === "PostgreSQL") {
+    effectTest("a key another transaction commits while the re-delivery's MERGE waits on it: merged the two-statement way, nothing lost", () =>
+      Effect.gen(function*() {
+        const db = yield* Database
+        yield* deliver("run-1", 1, [[record(0, "a", "old", 1)]])
+        const other = yield* db.reserve
+        yield* other.exec(`BEGIN; INSERT INTO loaders.things (id, label, amount_cents, _delivery, _file, _record) VALUES ('d', 'theirs', 9, 'other', 'x', 0)`)
+        const redelivery = yield* Effect.forkChild(deliverLanded("run-2", 1, [[record(0, "a", "new", 1), record(1, "d", "ours", 4)]]))
+        yield* Effect.promise(() =>
+          until(20_000, () => "the MERGE waiting on the other transaction's key", async () => {
+            const waiting = await Effect.runPromise(db.query(`SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'MERGE%'`))
+            return waiting.length > 0 ? true : undefined
+          })
+        )
+        yield* other.exec("COMMIT")
+        const { landed } = yield* Fiber.join(redelivery)
+        expect(landed).toEqual({ inserted: 0, updated: 2, unchanged: 0 })
+        expect((yield* rows).map((row) => [row.id, row.label, row._delivery])).toEqual([["a", "new", "run-2"], ["d", "ours", "run-2"]])
+      }), layer())
+  }
 
   effectTest("pass 2 merging: a key repeated from an earlier batch is reported and left out, even when its first record changed nothing", () =>
     Effect.gen(function*() {
