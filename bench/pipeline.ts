@@ -27,14 +27,14 @@
  * the launchers' (package.json's scripts, `launcherEnv.ts`), and compares the medians of each:
  * CPU seconds, the system's share of them and the page faults.
  *
- * `--gc` has the delivery process run the collector guard the launchers run (`bunMemory.ts`).
+ * The delivery process runs the collector guard `batch` and `worker` run (`bunMemory.ts`).
  *
  * `--profile <dir>` writes the delivery process's CPU profile there (Bun's `--cpu-prof-md`).
  *
  * The database's CPU time is its own cluster's (its postmaster and the processes it started, those
  * that ended included), whatever else runs on the machine.
  *
- *   npm run bench:pipeline -- [--mb 1000] [--batch 1000] [--telemetry | --rerun identical|changed10 | --lake | --allocator] [--gc] [--profile bench/out/profile]
+ *   npm run bench:pipeline -- [--mb 1000] [--batch 1000] [--telemetry | --rerun identical|changed10 | --lake | --allocator] [--profile bench/out/profile]
  */
 import { Effect, Stream } from "effect"
 import { execFileSync, spawn } from "node:child_process"
@@ -62,7 +62,6 @@ const { values } = parseArgs({
     rerun: { type: "string" },
     lake: { type: "boolean", default: false },
     allocator: { type: "boolean", default: false },
-    gc: { type: "boolean", default: false }
   }
 })
 const megabytes = Number(values.mb)
@@ -127,7 +126,6 @@ const runDelivery = (s3: EmbeddedS3, prefix: string, url: string, telemetry: str
             BENCH_PREFIX: prefix,
             DATABASE_URL: url,
             LOADERS_BATCH_SIZE: String(batchSize),
-            ...(values.gc ? { BENCH_GC: "1" } : {}),
             ...env,
             ...(telemetry ? { OTEL_EXPORTER_OTLP_ENDPOINT: telemetry, OTEL_METRIC_EXPORT_INTERVAL: "5000" } : { OTEL_EXPORTER_OTLP_ENDPOINT: "" })
           },

@@ -21,10 +21,10 @@ import { deliveryKey } from "../src/domain/DeliveryFolder.ts"
 import { PipelineConfig } from "../src/pipeline/PipelineConfig.ts"
 import { processDelivery } from "../src/pipeline/processDelivery.ts"
 import { peakRss } from "./peakRss.ts"
-import { keepMemoryDown } from "../src/entrypoints/bunMemory.ts"
+import { COLLECT_AFTER, keepMemoryDown } from "../src/entrypoints/bunMemory.ts"
 
-// `bench:pipeline --gc`: the collector guard the launchers run (serve, worker, batch, sftp).
-if (process.env.BENCH_GC === "1") keepMemoryDown()
+// The collector guard `batch` and `worker` run: what is measured is what runs.
+keepMemoryDown(COLLECT_AFTER.deliveries)
 
 const env = (name: string): string => {
   const value = process.env[name]

@@ -1,4 +1,4 @@
-import { keepMemoryDown } from "./bunMemory.ts"
+import { COLLECT_AFTER, keepMemoryDown } from "./bunMemory.ts"
 import { runMain } from "./runMain.ts"
 import { Cause, Clock, Console, Duration, Effect, Exit, Fiber, Layer, Schedule } from "effect"
 import { Database } from "../effects/Database.ts"
@@ -222,6 +222,6 @@ export const runBatch = (options: Options) => {
       })
     )
   )
-  keepMemoryDown()
+  keepMemoryDown(COLLECT_AFTER.deliveries)
   runMain(program, { disableErrorReporting: true })
 }

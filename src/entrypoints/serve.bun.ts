@@ -1,6 +1,6 @@
 // `npm run serve`: the HTTP app on Bun.serve.
 import { Effect, ManagedRuntime } from "effect"
-import { keepMemoryDown } from "./bunMemory.ts"
+import { COLLECT_AFTER, keepMemoryDown } from "./bunMemory.ts"
 import { makeApp } from "./http.ts"
 import { ServerLayer, serveOptions } from "./ServerLayer.ts"
 import { startupProblem } from "./startupProblem.ts"
@@ -28,7 +28,7 @@ const server = Bun.serve({
   idleTimeout: 255
 })
 console.log(`loaders listening on http://${server.hostname}:${server.port} (Bun)`)
-keepMemoryDown()
+keepMemoryDown(COLLECT_AFTER.uploads)
 
 const shutdown = async () => {
   await server.stop()

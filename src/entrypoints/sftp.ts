@@ -3,7 +3,7 @@ import { Cause, Effect, Exit, Layer, Runtime } from "effect"
 import * as PgBossJobQueue from "../effects/pgboss/PgBossJobQueue.ts"
 import { SftpServer } from "../sftp/SftpServer.ts"
 import { AppLayer } from "./AppLayer.ts"
-import { keepMemoryDown } from "./bunMemory.ts"
+import { COLLECT_AFTER, keepMemoryDown } from "./bunMemory.ts"
 import { runMain } from "./runMain.ts"
 import { startupProblem } from "./startupProblem.ts"
 import { WorkersLayer } from "./Workers.ts"
@@ -50,7 +50,7 @@ if (args.includes("-h") || args.includes("--help")) {
       })
     )
   )
-  keepMemoryDown()
+  keepMemoryDown(COLLECT_AFTER.uploads)
   runMain(program, {
     disableErrorReporting: true,
     // Stopped by SIGTERM or Ctrl-C is how a server ends when all went well.

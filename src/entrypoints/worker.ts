@@ -6,7 +6,7 @@ import * as SqsEvents from "../sqs/SqsEvents.ts"
 import { AppLayer } from "./AppLayer.ts"
 import { MetricsListenerLayer } from "./metrics.ts"
 import { QueueMetricsLayer } from "./QueueMetrics.ts"
-import { keepMemoryDown } from "./bunMemory.ts"
+import { COLLECT_AFTER, keepMemoryDown } from "./bunMemory.ts"
 import { runMain } from "./runMain.ts"
 import { startupProblem } from "./startupProblem.ts"
 import { runWorkers } from "./Workers.ts"
@@ -44,7 +44,7 @@ if (args.includes("-h") || args.includes("--help")) {
       })
     )
   )
-  keepMemoryDown()
+  keepMemoryDown(COLLECT_AFTER.deliveries)
   runMain(program, {
     disableErrorReporting: true,
     // Stopped by SIGTERM or Ctrl-C is how a worker ends when all went well: exit 0, not 130, so a
