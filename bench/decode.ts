@@ -2,7 +2,8 @@
  * Per-record cost of the pure core on valid transactions, apart from I/O: the dataset's Schema
  * validation alone, the plain guard derived from it alone (`schemas/plainGuard.ts`: what the
  * dataset's decode asks first, the Schema only when it is not sure), the dataset's `decode`
- * (validation + transform into a row), and the rows' binary COPY encoding by the sink. Records are parsed beforehand (not timed); best of 5 passes over all of them.
+ * (validation + transform into a row), and the rows' binary COPY encoding by the sink. Records are
+ * parsed beforehand (not timed); best of 5 passes over all of them.
  *
  *   npm run bench:decode -- [--mb 100]
  */
@@ -32,11 +33,12 @@ const measure = (pass: () => void): number => {
 }
 
 const validate = Schema.decodeUnknownResult(Transaction)
+const STRICT = { errors: "all", onExcessProperty: "error" } as const
 let failures = 0
 const schemaOnly = measure(() => {
-  for (const record of records) if (validate(record, { errors: "all", onExcessProperty: "error" })._tag !== "Success") failures++
+  for (const record of records) if (validate(record, STRICT)._tag !== "Success") failures++
 })
-const guard = plainGuard(Transaction)!
+const guard = plainGuard(Transaction, STRICT)!
 const guardOnly = measure(() => {
   for (const record of records) if (!guard(record)) failures++
 })

@@ -61,7 +61,7 @@ const { values } = parseArgs({
     profile: { type: "string" },
     rerun: { type: "string" },
     lake: { type: "boolean", default: false },
-    allocator: { type: "boolean", default: false },
+    allocator: { type: "boolean", default: false }
   }
 })
 const megabytes = Number(values.mb)

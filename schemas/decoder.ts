@@ -77,7 +77,7 @@ export const decoder = <S extends Schema.Decoder<unknown>>(
 ) => {
   const decode = Schema.decodeUnknownResult(schema)
   const refused = unknownFieldsRule(decode, unknownFields)
-  const plain = plainGuard(schema) ?? (() => false)
+  const plain = plainGuard(schema, STRICT) ?? (() => false)
   return (value: unknown): Decoded => {
     // The guard holds only for a value the Schema decodes to itself: it is the record.
     if (plain(value)) return { ok: true, row: toRow(value as S["Type"]) }

@@ -15,8 +15,6 @@ import { SchemaAST } from "effect"
 /** True only for a value the Schema takes as it is. */
 export type PlainGuard = (value: unknown) => boolean
 
-const OPTIONS: SchemaAST.ParseOptions = { errors: "all", onExcessProperty: "error" }
-
 type Check = SchemaAST.Check<unknown>
 
 /** Every filter of `checks`, groups opened. */
@@ -24,12 +22,12 @@ const filtersOf = (checks: ReadonlyArray<Check>): Array<SchemaAST.Filter<unknown
   checks.flatMap((check) => (check._tag === "FilterGroup" ? filtersOf(check.checks) : [check]))
 
 /** `guard`, then the node's own checks, each run as the Schema runs it. */
-const withChecks = (ast: SchemaAST.AST, guard: PlainGuard): PlainGuard => {
+const withChecks = (ast: SchemaAST.AST, guard: PlainGuard, options: SchemaAST.ParseOptions): PlainGuard => {
   const filters = filtersOf(ast.checks ?? [])
   if (filters.length === 0) return guard
   return (value) => {
     if (!guard(value)) return false
-    for (let i = 0; i < filters.length; i++) if (filters[i]!.run(value, ast, OPTIONS) !== undefined) return false
+    for (let i = 0; i < filters.length; i++) if (filters[i]!.run(value, ast, options) !== undefined) return false
     return true
   }
 }
@@ -38,11 +36,11 @@ const isPlainObject = (value: unknown): value is Readonly<Record<string, unknown
   typeof value === "object" && value !== null && !Array.isArray(value)
 
 /** A struct: an object whose keys are all declared, each present one (or required one) valid. */
-const objectGuard = (ast: SchemaAST.Objects): PlainGuard | undefined => {
+const objectGuard = (ast: SchemaAST.Objects, options: SchemaAST.ParseOptions): PlainGuard | undefined => {
   if (ast.indexSignatures.length > 0) return undefined
   const fields: Array<{ readonly name: string; readonly optional: boolean; readonly guard: PlainGuard }> = []
   for (const property of ast.propertySignatures) {
-    const guard = plainGuardOf(property.type)
+    const guard = plainGuardOf(property.type, options)
     if (guard === undefined || typeof property.name !== "string") return undefined
     fields.push({ name: property.name, optional: property.type.context?.isOptional === true, guard })
   }
@@ -69,10 +67,10 @@ const objectGuard = (ast: SchemaAST.Objects): PlainGuard | undefined => {
 }
 
 /** A list: `Schema.Array(item)`, no tuple elements. */
-const arrayGuard = (ast: SchemaAST.Arrays): PlainGuard | undefined => {
+const arrayGuard = (ast: SchemaAST.Arrays, options: SchemaAST.ParseOptions): PlainGuard | undefined => {
   const [item, ...others] = ast.rest
   if (ast.elements.length > 0 || item === undefined || others.length > 0) return undefined
-  const itemGuard = plainGuardOf(item)
+  const itemGuard = plainGuardOf(item, options)
   if (itemGuard === undefined) return undefined
   return (value) => {
     if (!Array.isArray(value)) return false
@@ -82,11 +80,11 @@ const arrayGuard = (ast: SchemaAST.Arrays): PlainGuard | undefined => {
 }
 
 /** Any member's type, then the union's checks; `oneOf` unions (exactly one member) are left to the Schema. */
-const unionGuard = (ast: SchemaAST.Union): PlainGuard | undefined => {
+const unionGuard = (ast: SchemaAST.Union, options: SchemaAST.ParseOptions): PlainGuard | undefined => {
   if (ast.options?.mode === "oneOf") return undefined
   const members: Array<PlainGuard> = []
   for (const type of ast.types) {
-    const guard = plainGuardOf(type)
+    const guard = plainGuardOf(type, options)
     if (guard === undefined) return undefined
     members.push(guard)
   }
@@ -97,7 +95,7 @@ const unionGuard = (ast: SchemaAST.Union): PlainGuard | undefined => {
 }
 
 /** The node without its checks; undefined for a node the Schema may change or that is not plain JSON. */
-const shapeGuard = (ast: SchemaAST.AST): PlainGuard | undefined => {
+const shapeGuard = (ast: SchemaAST.AST, options: SchemaAST.ParseOptions): PlainGuard | undefined => {
   switch (ast._tag) {
     case "String":
       return (value) => typeof value === "string"
@@ -112,22 +110,28 @@ const shapeGuard = (ast: SchemaAST.AST): PlainGuard | undefined => {
       return (value) => value === literal
     }
     case "Objects":
-      return objectGuard(ast)
+      return objectGuard(ast, options)
     case "Arrays":
-      return arrayGuard(ast)
+      return arrayGuard(ast, options)
     case "Union":
-      return unionGuard(ast)
+      return unionGuard(ast, options)
     default:
       return undefined
   }
 }
 
 /** Undefined when the node transforms its values or holds something this guard does not know. */
-const plainGuardOf = (ast: SchemaAST.AST): PlainGuard | undefined => {
+const plainGuardOf = (ast: SchemaAST.AST, options: SchemaAST.ParseOptions): PlainGuard | undefined => {
   if (ast.encoding !== undefined || ("encodingChecks" in ast && ast.encodingChecks !== undefined)) return undefined
-  const shape = shapeGuard(ast)
-  return shape === undefined ? undefined : withChecks(ast, shape)
+  const shape = shapeGuard(ast, options)
+  return shape === undefined ? undefined : withChecks(ast, shape, options)
 }
 
-/** The Schema's plain guard, or undefined when it has a part only the Schema can judge. */
-export const plainGuard = (schema: { readonly ast: SchemaAST.AST }): PlainGuard | undefined => plainGuardOf(schema.ast)
+/**
+ * The Schema's plain guard for decoding with `options` (which must refuse unknown keys: the guard
+ * does), or undefined when the Schema has a part only it can judge.
+ */
+export const plainGuard = (
+  schema: { readonly ast: SchemaAST.AST },
+  options: SchemaAST.ParseOptions & { readonly onExcessProperty: "error" }
+): PlainGuard | undefined => plainGuardOf(schema.ast, options)

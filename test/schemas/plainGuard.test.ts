@@ -103,7 +103,7 @@ describe("the plain guard", () => {
 
   for (const dataset of datasets) {
     test(`${dataset.name}: agrees with the Schema on every variant, and what it takes decodes to itself`, () => {
-      const guard = plainGuard(dataset.schema)
+      const guard = plainGuard(dataset.schema, STRICT)
       // Every dataset today is plain JSON; one that gains a transformation loses its guard, knowingly.
       if (guard === undefined) throw new Error(`${dataset.name} has no plain guard`)
       const decode = Schema.decodeUnknownResult(dataset.schema as Schema.Decoder<unknown>)
@@ -122,10 +122,10 @@ describe("the plain guard", () => {
   }
 
   test("a Schema with a transformation, or a value only JavaScript has, is left to the Schema", () => {
-    expect(plainGuard(Schema.NumberFromString)).toBeUndefined()
-    expect(plainGuard(Schema.Struct({ at: Schema.Date }))).toBeUndefined()
-    expect(plainGuard(Schema.Record(Schema.String, Schema.String))).toBeUndefined()
-    const guard = plainGuard(Schema.Struct({ a: Schema.String }))!
+    expect(plainGuard(Schema.NumberFromString, STRICT)).toBeUndefined()
+    expect(plainGuard(Schema.Struct({ at: Schema.Date }), STRICT)).toBeUndefined()
+    expect(plainGuard(Schema.Record(Schema.String, Schema.String), STRICT)).toBeUndefined()
+    const guard = plainGuard(Schema.Struct({ a: Schema.String }), STRICT)!
     expect(guard({ a: "x" })).toBe(true)
     expect(guard(Object.create({ a: "x" }))).toBe(false)
     expect(guard(["x"])).toBe(false)
