@@ -10,6 +10,7 @@
 import { Schema } from "effect"
 import { readFileSync } from "node:fs"
 import { parseArgs } from "node:util"
+import { STRICT } from "../schemas/decoder.ts"
 import { plainGuard } from "../schemas/plainGuard.ts"
 import { Transaction, transactions } from "../schemas/transactions.ts"
 import { CopyBuffer } from "../src/effects/postgres/CopyBuffer.ts"
@@ -33,7 +34,6 @@ const measure = (pass: () => void): number => {
 }
 
 const validate = Schema.decodeUnknownResult(Transaction)
-const STRICT = { errors: "all", onExcessProperty: "error" } as const
 let failures = 0
 const schemaOnly = measure(() => {
   for (const record of records) if (validate(record, STRICT)._tag !== "Success") failures++

@@ -7,7 +7,7 @@ import { jsonPath, recordIssues, unexpectedKeys } from "./issues.ts"
 import { plainGuard } from "./plainGuard.ts"
 
 /** Every issue of a record, not just the first; unknown keys are errors (strict types). */
-const STRICT = { errors: "all", onExcessProperty: "error" } as const
+export const STRICT = { errors: "all", onExcessProperty: "error" } as const
 const LOOSE = { errors: "all", onExcessProperty: "ignore" } as const
 
 /** A record validated by a Schema: its value and, under `keep`, its unknown fields. */

@@ -7,9 +7,10 @@
  * upload at 183 MiB (`npm run bench:sftp`), of a 1 GB streaming PUT at 164–172 MB and of a tus
  * upload at 187 MB, at the same rates (`npm run bench:ingest`); a 1 GB delivery into PostgreSQL and
  * the S3 lake at 295–299 MB instead of 341–355 (measured when both lake formats were encoded on a
- * thread that handed back a buffer per batch; `npm run bench:pipeline -- --lake --gc`); an idle server, or one only holding
- * what it uses, is never collected. The resident set itself is no trigger: it does not shrink at once after a
- * collection. For Bun launchers only (`Bun.gc`).
+ * thread that handed back a buffer per batch; `npm run bench:pipeline -- --lake`, then with the
+ * guard at 16 MiB); an idle server, or one only holding what it uses, is never collected. The
+ * resident set itself is no trigger: it does not shrink at once after a collection. For Bun
+ * launchers only (`Bun.gc`).
  */
 export const COLLECT_AFTER = {
   /** Servers that move partners' bytes (`serve`, `sftp`): the figures above. */

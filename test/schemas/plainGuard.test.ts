@@ -3,6 +3,7 @@ import { Schema } from "effect"
 import { readdirSync, readFileSync } from "node:fs"
 import { join } from "node:path"
 import type { Dataset } from "../../schemas/Dataset.ts"
+import { STRICT } from "../../schemas/decoder.ts"
 import { plainGuard } from "../../schemas/plainGuard.ts"
 import { datasets } from "../../schemas/registry.ts"
 
@@ -89,8 +90,6 @@ const variants = (bases: ReadonlyArray<Json>): Array<Json> => {
   }
   return out
 }
-
-const STRICT = { errors: "all", onExcessProperty: "error" } as const
 
 /** A base record of `dataset`: its example and the example deliveries' records it accepts. */
 const basesOf = (dataset: Dataset, records: ReadonlyArray<Json>): Array<Json> => {
