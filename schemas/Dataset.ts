@@ -6,6 +6,7 @@
  * record. The table's columns, the row and the enrichments' cell readers are derived from those
  * declarations.
  */
+import type { ByteReader } from "./byteReader.ts"
 import type { Schema } from "effect"
 
 /**
@@ -128,6 +129,13 @@ export interface Dataset {
    * version by the dataset's declared transform). Undefined for a version the dataset does not know.
    */
   readonly decoderFor: (options: DecodeOptions) => ((value: unknown) => Decoded) | undefined
+  /**
+   * The current version's common records read straight from their bytes (`byteReader.ts`): `read`
+   * answers a value only when the Schema takes it as it is, under any unknown-field rule (it has no
+   * unknown field), and `row` makes its row without validating it again. Undefined when the Schema
+   * has a part only the Schema can judge.
+   */
+  readonly reader?: { readonly read: ByteReader; readonly row: (value: unknown) => Decoded }
   /** The Schema `decode` validates with (the fields as partners send them), for the docs and the JSON Schema. */
   readonly schema: Schema.Top
   /** The Schema of the records of `version` (an older one's, before its upgrade); undefined for a version it never had. */

@@ -3,8 +3,9 @@
  * columns, its `decode` (rows in column order) and its enrichments' cell readers are derived.
  */
 import type { Schema } from "effect"
-import { type Cell, type CellFor, type Column, type ColumnType, type Dataset, EXTRA_COLUMN, type Enrichment, type Row } from "./Dataset.ts"
-import { decoder, rowBuilder, upgradedDecoder, type Validated, validator } from "./decoder.ts"
+import { byteReader } from "./byteReader.ts"
+import { type Cell, type CellFor, type Column, type ColumnType, type Dataset, type Decoded, EXTRA_COLUMN, type Enrichment, type Row } from "./Dataset.ts"
+import { decoder, rowBuilder, STRICT, upgradedDecoder, type Validated, validator } from "./decoder.ts"
 
 /**
  * One column of a dataset's table, declared once: its name, SQL type, nullability and how its cell
@@ -112,6 +113,7 @@ export const dataset = <
     }
     return upgradedDecoder(upgraded, toRow)
   }
+  const read = byteReader(schema, STRICT)
   return {
     ...rest,
     version,
@@ -124,6 +126,7 @@ export const dataset = <
     ],
     decode: decoderFor({ unknownFields: "reject" })!,
     decoderFor,
+    ...(read ? { reader: { read, row: (value: unknown): Decoded => ({ ok: true, row: toRow(value as S["Type"]) }) } } : {}),
     ...(enrich ? { enrich: enrich(cell) } : {})
   }
 }

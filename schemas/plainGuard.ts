@@ -21,15 +21,20 @@ type Check = SchemaAST.Check<unknown>
 const filtersOf = (checks: ReadonlyArray<Check>): Array<SchemaAST.Filter<unknown>> =>
   checks.flatMap((check) => (check._tag === "FilterGroup" ? filtersOf(check.checks) : [check]))
 
-/** `guard`, then the node's own checks, each run as the Schema runs it. */
-const withChecks = (ast: SchemaAST.AST, guard: PlainGuard, options: SchemaAST.ParseOptions): PlainGuard => {
+/** The node's own checks, each run as the Schema runs it; undefined when it has none. */
+export const checksOf = (ast: SchemaAST.AST, options: SchemaAST.ParseOptions): PlainGuard | undefined => {
   const filters = filtersOf(ast.checks ?? [])
-  if (filters.length === 0) return guard
+  if (filters.length === 0) return undefined
   return (value) => {
-    if (!guard(value)) return false
     for (let i = 0; i < filters.length; i++) if (filters[i]!.run(value, ast, options) !== undefined) return false
     return true
   }
+}
+
+/** `guard`, then the node's own checks. */
+const withChecks = (ast: SchemaAST.AST, guard: PlainGuard, options: SchemaAST.ParseOptions): PlainGuard => {
+  const checks = checksOf(ast, options)
+  return checks === undefined ? guard : (value) => guard(value) && checks(value)
 }
 
 const isPlainObject = (value: unknown): value is Readonly<Record<string, unknown>> =>
@@ -120,9 +125,13 @@ const shapeGuard = (ast: SchemaAST.AST, options: SchemaAST.ParseOptions): PlainG
   }
 }
 
+/** Whether the Schema may decode a value of this node to another value. */
+export const transforms = (ast: SchemaAST.AST): boolean =>
+  ast.encoding !== undefined || ("encodingChecks" in ast && ast.encodingChecks !== undefined)
+
 /** Undefined when the node transforms its values or holds something this guard does not know. */
 const plainGuardOf = (ast: SchemaAST.AST, options: SchemaAST.ParseOptions): PlainGuard | undefined => {
-  if (ast.encoding !== undefined || ("encodingChecks" in ast && ast.encodingChecks !== undefined)) return undefined
+  if (transforms(ast)) return undefined
   const shape = shapeGuard(ast, options)
   return shape === undefined ? undefined : withChecks(ast, shape, options)
 }

@@ -36,6 +36,7 @@ export const loadFile = (file: PlannedFile, target: FileTarget) =>
     const { builder, errors, writer } = target
     const tally = builder.file(file.name, file.dataset.name)
     const hash: Hash | undefined = file.expected?.sha256 ? createHash("sha256") : undefined
+    const reader = file.reader
 
     const decodeBatch = (chunk: ReadonlyArray<RawRecord>): ReadonlyArray<StagedRecord> => {
       const staged: Array<StagedRecord> = []
@@ -43,7 +44,7 @@ export const loadFile = (file: PlannedFile, target: FileTarget) =>
       progress.records += chunk.length
       for (const record of chunk) {
         tally.read++
-        const decoded = file.decode(record.value)
+        const decoded = record.byReader === true && reader !== undefined ? reader.row(record.value) : file.decode(record.value)
         if (decoded.ok) {
           staged.push({ file: record.file, index: record.index, line: record.line, offset: record.offset, row: decoded.row })
           continue
@@ -106,7 +107,13 @@ export const loadFile = (file: PlannedFile, target: FileTarget) =>
       })
     )
 
-    yield* records(bytes, { file: file.name, ndjson: file.ndjson, gzip: file.gzip, recordsKey: file.dataset.recordsKey }).pipe(
+    yield* records(bytes, {
+      file: file.name,
+      ndjson: file.ndjson,
+      gzip: file.gzip,
+      recordsKey: file.dataset.recordsKey,
+      reader: reader?.read
+    }).pipe(
       Stream.rechunk(config.batchSize),
       Stream.mapArray((chunk) => [decodeBatch(chunk)] as const),
       // Parsing and decoding run ahead while the previous batch is written.

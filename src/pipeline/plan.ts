@@ -18,6 +18,8 @@ export interface PlannedFile {
   readonly dataset: Dataset
   /** The dataset's decoder for this file: the partner's unknown-field rule, the version the manifest names. */
   readonly decode: (value: unknown) => Decoded
+  /** The dataset's reader of common records from their bytes, when the file follows its current version. */
+  readonly reader: Dataset["reader"]
   readonly gzip: boolean
   readonly ndjson: boolean
   /** What the manifest says of it, if it lists it. */
@@ -70,7 +72,8 @@ export const planFiles = (folder: DeliveryFolder, manifest: Manifest | undefined
       builder.problem(name, dataset.name, problems.sizeMismatch(expected.size, object.size))
       continue
     }
-    planned.push({ object, name, dataset, decode, ...format, expected })
+    const current = (expected?.version ?? dataset.version) === dataset.version
+    planned.push({ object, name, dataset, decode, reader: current ? dataset.reader : undefined, ...format, expected })
   }
   for (const entry of manifest?.files ?? []) {
     if (!present.has(entry.name)) builder.problem(entry.name, entry.dataset, problems.missingFile(entry.name))

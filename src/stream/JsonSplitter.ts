@@ -17,6 +17,12 @@ export interface SplitterOptions {
   readonly maxDepth: number
   /** Largest single record, in bytes: bounds the memory one record may take. */
   readonly maxRecordBytes: number
+  /**
+   * Reads a record straight from its bytes (`bytes[start, end)`, complete and within the limits),
+   * or answers undefined to have it parsed. What it reads must be what `JSON.parse` would give;
+   * its records are marked `byReader`.
+   */
+  readonly reader?: ((bytes: Uint8Array, start: number, end: number) => unknown) | undefined
 }
 
 export const DEFAULT_MAX_DEPTH = 64
@@ -470,30 +476,65 @@ export class JsonSplitter {
     const bytes = concatBytes(this.parts, this.partsBytes)
     this.parts = []
     this.partsBytes = 0
-    out.push({ file: this.options.file, index: open.index, line: open.line, offset: open.offset, value: this.parseOne(bytes, open) })
+    out.push(this.recordOf(bytes, open))
   }
 
-  /** Parses the records completed inside one chunk with one `JSON.parse` when they are all valid. */
+  /** The record of complete `bytes`: read by the reader, or parsed. */
+  private recordOf(bytes: Uint8Array, at: Position): RawRecord {
+    const { file, reader } = this.options
+    const read = reader?.(bytes, 0, bytes.length)
+    return read === undefined
+      ? { file, index: at.index, line: at.line, offset: at.offset, value: this.parseOne(bytes, at), byReader: false }
+      : { file, index: at.index, line: at.line, offset: at.offset, value: read, byReader: true }
+  }
+
+  /**
+   * The records completed inside one chunk: those the reader reads, the others parsed with one
+   * `JSON.parse` when they are all valid, else one by one up to the first fault.
+   */
   private parsePending(chunk: Uint8Array, pending: Array<Pending>, out: Array<RawRecord>) {
+    const { file, reader } = this.options
+    const read: Array<unknown> = new Array(pending.length)
+    const parse: Array<Pending> = []
+    for (let k = 0; k < pending.length; k++) {
+      const p = pending[k]!
+      const value = reader?.(chunk, p.start, p.end)
+      if (value === undefined) parse.push(p)
+      read[k] = value
+    }
+    const parsed = parse.length === 0 ? undefined : this.parseAll(chunk, parse)
+    let next = 0
+    for (let k = 0; k < pending.length; k++) {
+      const p = pending[k]!
+      const value = read[k]
+      out.push(
+        value === undefined
+          ? {
+            file,
+            index: p.index,
+            line: p.line,
+            offset: p.offset,
+            value: parsed === undefined ? this.parseOne(chunk.subarray(p.start, p.end), p) : parsed[next++],
+            byReader: false
+          }
+          : { file, index: p.index, line: p.line, offset: p.offset, value, byReader: true }
+      )
+    }
+  }
+
+  /** The values of `pending` by one `JSON.parse`; undefined when one is not UTF-8 or not JSON. */
+  private parseAll(chunk: Uint8Array, pending: ReadonlyArray<Pending>): Array<unknown> | undefined {
     const first = pending[0]!
     const last = pending[pending.length - 1]!
-    let values: Array<unknown> | undefined
     try {
-      // Between records only commas and whitespace, so the span is a valid array body.
-      values = JSON.parse(`[${this.decoder.decode(chunk.subarray(first.start, last.end))}]`) as Array<unknown>
+      // A contiguous run has only commas and whitespace between records: a valid array body.
+      const text = pending.length === last.index - first.index + 1
+        ? this.decoder.decode(chunk.subarray(first.start, last.end))
+        : pending.map((p) => this.decoder.decode(chunk.subarray(p.start, p.end))).join(",")
+      const values = JSON.parse(`[${text}]`) as Array<unknown>
+      return values.length === pending.length ? values : undefined
     } catch {
-      values = undefined
-    }
-    const { file } = this.options
-    if (values && values.length === pending.length) {
-      for (let k = 0; k < pending.length; k++) {
-        const p = pending[k]!
-        out.push({ file, index: p.index, line: p.line, offset: p.offset, value: values[k] })
-      }
-      return
-    }
-    for (const p of pending) {
-      out.push({ file, index: p.index, line: p.line, offset: p.offset, value: this.parseOne(chunk.subarray(p.start, p.end), p) })
+      return undefined
     }
   }
 
@@ -579,17 +620,16 @@ export class JsonSplitter {
       }
     }
     if (blank) return
-    const value = this.parseLine(bytes, open)
-    out.push({ file: this.options.file, index: open.index, line: open.line, offset: open.offset, value })
+    out.push(this.lineRecord(bytes, open))
     this.index++
   }
 
-  private parseLine(bytes: Uint8Array, open: Open): unknown {
+  private lineRecord(bytes: Uint8Array, open: Open): RawRecord {
     const depth = maxNesting(bytes)
     if (depth.depth > this.options.maxDepth) {
       throw this.error(open.offset + depth.at, `nesting deeper than ${this.options.maxDepth} levels`, open.line, open.offset)
     }
-    return this.parseOne(bytes, open)
+    return this.recordOf(bytes, open)
   }
 }
 

@@ -21,6 +21,8 @@ export interface RecordPosition {
  */
 export interface RawRecord extends RecordPosition {
   readonly value: unknown
+  /** Read by the splitter's `reader` rather than parsed: the reader's guarantees hold for `value`. */
+  readonly byReader?: boolean
 }
 
 /**

@@ -12,6 +12,8 @@ export interface RecordsOptions {
   readonly recordsKey: string
   readonly maxDepth?: number
   readonly maxRecordBytes?: number
+  /** Reads a record straight from its bytes, or answers undefined to have it parsed (`SplitterOptions.reader`). */
+  readonly reader?: ((bytes: Uint8Array, start: number, end: number) => unknown) | undefined
 }
 
 const isNonEmpty = <A>(array: Array<A>): array is [A, ...Array<A>] => array.length > 0
@@ -40,7 +42,8 @@ export const records = <E, R>(
       layout: options.ndjson ? "ndjson" : "json",
       recordsKey: options.recordsKey,
       maxDepth: options.maxDepth ?? DEFAULT_MAX_DEPTH,
-      maxRecordBytes: options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES
+      maxRecordBytes: options.maxRecordBytes ?? DEFAULT_MAX_RECORD_BYTES,
+      reader: options.reader
     })
     const source = options.gzip ? gunzip(bytes, options.file) : bytes
     return source.pipe(

@@ -1,6 +1,8 @@
 import { describe, expect, test } from "bun:test"
-import { Effect, Exit, Stream } from "effect"
+import { Effect, Exit, Schema, Stream } from "effect"
 import { gzipSync } from "node:zlib"
+import { byteReader } from "../../schemas/byteReader.ts"
+import { STRICT } from "../../schemas/decoder.ts"
 import type { JsonSyntaxError, RawRecord } from "../../src/stream/RawRecord.ts"
 import { records, type RecordsOptions } from "../../src/stream/records.ts"
 
@@ -421,5 +423,38 @@ describe("records: a wrapped file must be valid JSON outside the records too", (
     // Both verdicts are well represented, so agreement is not trivial.
     expect(verdicts.valid).toBeGreaterThan(800)
     expect(verdicts.invalid).toBeGreaterThan(800)
+  })
+})
+
+describe("records: a reader of records from their bytes", () => {
+  // Reads `{"a": <string>}` only; declines anything else, as a dataset's reader declines what it does not know.
+  const reader = byteReader(Schema.Struct({ a: Schema.String }), STRICT)!
+  const written = [`{"a":"x"}`, `{ "a" : "é😀" }`, `{"a":"\\u0078"}`, `{"b":1}`, `[1, {"a":"y"}]`, `{"a":"z"}`]
+
+  for (const layout of ["json", "ndjson"] as const) {
+    test(`${layout}: what it reads is marked and equal to the parse, the rest parsed, in order, at every chunk boundary`, async () => {
+      const text = layout === "json" ? `{"records": [\n${written.join(",\n")}\n]}` : written.join("\n")
+      const overrides = { ndjson: layout === "ndjson" }
+      const parsed = await collect(text, overrides)
+      for (const size of [1, 2, 3, 7, 16, 1 << 16]) {
+        const exit = await run(text, { ...overrides, reader }, size)
+        if (Exit.isFailure(exit)) throw new Error(`unexpected failure: ${String(exit.cause)}`)
+        expect(exit.value.map(({ index, line, offset, value }) => ({ index, line, offset, value }))).toEqual(parsed)
+        expect({ size, read: exit.value.map((r) => r.byReader) }).toEqual({ size, read: [true, true, false, false, false, true] })
+      }
+    })
+  }
+
+  test("a fault in a record it declines is reported at its byte, after the records before it", async () => {
+    const seen: Array<unknown> = []
+    const exit = await Effect.runPromiseExit(
+      Stream.runForEach(
+        records(Stream.make(encoder.encode(`[{"a":"x"}, {"a":"y",}, {"a":"z"}]`)), options({ reader })),
+        (record) => Effect.sync(() => seen.push(record.value))
+      )
+    )
+    if (Exit.isSuccess(exit)) throw new Error("expected a failure")
+    expect(String(exit.cause)).toContain("line 1, column 22 (byte 21)")
+    expect(seen).toEqual([{ a: "x" }])
   })
 })
