@@ -9,6 +9,7 @@
  * the Schema as before, which alone speaks to the partner.
  */
 import type { SchemaAST } from "effect"
+import { type ByteCheck, byteCheckOf } from "./fields/byteCheck.ts"
 import { checksOf, type PlainGuard, transforms } from "./plainGuard.ts"
 
 /** Reads the record in `bytes[start, end)`; undefined to decline it. */
@@ -20,6 +21,8 @@ class Cursor {
   /** The same bytes as a `Buffer`, for its native latin1 decoding of ASCII strings. */
   buffer: Buffer = Buffer.alloc(0)
   at = 0
+  /** Whether the last string scanned was ASCII. */
+  ascii = true
 
   skipSpace(): number {
     const bytes = this.bytes
@@ -55,27 +58,49 @@ const DOT = 0x2e
 
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true })
 
-/** A string without escapes: ASCII through latin1, the rest strictly as UTF-8. */
-const readString: Read = (cursor) => {
+/**
+ * The closing quote of the string opening at the cursor, or -1 for one with an escape, a control
+ * character (invalid JSON) or no end in the bytes: left to JSON.parse. Notes whether it is ASCII.
+ */
+const stringEnd = (cursor: Cursor): number => {
   const bytes = cursor.bytes
-  const start = cursor.at + 1
-  let at = start
+  let at = cursor.at + 1
   let ascii = true
   for (;;) {
     const b = bytes[at]
     if (b === QUOTE) break
-    // An escape, a control character (invalid JSON) or the end of the bytes: left to JSON.parse.
-    if (b === undefined || b === BACKSLASH || b < SPACE) return DECLINED
+    if (b === undefined || b === BACKSLASH || b < SPACE) return -1
     if (b >= 0x80) ascii = false
     at++
   }
-  cursor.at = at + 1
-  if (ascii) return cursor.buffer.toString("latin1", start, at)
+  cursor.ascii = ascii
+  return at
+}
+
+/** The string between the cursor's quote and `end`: ASCII through latin1, the rest strictly as UTF-8. */
+const stringTo = (cursor: Cursor, end: number): unknown => {
+  const start = cursor.at + 1
+  cursor.at = end + 1
+  if (cursor.ascii) return cursor.buffer.toString("latin1", start, end)
   try {
-    return utf8.decode(bytes.subarray(start, at))
+    return utf8.decode(cursor.bytes.subarray(start, end))
   } catch {
     return DECLINED
   }
+}
+
+/** A string without escapes. */
+const readString: Read = (cursor) => {
+  const end = stringEnd(cursor)
+  return end < 0 ? DECLINED : stringTo(cursor, end)
+}
+
+/** A string its byte check vouches for, taken without running the checks; anything else read as `otherwise` reads it. */
+const byteChecked = (check: ByteCheck, otherwise: Read): Read => (cursor) => {
+  if (cursor.bytes[cursor.at] !== QUOTE) return otherwise(cursor)
+  const end = stringEnd(cursor)
+  if (end < 0) return DECLINED
+  return check(cursor.bytes, cursor.at + 1, end) ? stringTo(cursor, end) : otherwise(cursor)
 }
 
 const isDigit = (b: number | undefined): boolean => b !== undefined && b >= ZERO && b <= NINE
@@ -245,7 +270,10 @@ const shapeReader = (ast: SchemaAST.AST, options: SchemaAST.ParseOptions): Read 
 const readerOf = (ast: SchemaAST.AST, options: SchemaAST.ParseOptions): Read | undefined => {
   if (transforms(ast)) return undefined
   const shape = shapeReader(ast, options)
-  return shape && checked(shape, checksOf(ast, options))
+  if (shape === undefined) return undefined
+  const read = checked(shape, checksOf(ast, options))
+  const byteCheck = byteCheckOf(ast)
+  return byteCheck === undefined ? read : byteChecked(byteCheck, read)
 }
 
 /**

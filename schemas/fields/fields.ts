@@ -1,12 +1,28 @@
 import { Schema } from "effect"
+import { type ByteCheck, withByteCheck } from "./byteCheck.ts"
 import { COUNTRIES, CURRENCIES } from "./codes.ts"
-import { ibanProblem } from "./iban.ts"
-import { toCents } from "./money.ts"
+import { canonicalIban, ibanProblem } from "./iban.ts"
+import { plainCents, toCents } from "./money.ts"
 import { check, rule } from "./rules.ts"
+
+/**
+ * On bytes: at most `max` code points (the bytes that do not continue a UTF-8 sequence), one of them
+ * ASCII and not a space (a text of other characters only is left to the regular expression).
+ */
+const textBytes = (max: number): ByteCheck => (bytes, start, end) => {
+  let codePoints = 0
+  let blank = true
+  for (let i = start; i < end; i++) {
+    const b = bytes[i]!
+    if ((b & 0xc0) !== 0x80) codePoints++
+    if (b > 0x20 && b < 0x80) blank = false
+  }
+  return !blank && codePoints <= max
+}
 
 /** Non-empty text (after trimming) of at most `max` characters. */
 export const Text = (max: number) =>
-  Schema.String.check(
+  withByteCheck(Schema.String.check(
     check<string>("text.empty", { en: "Must not be empty.", fr: "Ne doit pas être vide." }, (s) => /\S/.test(s), {
       exact: { pattern: "\\S" }
     }),
@@ -17,7 +33,7 @@ export const Text = (max: number) =>
       (s) => s.length <= max || [...s].length <= max,
       { exact: { maxLength: max } }
     )
-  )
+  ), textBytes(max))
 
 /** `YYYY-MM-DD` naming a day that exists (year 1 onwards, as PostgreSQL takes it). */
 export const isCalendarDate = (s: string): boolean => {
@@ -26,6 +42,26 @@ export const isCalendarDate = (s: string): boolean => {
   const month = digits(s, 5, 7)
   const day = digits(s, 8, 10)
   return year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= daysIn(year, month)
+}
+
+/** `isCalendarDate` on bytes. */
+const calendarDateBytes: ByteCheck = (bytes, start, end) => {
+  if (end - start !== 10 || bytes[start + 4] !== 0x2d || bytes[start + 7] !== 0x2d) return false
+  const year = byteDigits(bytes, start, start + 4)
+  const month = byteDigits(bytes, start + 5, start + 7)
+  const day = byteDigits(bytes, start + 8, start + 10)
+  return year >= 1 && month >= 1 && month <= 12 && day >= 1 && day <= daysIn(year, month)
+}
+
+/** `digits` on bytes. */
+export const byteDigits = (bytes: Uint8Array, from: number, to: number): number => {
+  let n = 0
+  for (let i = from; i < to; i++) {
+    const digit = bytes[i]! - 48
+    if (digit < 0 || digit > 9) return -1
+    n = n * 10 + digit
+  }
+  return n
 }
 
 /** The number written by `s[from, to)` in decimal digits, or -1. */
@@ -43,7 +79,7 @@ const daysIn = (year: number, month: number): number =>
   month === 2 ? (year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28) : [4, 6, 9, 11].includes(month) ? 30 : 31
 
 /** A calendar date written `YYYY-MM-DD` (2026-02-30 is refused). */
-export const IsoDate = Schema.String.check(
+export const IsoDate = withByteCheck(Schema.String.check(
   check<string>(
     "date.iso",
     {
@@ -54,10 +90,10 @@ export const IsoDate = Schema.String.check(
     // The calendar (no 2026-02-30) is ours to check.
     { looser: { pattern: "^[0-9]{4}-[0-9]{2}-[0-9]{2}$" } }
   )
-)
+), calendarDateBytes)
 
 /** An IBAN (spaces allowed, any case), with its country length and mod-97 check. */
-export const Iban = Schema.String.check(
+export const Iban = withByteCheck(Schema.String.check(
   check<string>(
     "iban.format",
     {
@@ -83,7 +119,7 @@ export const Iban = Schema.String.check(
     },
     (s) => ibanProblem(s) !== "checksum"
   )
-)
+), canonicalIban)
 
 /**
  * A French postal code: 5 digits, metropolitan 01000–95999 (Corsica is 20xxx), overseas
@@ -109,8 +145,13 @@ export const Country = Schema.String.check(
   )
 )
 
+/** The currency codes as numbers of their three bytes, for the byte check. */
+const CURRENCY_BYTES: ReadonlySet<number> = new Set(
+  [...CURRENCIES].map((code) => (code.charCodeAt(0) << 16) | (code.charCodeAt(1) << 8) | code.charCodeAt(2))
+)
+
 /** An ISO 4217 currency code, any case. */
-export const Currency = Schema.String.check(
+export const Currency = withByteCheck(Schema.String.check(
   check<string>(
     "currency.iso4217",
     {
@@ -120,7 +161,7 @@ export const Currency = Schema.String.check(
     (s) => CURRENCIES.has(s.trim().toUpperCase()),
     { looser: { pattern: "^\\s*[A-Za-z]{3}\\s*$" } }
   )
-)
+), (bytes, start, end) => end - start === 3 && CURRENCY_BYTES.has((bytes[start]! << 16) | (bytes[start + 1]! << 8) | bytes[start + 2]!))
 
 const AMOUNT_FORMAT = {
   en: "Must be an amount with at most 2 decimals: a number (1234.56) or text (\"1234.56\", \"1 234,56\").",
@@ -129,7 +170,7 @@ const AMOUNT_FORMAT = {
 
 /** An amount as a number or a decimal string (French notation accepted); `min` in cents. */
 export const Amount = (options: { readonly min?: number } = {}) =>
-  Schema.Union([Schema.String, Schema.Finite])
+  withByteCheck(Schema.Union([Schema.String, Schema.Finite])
     .annotate(rule("amount.type", AMOUNT_FORMAT))
     .check(
       check<string | number>("amount.format", AMOUNT_FORMAT, (v) => toCents(v) !== undefined, {
@@ -148,7 +189,10 @@ export const Amount = (options: { readonly min?: number } = {}) =>
           (v) => (toCents(v) ?? 0) >= options.min!
         )
       ])
-    )
+    ), (bytes, start, end) => {
+      const cents = plainCents(bytes, start, end)
+      return cents !== undefined && (options.min === undefined || cents >= options.min)
+    })
 
 /** A pragmatic e-mail check: something@domain.tld, no spaces. */
 export const Email = Schema.String.check(

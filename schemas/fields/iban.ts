@@ -47,3 +47,33 @@ const mod97 = (text: string): number => {
   }
   return remainder % 97
 }
+
+/** Country lengths by the two bytes of the country code, for `canonicalIban`. */
+const LENGTH_BY_BYTES: ReadonlyMap<number, number> = new Map(
+  Object.entries(LENGTHS).map(([country, length]) => [(country.charCodeAt(0) << 8) | country.charCodeAt(1), length])
+)
+
+const isUpper = (b: number): boolean => b >= 65 && b <= 90
+const isDigit = (b: number): boolean => b >= 48 && b <= 57
+
+/**
+ * On bytes: an IBAN as banks print it without spaces (upper case), valid by `ibanProblem`'s three
+ * rules. Spaced or lower-case IBANs, valid too, are left to it.
+ */
+export const canonicalIban = (bytes: Uint8Array, start: number, end: number): boolean => {
+  const length = end - start
+  if (length < 12 || length > 34 || !isUpper(bytes[start]!) || !isUpper(bytes[start + 1]!)) return false
+  if (!isDigit(bytes[start + 2]!) || !isDigit(bytes[start + 3]!)) return false
+  const expected = LENGTH_BY_BYTES.get((bytes[start]! << 8) | bytes[start + 1]!)
+  if (expected !== undefined && length !== expected) return false
+  // mod97 of the BBAN then the first four characters, as `mod97` reads them.
+  let remainder = 0
+  for (let k = 4; k < length + 4; k++) {
+    const b = bytes[start + (k % length)]!
+    if (!isUpper(b) && !isDigit(b)) return false
+    const value = b >= 65 ? b - 55 : b - 48
+    remainder = value >= 10 ? remainder * 100 + value : remainder * 10 + value
+    if (remainder >= 1e12) remainder %= 97
+  }
+  return remainder % 97 === 1
+}

@@ -44,3 +44,33 @@ const PLUS = 43
 const MINUS = 45
 const ZERO = 48
 const isDigit = (code: number): boolean => code >= ZERO && code <= ZERO + 9
+
+/**
+ * `toCents` of a plain decimal written on bytes (`[+-]digits[.,]d[d]`, no spaces, no thousands
+ * separators: what most partners send), or undefined for any other form, which `toCents` then
+ * reads from the string.
+ */
+export const plainCents = (bytes: Uint8Array, start: number, end: number): number | undefined => {
+  const first = bytes[start]
+  let i = first === PLUS || first === MINUS ? start + 1 : start
+  const digitsStart = i
+  let units = 0
+  for (; i < end && isDigit(bytes[i]!); i++) units = units * 10 + bytes[i]! - ZERO
+  if (i === digitsStart) return undefined
+  let fraction = 0
+  if (i < end) {
+    const decimals = end - i - 1
+    if ((bytes[i] !== DOT && bytes[i] !== COMMA) || decimals < 1 || decimals > 2) return undefined
+    for (let k = i + 1; k < end; k++) {
+      if (!isDigit(bytes[k]!)) return undefined
+      fraction = fraction * 10 + bytes[k]! - ZERO
+    }
+    if (decimals === 1) fraction *= 10
+  }
+  const cents = units * 100 + fraction
+  if (!Number.isSafeInteger(cents)) return undefined
+  return first === MINUS ? -cents : cents
+}
+
+const DOT = 46
+const COMMA = 44
