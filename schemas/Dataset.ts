@@ -6,8 +6,8 @@
  * record. The table's columns, the row and the enrichments' cell readers are derived from those
  * declarations.
  */
-import type { ByteReader } from "./byteReader.ts"
 import type { Schema } from "effect"
+import type { ByteReader } from "./byteReader.ts"
 
 /**
  * The JavaScript value a cell of each Postgres column type holds, already normalised for it. Each

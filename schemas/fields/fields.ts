@@ -54,7 +54,7 @@ const calendarDateBytes: ByteCheck = (bytes, start, end) => {
 }
 
 /** `digits` on bytes. */
-export const byteDigits = (bytes: Uint8Array, from: number, to: number): number => {
+const byteDigits = (bytes: Uint8Array, from: number, to: number): number => {
   let n = 0
   for (let i = from; i < to; i++) {
     const digit = bytes[i]! - 48
