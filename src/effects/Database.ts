@@ -285,7 +285,10 @@ type Call = <A>(operation: string, run: () => Promise<A>) => Effect.Effect<A, Da
  * `COPY … FROM STDIN` on postgres.js. A refusal the server sends while rows still flow destroys
  * the stream; one sent after the last row ends it with the error only with
  * patches/postgres+3.4.9.patch (upstream porsager/postgres#1183) — unpatched, `end` would hang.
- * A write or end waiting when the stream fails (its connection closed, say) fails with it.
+ * A write or end waiting when the stream fails (its connection closed, say) fails with it. The same
+ * patch sends a write's bytes to the socket as they are instead of copying them into one message
+ * (1 GB: 1.1–4.5 CPU-s fewer, 30–90k fewer page faults): they must stay untouched until the write
+ * resolves, as `CopyStream.write` says.
  */
 const copyStream = (conn: PostgresConnection, call: Call, table: string, columns: ReadonlyArray<string>) => {
   const name = `COPY ${table}`
