@@ -71,12 +71,14 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, Math.
 const RECOVERY_RUNS = 3
 
 /**
- * Runs `batch` until nothing is left under incoming/, at most `RECOVERY_RUNS` times: what a fault
- * left must be taken over by the next run once the dead run's claim has run out, not after some
- * later timeout (a folder left without its manifest, say, waiting for the quiet period). After a
- * fault the next run always happens (`afterFault`), even with incoming/ empty, as an operator's
- * next scheduled run would: it may have a move to finish. Without faults (`faulty` false) every
- * run must exit 0. `unfinished` leaves the rest to the comparison (objects left in incoming/).
+ * Runs `batch` until no work is left, at most `RECOVERY_RUNS` times: what a fault left must be
+ * taken over by the next run once the dead run's claim has run out, not after some later timeout
+ * (a folder left without its manifest, say, waiting for the quiet period). Work left is an object
+ * under incoming/ or a delivery the ledger has not marked archived: a run that gave up after its
+ * sources were deleted (S3 faults past its retries while sweeping its staging) leaves only the
+ * ledger's mark, which the next scheduled run sets. After a fault the next run always happens
+ * (`afterFault`), as an operator's would. Without faults (`faulty` false) every run must exit 0.
+ * `unfinished` leaves the rest to the comparison.
  */
 export const recover = async (
   world: World,
@@ -86,7 +88,8 @@ export const recover = async (
   options: { readonly afterFault: boolean; readonly faulty?: boolean; readonly env?: Record<string, string> }
 ): Promise<"done" | "unfinished" | "stuck"> => {
   const env = options.env ?? batchEnvironment(world.settings(target, plan.lease))
-  const empty = async () => (await world.keys(target.bucket, "incoming/")).length === 0
+  const empty = async () =>
+    (await world.keys(target.bucket, "incoming/")).length === 0 && (await unarchivedFolders(target)).size === 0
   for (let attempt = 1; attempt <= RECOVERY_RUNS; attempt++) {
     if (!(attempt === 1 && options.afterFault) && (await empty())) return "done"
     if (attempt > 1) await sleep(1_000)
@@ -131,7 +134,7 @@ export type KillAim =
   | { readonly _tag: "archive"; readonly folder: string; readonly step: "copy" | "report" | "delete"; readonly delayMs: number }
 
 /**
- * kill -9 of a batch process at the aimed moment, then batch again until incoming/ is empty. The
+ * kill -9 of a batch process at the aimed moment, then batch again until no work is left. The
  * step the kill fell in is judged from the bucket at the moment of the kill.
  */
 export const killTrial = async (world: World, plan: Plan, aim: KillAim): Promise<TrialResult> => {
@@ -170,14 +173,16 @@ export const killTrial = async (world: World, plan: Plan, aim: KillAim): Promise
   return conclude(world, target, plan, "kill", started, await recover(world, target, plan, runs, { afterFault: true }), runs, details)
 }
 
-/** The deliveries the ledger records as moved to their archive (none before the ledger exists). */
-const archivedFolders = async (target: Target): Promise<ReadonlySet<string>> => {
+/** The deliveries the ledger records as moved to their archive, or not (none before the ledger exists). */
+const ledgerFolders = async (target: Target, archived: boolean): Promise<ReadonlySet<string>> => {
   const sql = postgres(target.databaseUrl, { max: 1, onnotice: () => {}, connect_timeout: 10 })
   const rows = await sql<Array<{ folder: string }>>`
-    SELECT partner || '/' || delivery AS folder FROM loaders.deliveries WHERE archived`.catch(() => [])
+    SELECT partner || '/' || delivery AS folder FROM loaders.deliveries WHERE archived = ${archived}`.catch(() => [])
   await sql.end({ timeout: 5 })
   return new Set(rows.map((r) => r.folder))
 }
+const archivedFolders = (target: Target) => ledgerFolders(target, true)
+const unarchivedFolders = (target: Target) => ledgerFolders(target, false)
 
 /** Waits for a `COPY` of the trial's database in pg_stat_activity; its backend pids, or none within the bound. */
 const copyingBackends = async (world: World, target: Target, boundMs: number, running: () => boolean) => {
@@ -274,7 +279,7 @@ export const S3_SLACK_MS = 3_000
 /**
  * Every S3 call of the loader through a fault proxy: 10% answered 500/503, 10% cut mid-body, 2%
  * stalled mid-body (headers and part of the body, then silence with the socket open). Batch runs
- * through the proxy until incoming/ is empty (a run may give a delivery up after its retries; it
+ * through the proxy until no work is left (a run may give a delivery up after its retries; it
  * runs again); the end state must be the clean run's. Each stall, timed where the proxy makes it,
  * is matched with the next "no progress" line of the loader's log: that delay is its detection time.
  */
