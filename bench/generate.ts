@@ -52,10 +52,14 @@ export const recordsFile = async (
 
 /**
  * A transactions delivery file (a JSON array, one record per line) of about `megabytes` MB,
- * generated once and reused. Returns its path and record count.
+ * generated once and reused. Returns its path and record count. Every tenth line has a
+ * counterparty: with `counterparties` "tenants" (the default) one of 100 tenants' IBANs, with
+ * "new" an IBAN met nowhere else, as a bank statement's suppliers and one-off payers are.
  */
-export const transactionsFile = (megabytes: number): Promise<GeneratedFile> =>
-  recordsFile(`transactions-${megabytes}MB.json`, { megabytes }, (i) => transaction(i, 1000))
+export const transactionsFile = (megabytes: number, counterparties: "tenants" | "new" = "tenants"): Promise<GeneratedFile> =>
+  counterparties === "tenants"
+    ? recordsFile(`transactions-${megabytes}MB.json`, { megabytes }, (i) => transaction(i, 1000))
+    : recordsFile(`transactions-${megabytes}MB-new-counterparties.json`, { megabytes }, (i) => transaction(i, Number.MAX_SAFE_INTEGER))
 
 /**
  * The same transactions as `transactionsFile(megabytes)`, one in ten corrected (`(corrigé)` added

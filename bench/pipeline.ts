@@ -29,12 +29,16 @@
  *
  * The delivery process runs the collector guard `batch` and `worker` run (`bunMemory.ts`).
  *
+ * `--counterparties new` gives every counterparty IBAN of the file a new value (no lease pays from
+ * it, as a bank statement's suppliers), where the default's 100 tenants repeat: each batch then has
+ * keys the transactions' enrichment has never met.
+ *
  * `--profile <dir>` writes the delivery process's CPU profile there (Bun's `--cpu-prof-md`).
  *
  * The database's CPU time is its own cluster's (its postmaster and the processes it started, those
  * that ended included), whatever else runs on the machine.
  *
- *   npm run bench:pipeline -- [--mb 1000] [--batch 1000] [--telemetry | --rerun identical|changed10 | --lake | --allocator] [--profile bench/out/profile]
+ *   npm run bench:pipeline -- [--mb 1000] [--batch 1000] [--telemetry | --rerun identical|changed10 | --lake | --allocator] [--counterparties tenants|new] [--profile bench/out/profile]
  */
 import { Effect, Stream } from "effect"
 import { execFileSync, spawn } from "node:child_process"
@@ -61,7 +65,8 @@ const { values } = parseArgs({
     profile: { type: "string" },
     rerun: { type: "string" },
     lake: { type: "boolean", default: false },
-    allocator: { type: "boolean", default: false }
+    allocator: { type: "boolean", default: false },
+    counterparties: { type: "string", default: "tenants" }
   }
 })
 const megabytes = Number(values.mb)
@@ -69,6 +74,15 @@ const batchSize = Number(values.batch)
 const rerun = values.rerun
 if (rerun !== undefined && rerun !== "identical" && rerun !== "changed10") {
   console.error(`--rerun takes identical or changed10, not ${rerun}`)
+  process.exit(2)
+}
+const counterparties = values.counterparties
+if (counterparties !== "tenants" && counterparties !== "new") {
+  console.error(`--counterparties takes tenants or new, not ${counterparties}`)
+  process.exit(2)
+}
+if (counterparties === "new" && rerun === "changed10") {
+  console.error("--counterparties new and --rerun changed10 together: the changed file is made from the tenants' one")
   process.exit(2)
 }
 
@@ -202,7 +216,7 @@ const ALLOCATOR_RUNS = [BUN_DEFAULT, LAUNCHERS] as const
 
 const main = Effect.gen(function*() {
   console.log(`Generating (or reusing) a ${megabytes} MB transactions file…`)
-  const file = yield* Effect.promise(() => transactionsFile(megabytes))
+  const file = yield* Effect.promise(() => transactionsFile(megabytes, counterparties))
   const bytes = statSync(file.path).size
   const s3dir = mkdtempSync(join(tmpdir(), "loaders-bench-s3-"))
   yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(s3dir, { recursive: true, force: true })))
@@ -262,7 +276,7 @@ const main = Effect.gen(function*() {
     const landed = result.rows.transactions ?? { inserted: 0, updated: 0, unchanged: 0 }
     if (run.includes("lake")) (inLake[run] ??= []).push(yield* lakeRowsOf(`run${i}`).pipe(Effect.provide(store)))
     rows.push(
-      `| ${(bytes / 1e6).toFixed(0)} MB transactions, strict, batches of ${batchSize}${label} | ${result.totals.read} | ${result.status} | ${yield* countRows(url)} | ${landed.inserted} / ${landed.updated} / ${landed.unchanged} | ${result.seconds.toFixed(1)} | ${
+      `| ${(bytes / 1e6).toFixed(0)} MB transactions${counterparties === "new" ? " (new counterparties)" : ""}, strict, batches of ${batchSize}${label} | ${result.totals.read} | ${result.status} | ${yield* countRows(url)} | ${landed.inserted} / ${landed.updated} / ${landed.unchanged} | ${result.seconds.toFixed(1)} | ${
         Math.round(result.totals.read / result.seconds).toLocaleString("en")
       } | ${(bytes / 1e6 / result.seconds).toFixed(1)} | ${result.cpuSeconds.toFixed(1)} (${result.systemSeconds.toFixed(1)}) | ${result.pageFaults.toLocaleString("en")} | ${databaseCpu.toFixed(1)} | ${(result.cpuSeconds + databaseCpu).toFixed(1)} | ${(result.peakRss / 1e6).toFixed(0)} MB |`
     )

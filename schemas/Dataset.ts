@@ -144,7 +144,8 @@ export interface Dataset {
   readonly example: unknown
   /**
    * Columns filled from rows already in the database — other datasets' tables, including what this
-   * delivery loaded before (datasets load in registry order). Looked up once per batch.
+   * delivery loaded before (datasets load in registry order). Looked up once per batch, for the
+   * batch's keys that have candidates.
    */
   readonly enrich?: ReadonlyArray<Enrichment>
 }
@@ -163,6 +164,11 @@ export interface Enrichment {
    * `key` column; tables unqualified, values cast to text.
    */
   readonly candidates: string
+  /**
+   * SQL returning every key that has candidates (a `key` column; tables unqualified), read once per
+   * run: a key it does not list — most of a bank statement's counterparties — costs no lookup.
+   */
+  readonly keys: string
   /** The value for a row among the candidates found for its key (none: usually null). */
   readonly pick: (row: Row, candidates: ReadonlyArray<Readonly<Record<string, string | null>>>) => Cell
 }

@@ -64,6 +64,7 @@ export const transactions = dataset(Transaction, {
       key: counterpartyIban,
       candidates: `SELECT tenant_iban AS key, property_id, start_date::text AS start_date, end_date::text AS end_date, id
       FROM leases WHERE tenant_iban IN (SELECT jsonb_array_elements_text($1::text::jsonb))`,
+      keys: "SELECT DISTINCT tenant_iban AS key FROM leases WHERE tenant_iban IS NOT NULL",
       pick: (row, leases) => {
         const isBetter = better(bookingDate(row))
         let best: Lease | undefined

@@ -159,7 +159,13 @@ const begin = (db: Database["Service"], run: SinkRun) =>
     const lookupFor = (enrichment: Enrichment) => {
       let lookup = lookups.get(enrichment)
       if (lookup === undefined) {
-        lookup = makeLookup(enrichment, (keys) => Effect.andThen(closeCopy, session.query<Candidate>(enrichment.candidates, [JSON.stringify(keys)])))
+        lookup = makeLookup(enrichment, {
+          keys: (limit) =>
+            statement((session) => session.query<{ key: string }>(`SELECT key FROM (${enrichment.keys}) AS held LIMIT $1`, [limit])).pipe(
+              Effect.map((rows) => rows.map((row) => row.key))
+            ),
+          candidates: (keys) => statement((session) => session.query<Candidate>(enrichment.candidates, [JSON.stringify(keys)]))
+        })
         lookups.set(enrichment, lookup)
       }
       return lookup
