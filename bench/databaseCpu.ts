@@ -1,17 +1,7 @@
 import { Effect } from "effect"
-import { readdirSync, readFileSync } from "node:fs"
+import { readdirSync } from "node:fs"
 import postgres from "postgres"
-
-/** The fields of `/proc/<pid>/stat` after the command name (field 3 of stat is at 0). */
-const procStat = (pid: number | string): Array<string> | undefined => {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8")
-    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-  } catch {
-    // The process ended while we looked.
-    return undefined
-  }
-}
+import { procStat } from "./processCpu.ts"
 
 /** The process id of the PostgreSQL server at `url`: the parent of a backend serving it. */
 export const postmasterOf = (url: string) =>

@@ -36,7 +36,10 @@
  * `--profile <dir>` writes the delivery process's CPU profile there (Bun's `--cpu-prof-md`).
  *
  * The database's CPU time is its own cluster's (its postmaster and the processes it started, those
- * that ended included), whatever else runs on the machine.
+ * that ended included), whatever else runs on the machine. The loaders' main thread (the one
+ * JavaScript runs on) is shown as the scheduler saw it: seconds on a core, and seconds it was ready
+ * but waited for one while the database, s3rver and the runtime's own threads held both. s3rver's
+ * CPU seconds during the run are shown apart: they stand in for S3, and are not in "CPU s in all".
  *
  *   npm run bench:pipeline -- [--mb 1000] [--batch 1000] [--telemetry | --rerun identical|changed10 | --lake | --allocator] [--counterparties tenants|new] [--profile bench/out/profile]
  */
@@ -54,6 +57,7 @@ import { ObjectStore } from "../src/effects/ObjectStore.ts"
 import { freshDatabase } from "../test/support/postgres.ts"
 import { stopAll } from "../test/support/services.ts"
 import { databaseCpuSeconds, postmasterOf } from "./databaseCpu.ts"
+import { processCpuSeconds, processWith } from "./processCpu.ts"
 import { launcherEnv } from "./launcherEnv.ts"
 import { changedTransactionsFile, transactionsFile } from "./generate.ts"
 
@@ -98,6 +102,7 @@ interface Result {
   readonly seconds: number
   readonly cpuSeconds: number
   readonly systemSeconds: number
+  readonly mainThread: { readonly onCpu: number; readonly waiting: number }
   readonly pageFaults: number
   readonly peakRss: number
 }
@@ -222,6 +227,8 @@ const main = Effect.gen(function*() {
   yield* Effect.addFinalizer(() => Effect.sync(() => rmSync(s3dir, { recursive: true, force: true })))
   const s3 = yield* startEmbeddedS3({ directory: s3dir, buckets: ["bench"] })
   const store = ObjectStore.layerWith({ bucket: "bench", endpoint: s3.endpoint, credentials: s3.credentials })
+  // Its command line names its fresh directory. It stands in for S3, which would not take this machine's cores.
+  const s3rver = processWith(s3dir)
   const runs = values.telemetry
     ? (["off", "on", "off", "on"] as const)
     : values.allocator
@@ -265,12 +272,14 @@ const main = Effect.gen(function*() {
     // during this run, and PostgreSQL's commit would wait on them: flushed first.
     execFileSync("sync")
     const databaseBefore = databaseCpuSeconds(postmaster)
+    const s3Before = s3rver === undefined ? 0 : processCpuSeconds(s3rver)
     const env: Record<string, string> = run.includes("lake")
       ? { LOADERS_SINKS: "postgres+s3", LOADERS_LAKE_FORMAT: run.includes("Parquet") ? "parquet" : "ndjson" }
       : {}
     const result = yield* runDelivery(s3, `incoming/bench/run${i}/`, url, run === "on" ? receiver?.url : undefined, env, run !== BUN_DEFAULT)
     ;(byRun[run] ??= []).push(result)
     const databaseCpu = databaseCpuSeconds(postmaster) - databaseBefore
+    const s3Cpu = s3rver === undefined ? Number.NaN : processCpuSeconds(s3rver) - s3Before
     seconds[run] = Math.min(seconds[run] ?? Number.POSITIVE_INFINITY, result.seconds)
     const label = values.telemetry ? `, telemetry ${run}` : rerun !== undefined || values.lake || values.allocator ? `, ${run}` : ""
     const landed = result.rows.transactions ?? { inserted: 0, updated: 0, unchanged: 0 }
@@ -278,7 +287,9 @@ const main = Effect.gen(function*() {
     rows.push(
       `| ${(bytes / 1e6).toFixed(0)} MB transactions${counterparties === "new" ? " (new counterparties)" : ""}, strict, batches of ${batchSize}${label} | ${result.totals.read} | ${result.status} | ${yield* countRows(url)} | ${landed.inserted} / ${landed.updated} / ${landed.unchanged} | ${result.seconds.toFixed(1)} | ${
         Math.round(result.totals.read / result.seconds).toLocaleString("en")
-      } | ${(bytes / 1e6 / result.seconds).toFixed(1)} | ${result.cpuSeconds.toFixed(1)} (${result.systemSeconds.toFixed(1)}) | ${result.pageFaults.toLocaleString("en")} | ${databaseCpu.toFixed(1)} | ${(result.cpuSeconds + databaseCpu).toFixed(1)} | ${(result.peakRss / 1e6).toFixed(0)} MB |`
+      } | ${(bytes / 1e6 / result.seconds).toFixed(1)} | ${result.cpuSeconds.toFixed(1)} (${result.systemSeconds.toFixed(1)}) | ${result.mainThread.onCpu.toFixed(1)} / ${
+        result.mainThread.waiting.toFixed(1)
+      } | ${result.pageFaults.toLocaleString("en")} | ${databaseCpu.toFixed(1)} | ${(result.cpuSeconds + databaseCpu).toFixed(1)} | ${s3Cpu.toFixed(1)} | ${(result.peakRss / 1e6).toFixed(0)} MB |`
     )
     if (statsBefore !== undefined) {
       const after = yield* tableStats(url)
@@ -288,8 +299,8 @@ const main = Effect.gen(function*() {
     }
   }
   console.log(`
-| delivery | records | status | rows in PostgreSQL | inserted / updated / unchanged | seconds | records/s | MB/s | loaders CPU s (system) | loaders page faults | database CPU s | CPU s in all | peak RSS |
-| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
+| delivery | records | status | rows in PostgreSQL | inserted / updated / unchanged | seconds | records/s | MB/s | loaders CPU s (system) | loaders main thread: s on a core / waiting for one | loaders page faults | database CPU s | CPU s in all | s3rver CPU s | peak RSS |
+| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |
 ${rows.join("\n")}
 `)
   for (const [run, published] of Object.entries(inLake)) {

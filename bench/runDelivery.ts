@@ -2,7 +2,7 @@
  * Runs one delivery through `processDelivery` in a process of its own, so the benchmark measures
  * the pipeline's memory and nothing else, and prints a JSON line: the report's status, totals and
  * rows (inserted, updated, unchanged per dataset), seconds, CPU seconds (and the system's share),
- * page faults, peak RSS (VmHWM). Configured by environment: BENCH_S3_ENDPOINT, BENCH_BUCKET, BENCH_PREFIX, DATABASE_URL,
+ * the main thread's seconds on a core and waiting for one, page faults, peak RSS (VmHWM). Configured by environment: BENCH_S3_ENDPOINT, BENCH_BUCKET, BENCH_PREFIX, DATABASE_URL,
  * LOADERS_BATCH_SIZE.
  */
 import { Duration, Effect, Layer, Redacted } from "effect"
@@ -20,6 +20,7 @@ import { sinksLayer } from "../src/entrypoints/sinks.ts"
 import { deliveryKey } from "../src/domain/DeliveryFolder.ts"
 import { PipelineConfig } from "../src/pipeline/PipelineConfig.ts"
 import { processDelivery } from "../src/pipeline/processDelivery.ts"
+import { mainThreadSchedule } from "./processCpu.ts"
 import { peakRss } from "./peakRss.ts"
 import { COLLECT_AFTER, keepMemoryDown } from "../src/entrypoints/bunMemory.ts"
 
@@ -53,6 +54,7 @@ const layer = Layer.mergeAll(sinksLayer(datasets), Ledger.layer({ lease: Duratio
 const started = performance.now()
 const cpuAtStart = process.cpuUsage()
 const faultsAtStart = process.resourceUsage().minorPageFault
+const scheduleAtStart = mainThreadSchedule()
 // Telemetry as the entry points have it: exporting when OTEL_EXPORTER_OTLP_ENDPOINT is set.
 const outcome = await Effect.runPromise(
   Effect.scoped(processDelivery(key)).pipe(Effect.provide(Layer.provideMerge(layer, TelemetryLayer)))
@@ -63,5 +65,7 @@ if (outcome._tag !== "Processed") throw new Error(`delivery was ${outcome._tag}`
 const cpuSeconds = (cpu.user + cpu.system) / 1e6
 const systemSeconds = cpu.system / 1e6
 const pageFaults = process.resourceUsage().minorPageFault - faultsAtStart
+const schedule = mainThreadSchedule()
+const mainThread = { onCpu: schedule.onCpu - scheduleAtStart.onCpu, waiting: schedule.waiting - scheduleAtStart.waiting }
 const { status, totals, rows } = outcome.report
-console.log(JSON.stringify({ status, totals, rows, seconds, cpuSeconds, systemSeconds, pageFaults, peakRss: peakRss() }))
+console.log(JSON.stringify({ status, totals, rows, seconds, cpuSeconds, systemSeconds, mainThread, pageFaults, peakRss: peakRss() }))

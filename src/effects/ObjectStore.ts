@@ -335,11 +335,13 @@ const make = Effect.fnUntraced(function*(settings: S3Settings) {
           })
         ).pipe(
           Effect.flatMap((response) => {
-            const body = response.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void }) | undefined
+            // A node:http body (Readable) or a fetch body (ReadableStream), as S3Watchdog took the request.
+            const body = response.Body as (AsyncIterable<Uint8Array> & { destroy?: () => void; cancel?: () => Promise<void> }) | undefined
             const served = stripQuotes(response.ETag)
             // Stores that ignore If-Match (s3rver) answer with the new version: refuse to splice it.
             if (etag !== undefined && served !== "" && served !== etag) {
-              body?.destroy?.()
+              if (body?.destroy) body.destroy()
+              else body?.cancel?.().catch(() => {})
               return Effect.fail(
                 failure("PreconditionFailed", new Error(`the object changed while read (ETag ${served}, expected ${etag})`))
               )

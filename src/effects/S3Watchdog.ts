@@ -1,3 +1,4 @@
+import { FetchHttpHandler } from "@smithy/fetch-http-handler"
 import { NodeHttpHandler } from "@smithy/node-http-handler"
 import { Readable } from "node:stream"
 
@@ -11,6 +12,26 @@ class S3StallError extends Error {
     super(`no progress for ${idleMillis} ms ${phase}; request aborted`)
   }
 }
+
+/**
+ * Bun's `fetch` options, given to `fetch` itself (on a `Request` they are dropped): the body as
+ * stored (a `Content-Encoding: gzip` object is the delivery's `.gz` file), and no connection reuse
+ * (Bun silently sends a GET again when a reused connection closes before the answer's head: every
+ * retry must be ours, said, counted and resumed with If-Match).
+ */
+const rawExchange = { decompress: false, keepalive: false }
+
+/**
+ * Under Bun, GETs (downloads and listings) go through the runtime's own `fetch`: it reads the
+ * socket and parses HTTP on a thread of its own, where `node:http` does both on the JavaScript
+ * thread and hands over every piece as a fresh Buffer. A 1 GB delivery (`npm run bench:pipeline`)
+ * took 2.5–3 s less of the JavaScript thread and 150–190k fewer page faults. Requests with a body
+ * (uploads) stay on `node:http`, and so does every request on other runtimes, where neither the
+ * gain nor these options were measured.
+ */
+const bunFetch = "Bun" in globalThis
+  ? new FetchHttpHandler({ customFetch: ((request: Request) => fetch(request, rawExchange)) as typeof fetch })
+  : undefined
 
 /**
  * The SDK's HTTP handler with a bound on silence: the request is aborted (through its AbortSignal)
@@ -44,29 +65,32 @@ export class S3Watchdog extends NodeHttpHandler {
       stall = new S3StallError(idleMillis, "waiting for the answer")
       controller.abort(stall)
     }, idleMillis)
-    const result = await super.handle(request, { ...options, abortSignal: controller.signal }).catch((error: unknown) => {
+    const watched = { ...options, abortSignal: controller.signal }
+    const exchange = bunFetch !== undefined && request.method === "GET" ? bunFetch.handle(request, watched) : super.handle(request, watched)
+    const result = await exchange.catch((error: unknown) => {
       done()
       throw stall ?? error
     }).finally(() => clearTimeout(timer))
     const body: unknown = result.response.body
+    const abort = (error: Error) => controller.abort(error)
     if (body instanceof Readable) {
-      result.response.body = watch(body, idleMillis, (error) => controller.abort(error))
+      result.response.body = watch(body, idleMillis, abort)
       body.once("close", done)
+    } else if (body instanceof ReadableStream) {
+      result.response.body = watchWeb(body as ReadableStream<Uint8Array>, idleMillis, abort, done)
     } else done()
     return result
   }
 }
 
 /**
- * `source` as a stream whose reader waits at most `idleMillis` for each next chunk. The clock
- * runs only while the reader has asked for bytes (`read`) and none came, never while the reader
- * holds back. On a stall the request is aborted and the stream fails with an `S3StallError`.
+ * The clock of a body's reader: it runs only while the reader has asked for bytes and none came,
+ * never while the reader holds back, and calls `stalled` past `idleMillis`. One lazy timer,
+ * re-armed only when it fires early: a chunk costs no timer call.
  */
-const watch = (source: Readable, idleMillis: number, abort: (error: Error) => void): Readable => {
-  // One lazy timer, re-armed only when it fires early: a chunk costs no timer call.
+const idleClock = (idleMillis: number, stalled: (error: S3StallError) => void) => {
   let waitingSince: number | undefined
   let timer: ReturnType<typeof setTimeout> | undefined
-  let ended = false
   const check = () => {
     timer = undefined
     if (waitingSince === undefined) return
@@ -75,31 +99,52 @@ const watch = (source: Readable, idleMillis: number, abort: (error: Error) => vo
       timer = setTimeout(check, idleMillis - waited)
       return
     }
-    const error = new S3StallError(idleMillis, "waiting for the next bytes of the body")
+    stalled(new S3StallError(idleMillis, "waiting for the next bytes of the body"))
+  }
+  return {
+    waiting: () => {
+      waitingSince ??= performance.now()
+      timer ??= setTimeout(check, idleMillis)
+    },
+    progressed: () => {
+      waitingSince = undefined
+    },
+    stop: () => {
+      waitingSince = undefined
+      clearTimeout(timer)
+    }
+  }
+}
+
+/**
+ * `source` as a stream whose reader waits at most `idleMillis` for each next chunk. On a stall
+ * the request is aborted and the stream fails with an `S3StallError`.
+ */
+const watch = (source: Readable, idleMillis: number, abort: (error: Error) => void): Readable => {
+  let ended = false
+  const clock = idleClock(idleMillis, (error) => {
     abort(error)
     watched.destroy(error)
-  }
+  })
   const watched: Readable = new Readable({
     highWaterMark: 256 * 1024,
     read() {
-      waitingSince ??= performance.now()
-      timer ??= setTimeout(check, idleMillis)
+      clock.waiting()
       source.resume()
     },
     destroy(error, callback) {
-      clearTimeout(timer)
+      clock.stop()
       source.destroy()
       callback(error)
     }
   })
   source.on("data", (chunk: Buffer) => {
-    waitingSince = undefined
+    clock.progressed()
     if (!watched.push(chunk)) source.pause()
   })
   source.on("end", () => {
     ended = true
-    waitingSince = undefined
-    clearTimeout(timer)
+    clock.stop()
     watched.push(null)
   })
   source.on("error", (error) => watched.destroy(error))
@@ -109,4 +154,51 @@ const watch = (source: Readable, idleMillis: number, abort: (error: Error) => vo
     if (!ended) watched.destroy(new Error("the response body closed before its end"))
   })
   return watched
+}
+
+/**
+ * `watch` for a web stream (a `fetch` body). A body cut short fails on its own (Bun: ECONNRESET,
+ * even when the store closes the connection cleanly).
+ */
+const watchWeb = (
+  source: ReadableStream<Uint8Array>,
+  idleMillis: number,
+  abort: (error: Error) => void,
+  settled: () => void
+): ReadableStream<Uint8Array> => {
+  const reader = source.getReader()
+  let stall: S3StallError | undefined
+  const clock = idleClock(idleMillis, (error) => {
+    stall = error
+    abort(error)
+    reader.cancel(error).catch(() => {})
+  })
+  const finish = () => {
+    clock.stop()
+    settled()
+  }
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      clock.waiting()
+      let chunk: Awaited<ReturnType<typeof reader.read>>
+      try {
+        chunk = await reader.read()
+      } catch (error) {
+        finish()
+        return controller.error(stall ?? error)
+      }
+      clock.progressed()
+      if (stall !== undefined) {
+        finish()
+        return controller.error(stall)
+      }
+      if (!chunk.done) return controller.enqueue(chunk.value)
+      finish()
+      controller.close()
+    },
+    cancel(reason) {
+      finish()
+      return reader.cancel(reason)
+    }
+  })
 }

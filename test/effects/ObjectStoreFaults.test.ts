@@ -242,19 +242,22 @@ describe("ObjectStore through an S3 fault proxy", () => {
     await putDirect("v.bin", before)
     // Cut within the first 64 KiB, which the store sends at once: before the replacement lands
     // (on a loaded machine, a later cut point could come after s3rver's read of the replaced
-    // file ended early, and the connection would close without the proxy's cut).
-    proxy.setFaults({ error: 0, cut: 1, stall: 0, share: 0.01, honourIfMatch, match: firstOf("GET", `/${bucket}/v.bin`) })
+    // file ended early, and the connection would close without the proxy's cut). The resumed GET
+    // reaches the store once the replacement is there.
     let replaced = false
+    proxy.setFaults({
+      error: 0,
+      cut: 1,
+      stall: 0,
+      share: 0.01,
+      honourIfMatch,
+      match: firstOf("GET", `/${bucket}/v.bin`),
+      afterCut: () => putDirect("v.bin", after).then(() => (replaced = true))
+    })
     const outcome = await runTest(
       Effect.gen(function*() {
         const store = yield* ObjectStore
         return yield* store.get("v.bin").pipe(
-          Stream.tap(() =>
-            replaced ? Effect.void : Effect.promise(async () => {
-              await putDirect("v.bin", after)
-              replaced = true
-            })
-          ),
           Stream.mkUint8Array,
           Effect.timeout(NEVER),
           Effect.match({

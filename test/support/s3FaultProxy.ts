@@ -21,6 +21,11 @@ export interface Faults {
   readonly match?: (method: string, path: string) => boolean
   /** How much of a cut or stalled body gets through, in [0, 1); drawn per request by default. */
   readonly share?: number
+  /**
+   * Run when a connection is cut; connections opened after it (the client's retry) are held until
+   * it settles: what it changes in the store is there for the retry, however fast the client is.
+   */
+  readonly afterCut?: () => Promise<unknown>
 }
 
 export interface FaultProxy {
@@ -178,6 +183,7 @@ export const startS3FaultProxy = async (target: string, faults: Faults): Promise
   let current = faults
   let random = generator(faults.seed ?? DEFAULT_SEED)
   const sockets = new Set<Socket>()
+  let afterCut: Promise<unknown> = Promise.resolve()
 
   const draw = (method: string, path: string, head: Head): Exchange => {
     stats.requests += 1
@@ -203,6 +209,8 @@ export const startS3FaultProxy = async (target: string, faults: Faults): Promise
 
   const server = createServer((client) => {
     track(client)
+    client.pause()
+    afterCut.finally(() => client.resume())
     const upstream = connect(Number(upstreamUrl.port), upstreamUrl.hostname)
     track(upstream)
     upstream.on("close", () => client.end())
@@ -314,6 +322,7 @@ export const startS3FaultProxy = async (target: string, faults: Faults): Promise
       faulted = true
       if (exchange.fault === "cut") {
         stats.cuts += 1
+        if (current.afterCut) afterCut = current.afterCut()
         client.destroy()
         upstream.destroy()
         return
