@@ -11,9 +11,10 @@ export interface KeyRange {
 
 const compareCells = (a: Cell, b: Cell): number => (a === b ? 0 : a === null ? -1 : b === null ? 1 : a < b ? -1 : 1)
 
-const compareKeys = (a: Row, b: Row): number => {
-  for (let i = 0; i < a.length; i++) {
-    const order = compareCells(a[i]!, b[i]!)
+/** The order of two rows' natural keys, their cells at `at`. */
+const compareKeys = (a: Row, b: Row, at: ReadonlyArray<number>): number => {
+  for (let i = 0; i < at.length; i++) {
+    const order = compareCells(a[at[i]!]!, b[at[i]!]!)
     if (order !== 0) return order
   }
   return 0
@@ -24,27 +25,30 @@ const compareKeys = (a: Row, b: Row): number => {
  * event tells subscribers, so they can fetch the rows by key).
  */
 export const trackKeyRanges = (writer: SinkWriter) => {
-  const ranges = new Map<string, { columns: ReadonlyArray<string>; first: Row; last: Row }>()
-  const positions = new Map<Dataset, ReadonlyArray<number>>()
+  // The rows holding the lowest and highest keys, their key cells taken only when asked: a
+  // delivery in key order has a new highest key at every record.
+  const extremes = new Map<Dataset, { at: ReadonlyArray<number>; first: Row; last: Row }>()
   const note = (dataset: Dataset, rows: ReadonlyArray<{ readonly row: Row }>) => {
-    let at = positions.get(dataset)
-    if (at === undefined) {
-      at = dataset.naturalKey.map((name) => dataset.columns.findIndex((c) => c.name === name))
-      positions.set(dataset, at)
-    }
-    let range = ranges.get(dataset.name)
+    let range = extremes.get(dataset)
     for (const { row } of rows) {
-      const key = at.map((i) => row[i]!)
       if (range === undefined) {
-        range = { columns: dataset.naturalKey, first: key, last: key }
-        ranges.set(dataset.name, range)
-      } else if (compareKeys(key, range.first) < 0) range.first = key
-      else if (compareKeys(key, range.last) > 0) range.last = key
+        const at = dataset.naturalKey.map((name) => dataset.columns.findIndex((c) => c.name === name))
+        range = { at, first: row, last: row }
+        extremes.set(dataset, range)
+      } else if (compareKeys(row, range.first, range.at) < 0) range.first = row
+      else if (compareKeys(row, range.last, range.at) > 0) range.last = row
     }
   }
   const tracked: SinkWriter = {
     ...writer,
     write: (dataset, batch, earlier) => Effect.tap(writer.write(dataset, batch, earlier), () => Effect.sync(() => note(dataset, batch)))
   }
-  return { writer: tracked, ranges: (): ReadonlyMap<string, KeyRange> => ranges }
+  const ranges = (): ReadonlyMap<string, KeyRange> =>
+    new Map(
+      [...extremes].map(([dataset, { at, first, last }]) => [
+        dataset.name,
+        { columns: dataset.naturalKey, first: at.map((i) => first[i]!), last: at.map((i) => last[i]!) }
+      ])
+    )
+  return { writer: tracked, ranges }
 }
