@@ -111,10 +111,12 @@ describe("a real Prometheus scraping serve and a worker", () => {
         return done?.value === 2 * n ? true : undefined
       })
     }
-    // First wave: an S3 GET answered 503, retried. Second: a download cut midway, resumed.
+    // First wave: an S3 GET answered 503, retried. Second: a download stalled midway, resumed. A
+    // stall, not a cut: the watchdog's clock runs only once the reader has taken every byte that
+    // came, where a cut connection may drop what the runtime held unread (then the GET starts over).
     await wave(1, () => proxy.setFaults({ error: 1, cut: 0, stall: 0, match: firstGetOf(`/${bucket}/incoming/acme/w1-clean/properties.json`) }))
-    await wave(2, () => proxy.setFaults({ error: 0, cut: 1, stall: 0, share: 0.5, match: firstGetOf(`/${bucket}/incoming/acme/w2-clean/leases.json`) }))
-    expect(proxy.stats).toMatchObject({ errors: 1, cuts: 1 })
+    await wave(2, () => proxy.setFaults({ error: 0, cut: 0, stall: 1, share: 0.5, match: firstGetOf(`/${bucket}/incoming/acme/w2-clean/leases.json`) }))
+    expect(proxy.stats).toMatchObject({ errors: 1, stalls: 1 })
     // Two scrapes of each target after the run, so that a series born in its last moments (the
     // resumption) has the two samples increase() and rate() need.
     const ranAt = Date.now() / 1000
