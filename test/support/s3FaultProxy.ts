@@ -210,7 +210,9 @@ export const startS3FaultProxy = async (target: string, faults: Faults): Promise
   const server = createServer((client) => {
     track(client)
     client.pause()
-    afterCut.finally(() => client.resume())
+    // Held either way: a failed change fails its test on what it checks, not on an unhandled rejection here.
+    const resume = () => void client.resume()
+    afterCut.then(resume, resume)
     const upstream = connect(Number(upstreamUrl.port), upstreamUrl.hostname)
     track(upstream)
     upstream.on("close", () => client.end())
