@@ -1,7 +1,3 @@
-import * as NodeSdk from "@effect/opentelemetry/NodeSdk"
-import * as OtelMetrics from "@effect/opentelemetry/OtelMetrics"
-import * as OtelTracer from "@effect/opentelemetry/OtelTracer"
-import * as Resource from "@effect/opentelemetry/Resource"
 import { Config, Context, Effect, Layer, Logger, References, Tracer } from "effect"
 import { otlp } from "./bootstrap.ts"
 
@@ -31,26 +27,10 @@ const logging = Layer.unwrap(
 )
 
 /**
- * Traces and metrics over OTLP/HTTP when `otel/bootstrap.ts` configured exporters (Effect spans and
- * metrics bridged by `@effect/opentelemetry`, flushed when the layer closes), plus logging.
+ * Traces and metrics over OTLP/HTTP when `otel/bootstrap.ts` configured exporters, plus logging.
+ * The bridge is imported only then (`exporters.ts`), as the exporters are.
  */
-/**
- * Effect spans as OpenTelemetry spans. Unlike `OtelTracer.layer`, no OTel context is entered
- * around every step of every traced fiber: that hook exists for OTel-instrumented libraries, which
- * the loaders do not use, and it cost 10–15% of the pipeline's throughput in `bench/pipeline.ts`.
- */
-const spans = Layer.effect(
-  Tracer.Tracer,
-  Effect.map(OtelTracer.make, (otel) => Tracer.make({ span: (options) => otel.span(options) }))
-)
+const exporting = (config: NonNullable<typeof otlp>) =>
+  Layer.unwrap(Effect.promise(() => import("./exporters.ts")).pipe(Effect.map((m) => m.exportersLayer(config))))
 
-const exporters = (config: NonNullable<typeof otlp>) =>
-  Layer.mergeAll(
-    spans.pipe(
-      Layer.provide(OtelTracer.layerTracer),
-      Layer.provide(NodeSdk.layerTracerProvider(config.spanProcessor, { shutdownTimeout: "10 seconds" }))
-    ),
-    OtelMetrics.layer(() => config.metricReader, { shutdownTimeout: "10 seconds" })
-  ).pipe(Layer.provide(Resource.layerFromEnv({ "service.name": process.env.OTEL_SERVICE_NAME ?? "loaders" })))
-
-export const TelemetryLayer = Layer.mergeAll(logging, otlp === undefined ? Layer.empty : exporters(otlp))
+export const TelemetryLayer = Layer.mergeAll(logging, otlp === undefined ? Layer.empty : exporting(otlp))
