@@ -1,5 +1,5 @@
 import { Cause, Duration, Effect, Exit, type ManagedRuntime, Schema, Stream } from "effect"
-import { timingSafeEqual, randomBytes } from "node:crypto"
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto"
 import { type Context, Hono } from "hono"
 import { bodyLimit } from "hono/body-limit"
 import { getCookie, setCookie, deleteCookie } from "hono/cookie"
@@ -38,6 +38,13 @@ const LIVE_FOR = 60_000
 
 const isDeliveryName = Schema.is(DeliveryName)
 
+/**
+ * A signed-in browser's form token: derived from its session's secret cookie, so it changes with
+ * every session and cannot be chosen by whoever plants a form-token cookie (a sibling domain can
+ * set cookies for this host, a double submit alone would take the planted pair).
+ */
+const sessionFormToken = (sessionToken: string) => createHash("sha256").update(`form:${sessionToken}`, "utf8").digest("base64url")
+
 const sameToken = (a: string, b: string) => {
   const left = Buffer.from(a)
   const right = Buffer.from(b)
@@ -48,9 +55,10 @@ const sameToken = (a: string, b: string) => {
  * The partner portal, mounted under `/portal` of the HTTP app: sign-in by a one-time link mailed
  * to an address of the partners file's `portal` list, then the partner's own deliveries and their
  * reports, read and written through the same services as `/v1` (tus uploads under
- * `/portal/uploads`). Every form carries a token equal to an HttpOnly cookie (double submit), and
- * every tus request the same token in `X-CSRF-Token`: a request from another site, which cannot
- * read the cookie, is refused with 403.
+ * `/portal/uploads`). Every form carries a token, and every tus request the same token in
+ * `X-CSRF-Token`: before sign-in one equal to an HttpOnly cookie (double submit), once signed in
+ * one derived from the session's cookie. A request from another site, which can read neither
+ * cookie, is refused with 403.
  */
 export function makePortal<E>(runtime: ManagedRuntime.ManagedRuntime<PortalServices, E>) {
   const portal = new Hono<Env>()
@@ -118,12 +126,12 @@ export function makePortal<E>(runtime: ManagedRuntime.ManagedRuntime<PortalServi
   // (the one chosen, else the partner's, else the browser's first of the two, else French).
   portal.use("*", async (c, next) => {
     const { auth, partners } = await services
-    let csrf = getCookie(c, CSRF_COOKIE)
-    if (csrf === undefined) {
-      csrf = randomBytes(32).toString("base64url")
-      cookie(c, CSRF_COOKIE, csrf)
+    let visitorToken = getCookie(c, CSRF_COOKIE)
+    if (visitorToken === undefined) {
+      visitorToken = randomBytes(32).toString("base64url")
+      cookie(c, CSRF_COOKIE, visitorToken)
     }
-    c.set("csrf", csrf)
+    c.set("csrf", visitorToken)
     c.set("nonce", randomBytes(16).toString("base64"))
     const token = getCookie(c, SESSION_COOKIE)
     const found = token === undefined ? undefined : await runtime.runPromiseExit(auth.session(token))
@@ -135,6 +143,9 @@ export function makePortal<E>(runtime: ManagedRuntime.ManagedRuntime<PortalServi
     const session = found?.value
     c.set("session", session)
     c.set("sessionToken", session === undefined ? undefined : token)
+    // Before a session (sign-in, a link's page), the double-submit cookie's token; after, the session's.
+    const csrf = session === undefined || token === undefined ? visitorToken : sessionFormToken(token)
+    c.set("csrf", csrf)
     const chosen = getCookie(c, LANGUAGE_COOKIE)
     const browsers = /^\s*(fr|en)\b/i.exec(c.req.header("accept-language") ?? "")?.[1]?.toLowerCase()
     c.set("lang", isLanguage(chosen) ? chosen : (session && partners.get(session.partner)?.language) || (isLanguage(browsers) ? browsers : "fr"))

@@ -179,6 +179,21 @@ describe("sign-in by a one-time link", () => {
     expect((await stranger.go(`/portal/link/${token}`)).status).toBe(200)
   })
 
+  test("signed in, a form token planted as a cookie (as a sibling domain can) is refused; the session's own is taken", async () => {
+    const user = await signedIn("ops@acme.test")
+    const own = await user.csrf("/portal/deliveries")
+    // The double-submit pair an attacker can make: the cookie set to a value, the form carrying it.
+    user.cookies.set("loaders_portal_csrf", "planted-by-a-sibling-domain")
+    expect((await user.post("/portal/sign-out", { csrf: "planted-by-a-sibling-domain" })).status).toBe(403)
+    expect((await user.go("/portal/deliveries")).status).toBe(200)
+    // Each session has its own token, which the next one does not take.
+    const other = await signedIn("ops@acme.test")
+    expect(await other.csrf("/portal/deliveries")).not.toBe(own)
+    expect((await other.post("/portal/sign-out", { csrf: own })).status).toBe(403)
+    const out = await user.post("/portal/sign-out", { csrf: own })
+    expect({ status: out.status, location: out.location }).toEqual({ status: 303, location: "/portal/sign-in" })
+  })
+
   test("sign-out ends the session on the server, not only in the browser", async () => {
     const user = await signedIn("ops@acme.test")
     const sessionCookie = user.cookies.get("loaders_portal")!
