@@ -16,6 +16,11 @@ export interface PipelineSettings {
   readonly batchSize: number
   /** A folder without a manifest is processed once no object arrived for this long. */
   readonly quietPeriod: Duration.Duration
+  /**
+   * A delivery opened through the HTTP API and never completed is given up this long after its last
+   * object arrived: failed with a report saying so, its files archived under the failure prefix.
+   */
+  readonly receivingExpiry: Duration.Duration
   /** How long a run's claim on a delivery lasts without renewal (a dead worker's runs wait this long). */
   readonly lease: Duration.Duration
   /** Local folder a dry run writes its reports to: `<dryRunDir>/<partner>/<delivery>/_report.json`. */
@@ -43,6 +48,7 @@ export class PipelineConfig extends Context.Service<PipelineConfig, PipelineSett
         concurrency: yield* Config.Int("LOADERS_CONCURRENCY").pipe(Config.withDefault(2)),
         batchSize: yield* Config.Int("LOADERS_BATCH_SIZE").pipe(Config.withDefault(1000)),
         quietPeriod: yield* Config.Duration("LOADERS_QUIET_PERIOD").pipe(Config.withDefault(Duration.minutes(5))),
+        receivingExpiry: yield* Config.Duration("LOADERS_API_OPEN_EXPIRY").pipe(Config.withDefault(Duration.days(7))),
         lease: yield* Config.Duration("LOADERS_LEASE").pipe(Config.withDefault(Duration.minutes(2))),
         dryRunDir: resolve(yield* Config.String("LOADERS_DRY_RUN_DIR").pipe(Config.withDefault(".loaders/dry-run"))),
         owner: `${hostname()}:${process.pid}`
@@ -60,6 +66,7 @@ export class PipelineConfig extends Context.Service<PipelineConfig, PipelineSett
       concurrency: 2,
       batchSize: 1000,
       quietPeriod: Duration.minutes(5),
+      receivingExpiry: Duration.days(7),
       lease: Duration.minutes(2),
       dryRunDir: resolve(".loaders/dry-run"),
       owner: `${hostname()}:${process.pid}`,

@@ -54,7 +54,7 @@ export const handleDeliveryJob = (job: DeliveryJob, { attempt }: JobAttempt) =>
       yield* Effect.logError(`${key.prefix} is not processed: ${refused}`)
       return JobOutcome.Done()
     }
-    const ready = yield* readiness({ key, objects }, config.quietPeriod)
+    const ready = yield* readiness({ key, objects }, config)
     if (!ready.ready) {
       yield* Effect.logDebug(`${key.prefix} waits for ${ready.waitingFor}`)
       return ready.recheckIn ? JobOutcome.RecheckAfter({ delay: ready.recheckIn }) : JobOutcome.Done()

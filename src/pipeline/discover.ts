@@ -62,7 +62,7 @@ export const discover = Effect.fn("discover")(function*(options: { readonly part
     if (refused.has(folder.key.prefix)) continue
     const ready = resume.has(folder.key.prefix)
       ? ({ ready: true, because: "unfinished" } as const)
-      : yield* readiness(folder, config.quietPeriod)
+      : yield* readiness(folder, config)
     found.push({ folder, readiness: ready })
   }
   return { found, refused: [...refused.values()] }

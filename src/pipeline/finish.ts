@@ -1,4 +1,5 @@
 import { Clock, Effect, Stream } from "effect"
+import type { Bilingual } from "../../schemas/Dataset.ts"
 import { archivePrefix, type DeliveryFolder, type DeliveryKey, ERRORS, MANIFEST, REPORT, stagedErrors } from "../domain/DeliveryFolder.ts"
 import { STRICT } from "../domain/ErrorPolicy.ts"
 import type { ObjectInfo } from "../domain/ObjectInfo.ts"
@@ -65,24 +66,36 @@ export const finishDeadRun = (key: DeliveryKey, run: RecordedRun, taken: Readonl
     yield* finish({ key, objects: taken }, report)
   }))
 
-/** The report of a run that found the objects an earlier run (`loadedBy`) already loaded. */
-export const duplicateReport = Effect.fnUntraced(function*(key: DeliveryKey, runId: string, loadedBy: string | null) {
-  const config = yield* PipelineConfig
-  const now = new Date(yield* Clock.currentTimeMillis)
-  return new ReportBuilder().build({
-    partner: key.partner,
-    delivery: key.delivery,
-    runId,
-    status: "duplicate",
-    reason: reasons.duplicate(loadedBy ?? "?"),
-    policy: STRICT,
-    dryRun: false,
-    startedAt: now,
-    finishedAt: now,
-    committed: false,
-    archive: archivePrefix(key, config.successPrefix, runId)
+/** The report of a run that reads nothing, archived under `archiveRoot`: its headline says why. */
+const unreadReport = (key: DeliveryKey, runId: string, status: "duplicate" | "failed", reason: Bilingual, archiveRoot: string) =>
+  Effect.map(Clock.currentTimeMillis, (millis) => {
+    const now = new Date(millis)
+    return new ReportBuilder().build({
+      partner: key.partner,
+      delivery: key.delivery,
+      runId,
+      status,
+      reason,
+      policy: STRICT,
+      dryRun: false,
+      startedAt: now,
+      finishedAt: now,
+      committed: false,
+      archive: archivePrefix(key, archiveRoot, runId)
+    })
   })
-})
+
+/** The report of a run that found the objects an earlier run (`loadedBy`) already loaded. */
+export const duplicateReport = (key: DeliveryKey, runId: string, loadedBy: string | null) =>
+  Effect.flatMap(PipelineConfig, (config) => unreadReport(key, runId, "duplicate", reasons.duplicate(loadedBy ?? "?"), config.successPrefix))
+
+/**
+ * The report of a delivery opened through the HTTP API and given up: nothing came for
+ * `receivingExpiry` since `lastObject`, and `complete` was never called. Nothing is read or loaded.
+ */
+export const abandonedReport = (key: DeliveryKey, runId: string, lastObject: Date) =>
+  Effect.flatMap(PipelineConfig, (config) =>
+    unreadReport(key, runId, "failed", reasons.abandoned(lastObject, config.receivingExpiry), config.failurePrefix))
 
 /** The delivery's manifest as archived (notifications follow its language and addresses). */
 const archivedManifest = Effect.fnUntraced(function*(destination: string) {

@@ -1,3 +1,4 @@
+import { Duration } from "effect"
 import type { Dataset } from "../../schemas/Dataset.ts"
 import type { DecompressError, JsonSyntaxError } from "../stream/RawRecord.ts"
 import type { FileProblem } from "./Report.ts"
@@ -106,6 +107,10 @@ export const reasons = {
   problem: (file: string, problem: FileProblem) => ({
     en: `${file}: ${problem.message.en} Nothing of this delivery was loaded.`,
     fr: `${file} : ${problem.message.fr} Rien de cette livraison n'a été chargé.`
+  }),
+  abandoned: (lastObject: Date, expiry: Duration.Duration) => ({
+    en: `This delivery was opened through the API but never completed: nothing arrived for ${Duration.format(expiry)} since ${lastObject.toISOString()}, so it was given up and nothing was loaded. Send it again and call complete once every file is there.`,
+    fr: `Cette livraison a été ouverte par l'API mais jamais terminée : rien n'est arrivé pendant ${Duration.format(expiry)} depuis ${lastObject.toISOString()}, elle a donc été abandonnée et rien n'a été chargé. Envoyez-la à nouveau et appelez complete une fois tous les fichiers présents.`
   }),
   duplicate: (runId: string) => ({
     en: `These files are identical to a delivery already loaded (run ${runId}): nothing was loaded again.`,

@@ -1,11 +1,12 @@
-import { Effect, Stream } from "effect"
-import { type DeliveryFolder, type DeliveryKey, folderObjects, nameInFolder, stagingFolder } from "../domain/DeliveryFolder.ts"
+import { Clock, Effect, Stream } from "effect"
+import { type DeliveryFolder, type DeliveryKey, folderObjects, nameInFolder, RECEIVING, stagingFolder } from "../domain/DeliveryFolder.ts"
 import { Ledger } from "../effects/Ledger.ts"
 import { ObjectStore } from "../effects/ObjectStore.ts"
-import { duplicateReport, finish, finishDeadRun } from "./finish.ts"
+import { abandonedReport, duplicateReport, finish, finishDeadRun } from "./finish.ts"
 import { holding } from "./holding.ts"
 import { dryRun, loadRun } from "./loadRun.ts"
 import { PipelineConfig } from "./PipelineConfig.ts"
+import { abandoned, newestObject } from "./Readiness.ts"
 import type { DeliveryReport } from "./Report.ts"
 
 /** What became of a delivery folder handed to `processDelivery`. */
@@ -20,8 +21,11 @@ export type Outcome =
   | {
     readonly _tag: "Skipped"
     readonly key: DeliveryKey
-    /** `empty`: nothing there (already moved); `busy`: another run holds it; `leftover`: a dead run's move was finished. */
-    readonly reason: "empty" | "busy" | "leftover"
+    /**
+     * `empty`: nothing there (already moved); `busy`: another run holds it; `leftover`: a dead run's
+     * move was finished; `receiving`: the HTTP API is still receiving it.
+     */
+    readonly reason: "empty" | "busy" | "leftover" | "receiving"
   }
 
 export interface ProcessOptions {
@@ -69,6 +73,12 @@ const processOnce = Effect.fnUntraced(function*(key: DeliveryKey) {
     return { _tag: "Skipped", key, reason: "leftover" } as const
   }
   const folder: DeliveryFolder = { key, objects }
+  // A folder the API is receiving is run only once abandoned, and then only to fail it.
+  const receiving = objects.some((o) => nameInFolder(key, o.key) === RECEIVING)
+  const lastObject = newestObject(folder)
+  if (receiving && !abandoned(lastObject, new Date(yield* Clock.currentTimeMillis), config.receivingExpiry)) {
+    return { _tag: "Skipped", key, reason: "receiving" } as const
+  }
 
   const claim = yield* ledger.claim(key, folderObjects(folder), config.owner, listedAt)
   switch (claim._tag) {
@@ -91,7 +101,7 @@ const processOnce = Effect.fnUntraced(function*(key: DeliveryKey) {
       return yield* holding(key, claim.runId, Effect.gen(function*() {
         // Errors staged by runs that died before recording an outcome: theirs is redone by this run.
         yield* store.list(stagingFolder(key, config.stagingPrefix)).pipe(Stream.runForEach((object) => store.delete(object.key)))
-        const report = yield* loadRun(folder, claim.runId)
+        const report = receiving ? yield* abandonedReport(key, claim.runId, lastObject) : yield* loadRun(folder, claim.runId)
         // A committed load recorded its outcome with its rows; a failed one records it now.
         if (report.status === "failed") yield* ledger.settle(key, claim.runId, "failed", report)
         return { _tag: "Processed", key, report: yield* finish(folder, report) } as const

@@ -4,7 +4,10 @@ import { beforeAll, describe, expect, test } from "bun:test"
 import { Validator } from "@seriousme/openapi-schema-validator"
 import Ajv2020 from "ajv/dist/2020.js"
 import { execFile } from "node:child_process"
+import { Duration } from "effect"
+import { Database } from "../../src/effects/Database.ts"
 import { JobQueue } from "../../src/effects/JobQueue.ts"
+import { reconcile } from "../../src/pipeline/reconcile.ts"
 import { apiServer, deliveryFiles } from "../support/api.ts"
 import { city, jsonArray, property } from "../support/fixtures.ts"
 import { deposit, keysUnder } from "../support/pipeline.ts"
@@ -204,6 +207,32 @@ describe("refusals change nothing", () => {
     refusedWith(await tusCreate({ delivery: "sealed", filename: "properties.json" }, 2), 409, "conflict", "takes no more files")
     expect(await snapshot()).toEqual(sealed)
     expect(sealed.keys.filter((key) => !before.keys.includes(key))).toEqual(["incoming/acme/sealed/_manifest.json"])
+  })
+
+  test("a delivery opened and never completed: after LOADERS_API_OPEN_EXPIRY the reconciliation scan fails it, archived with a report saying so", async () => {
+    // Abandoned as soon as nothing new arrives: what a week of silence does by default.
+    const expiring = await apiServer({}, 60_000, { receivingExpiry: Duration.zero })
+    const send = (path: string, init: RequestInit = {}) =>
+      fetch(`${expiring.base}${path}`, { ...init, headers: { ...expiring.auth(expiring.keys.acme), ...init.headers }, signal: AbortSignal.timeout(20_000) })
+    const opened = await send("/v1/deliveries", json({ delivery: "gone", files: [{ name: "leases.json", size: 2 }] }))
+    expect(opened.status).toBe(201)
+    expect((await send("/v1/deliveries/gone/files/properties.json", { method: "PUT", body: jsonArray([property(1)]) })).status).toBeLessThan(300)
+
+    const scan = await expiring.runtime.runPromise(reconcile())
+    expect(scan.offered).toEqual(["incoming/acme/gone/"])
+    const status = (await expiring.finished("gone")) as { state: string; report?: { status: string; reason: { en: string }; totals: { read: number; loaded: number } } }
+    expect(status.state).toBe("failed")
+    expect(status.report?.reason.en).toStartWith("This delivery was opened through the API but never completed: nothing arrived for 0 since ")
+    expect(status.report?.totals).toMatchObject({ read: 0, loaded: 0 })
+    // Everything received is kept for audit under failure/, the API's marker included; nothing is left to complete.
+    const archived = await keysUnder(expiring.client, expiring.bucket, "failure/acme/gone/")
+    expect(archived.map((key) => key.replace(/run-[^/]+\//, "run/")).sort()).toEqual(
+      ["_receiving.json", "_report.json", "properties.json"].map((name) => `failure/acme/gone/run/${name}`)
+    )
+    expect(await keysUnder(expiring.client, expiring.bucket, "incoming/acme/gone/")).toEqual([])
+    expect((await send("/v1/deliveries/gone/complete", { method: "POST" })).status).toBe(404)
+    const rows = await expiring.runtime.runPromise(Database.use((db) => db.query<{ n: number }>("SELECT count(*)::int AS n FROM loaders.properties")))
+    expect(rows).toEqual([{ n: 0 }])
   })
 
   test("over the partner's rate: 429 with Retry-After, other partners unaffected", async () => {

@@ -10,36 +10,47 @@ import { freshBucket } from "../support/s3.ts"
 describe("readiness", () => {
   const now = new Date("2026-11-25T10:00:00Z")
   const quietPeriod = Duration.minutes(5)
+  const receivingExpiry = Duration.days(7)
 
   test("with a manifest: ready once every listed file is present", () => {
     const present = new Set(["_manifest.json", "a.json"])
-    expect(readinessOf({ present, listed: ["a.json", "b.json"], newest: now, now, quietPeriod })).toEqual({
+    expect(readinessOf({ present, listed: ["a.json", "b.json"], newest: now, now, quietPeriod, receivingExpiry })).toEqual({
       ready: false,
       waitingFor: "files listed in _manifest.json: b.json"
     })
-    expect(readinessOf({ present: new Set([...present, "b.json"]), listed: ["a.json", "b.json"], newest: now, now, quietPeriod }).ready).toBe(true)
+    expect(readinessOf({ present: new Set([...present, "b.json"]), listed: ["a.json", "b.json"], newest: now, now, quietPeriod, receivingExpiry }).ready).toBe(true)
     // An unreadable manifest is processed, so the partner hears about it.
-    expect(readinessOf({ present, listed: null, newest: now, now, quietPeriod }).ready).toBe(true)
+    expect(readinessOf({ present, listed: null, newest: now, now, quietPeriod, receivingExpiry }).ready).toBe(true)
   })
 
   test("without a manifest: ready after the quiet period", () => {
     const present = new Set(["a.json"])
-    expect(readinessOf({ present, newest: new Date(now.getTime() - 60_000), now, quietPeriod })).toEqual({
+    expect(readinessOf({ present, newest: new Date(now.getTime() - 60_000), now, quietPeriod, receivingExpiry })).toEqual({
       ready: false,
       waitingFor: "_manifest.json, or 240 s without a new object",
       recheckIn: Duration.millis(240_000)
     })
-    expect(readinessOf({ present, newest: new Date(now.getTime() - 300_000), now, quietPeriod }).ready).toBe(true)
+    expect(readinessOf({ present, newest: new Date(now.getTime() - 300_000), now, quietPeriod, receivingExpiry }).ready).toBe(true)
   })
 
   test("still received through the API: not ready, quiet or complete as it may look, until its marker goes", () => {
     const present = new Set(["_receiving.json", "_manifest.json", "a.json"])
     const long = new Date(now.getTime() - 3_600_000)
-    expect(readinessOf({ present, newest: long, now, quietPeriod })).toEqual({
+    expect(readinessOf({ present, newest: long, now, quietPeriod, receivingExpiry })).toEqual({
       ready: false,
       waitingFor: "the API's complete call (_receiving.json present)"
     })
-    expect(readinessOf({ present, listed: ["a.json"], newest: long, now, quietPeriod }).ready).toBe(false)
+    expect(readinessOf({ present, listed: ["a.json"], newest: long, now, quietPeriod, receivingExpiry }).ready).toBe(false)
+  })
+
+  test("received through the API and nothing new for LOADERS_API_OPEN_EXPIRY: abandoned, ready to be failed", () => {
+    const present = new Set(["_receiving.json", "a.json"])
+    const week = Duration.toMillis(receivingExpiry)
+    expect(readinessOf({ present, newest: new Date(now.getTime() - week + 1000), now, quietPeriod, receivingExpiry }).ready).toBe(false)
+    expect(readinessOf({ present, newest: new Date(now.getTime() - week), now, quietPeriod, receivingExpiry })).toEqual({
+      ready: true,
+      because: "abandoned"
+    })
   })
 })
 
@@ -50,7 +61,7 @@ describe("readiness on s3rver", () => {
     await deposit(client, bucket, prefix, { "a.json": "[]" })
     const key = { bucket, prefix, partner: "acme", delivery: "moved" }
     const gone = { key: `${prefix}_manifest.json`, size: 10, etag: "e", lastModified: new Date() }
-    const answer = await runTest(readiness({ key, objects: [gone] }, Duration.zero), layer)
+    const answer = await runTest(readiness({ key, objects: [gone] }, { quietPeriod: Duration.zero, receivingExpiry: Duration.days(7) }), layer)
     expect(answer).toEqual({ ready: false, waitingFor: "_manifest.json, gone since the folder was listed" })
   })
 })

@@ -6,6 +6,7 @@ import { JobQueue } from "../../src/effects/JobQueue.ts"
 import * as PgBossJobQueue from "../../src/effects/pgboss/PgBossJobQueue.ts"
 import { makeApp } from "../../src/entrypoints/http.ts"
 import { handleDeliveryJob } from "../../src/pipeline/deliveryJob.ts"
+import type { PipelineSettings } from "../../src/pipeline/PipelineConfig.ts"
 import type { DeliveryReport } from "../../src/pipeline/Report.ts"
 import { Webhook } from "../../src/webhook/Webhook.ts"
 import { PortalAuth, type PortalSettings } from "../../src/portal/PortalAuth.ts"
@@ -27,7 +28,7 @@ export const portalSettings: PortalSettings = { linkTtl: Duration.minutes(15), s
  * PostgreSQL database. Partner `acme` holds two keys (a rotation), `globex` one, `geo` one and a
  * contract; `acme` and `globex` each have a portal address; `revoked` is a key whose hash no partner lists any more.
  */
-export const apiServer = async (settings: Partial<ApiSettings> = {}, finishWithinMs = 60_000) => {
+export const apiServer = async (settings: Partial<ApiSettings> = {}, finishWithinMs = 60_000, pipeline: Partial<PipelineSettings> = {}) => {
   const keys = { acme: newApiKey(), acmeNext: newApiKey(), globex: newApiKey(), geo: newApiKey(), revoked: newApiKey() }
   const partners = {
     acme: { apiKeys: [hashApiKey(keys.acme), hashApiKey(keys.acmeNext)], language: "en" as const, portal: ["ops@acme.test"] },
@@ -38,7 +39,7 @@ export const apiServer = async (settings: Partial<ApiSettings> = {}, finishWithi
       contract: { datasets: { cities: { unknownFields: "keep" as const } }, files: [{ glob: "*.json", dataset: "cities" }] }
     }
   }
-  const fixture = await pipelineFixture(databases.PostgreSQL(), { quietPeriod: Duration.zero }, partners)
+  const fixture = await pipelineFixture(databases.PostgreSQL(), { quietPeriod: Duration.zero, ...pipeline }, partners)
   const workers = Layer.effectDiscard(
     JobQueue.use((queue) => Effect.forkScoped(queue.take(handleDeliveryJob, { workers: 2, perGroup: 2 })))
   )
